@@ -1,0 +1,433 @@
+//! Admin operations: what `ftpgate sender|pipe|export|apply` ask for.
+//!
+//! A [`Request`] is executed by [`execute`], the one code path for every operation. The
+//! CLI sends the request over `control.sock` when a daemon runs ([`socket`]), or opens the
+//! database itself and calls [`execute`] directly when none does. Secrets arrive in
+//! requests already prepared by the CLI (passwords as argon2 hashes), and responses never
+//! carry a hash or an S3 secret unless the request asked for secrets.
+
+pub mod socket;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::{Invalid, TlsReuse, check_sender_name, random_token};
+use crate::net::Cidr;
+use crate::store::pipes::PipeSpec;
+use crate::store::{self, Pipe, Sender, Store, Writer, now_secs};
+
+/// One admin operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    SenderAdd {
+        name: String,
+        password_hash: String,
+        require_tls: bool,
+        allow: Vec<String>,
+    },
+    SenderPasswd {
+        name: String,
+        password_hash: String,
+    },
+    SenderSet {
+        name: String,
+        require_tls: Option<bool>,
+        tls_reuse: Option<TlsReuse>,
+        allow: Vec<String>,
+        clear_allow: bool,
+    },
+    SenderList,
+    SenderShow {
+        name: String,
+    },
+    SenderRemove {
+        name: String,
+    },
+    SenderEnable {
+        name: String,
+        enabled: bool,
+    },
+    Grant {
+        name: String,
+        pipe: String,
+    },
+    Revoke {
+        name: String,
+        pipe: String,
+    },
+    PipeAdd {
+        spec: PipeSpec,
+    },
+    PipeSet {
+        id: String,
+        changes: PipeChanges,
+    },
+    PipeList,
+    PipeShow {
+        id: String,
+    },
+    PipeRemove {
+        id: String,
+    },
+    PipeEnable {
+        id: String,
+        enabled: bool,
+    },
+    Export {
+        include_secrets: bool,
+    },
+    Apply {
+        fleet: String,
+        dry_run: bool,
+    },
+}
+
+impl Request {
+    /// Whether the operation can change Senders, Pipes or Grants (the daemon then drops
+    /// its verified-credential cache).
+    pub fn mutates(&self) -> bool {
+        !matches!(
+            self,
+            Request::Ping
+                | Request::SenderList
+                | Request::SenderShow { .. }
+                | Request::PipeList
+                | Request::PipeShow { .. }
+                | Request::Export { .. }
+        )
+    }
+}
+
+/// Fields `pipe set` may change; `None` keeps the current value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PipeChanges {
+    pub name: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub overwrite: Option<crate::names::Overwrite>,
+}
+
+/// A Sender as shown by `list`/`show`: no password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderView {
+    pub name: String,
+    pub enabled: bool,
+    pub require_tls: bool,
+    pub tls_reuse: TlsReuse,
+    pub allow: Vec<String>,
+    pub pipes: Vec<String>,
+    pub created: u64,
+}
+
+/// A Pipe as shown by `list`/`show`: whether a secret is set, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipeView {
+    pub id: String,
+    pub name: String,
+    pub dest: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub access_key: Option<String>,
+    pub secret_key_set: bool,
+    pub overwrite: String,
+    pub enabled: bool,
+    pub senders: Vec<String>,
+    pub created: u64,
+}
+
+/// What an operation produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Pong,
+    /// A change was made; the sentence says which.
+    Done {
+        message: String,
+    },
+    Senders {
+        senders: Vec<SenderView>,
+    },
+    Sender {
+        sender: SenderView,
+    },
+    Pipes {
+        pipes: Vec<PipeView>,
+    },
+    Pipe {
+        pipe: PipeView,
+    },
+    Export {
+        toml: String,
+    },
+    Applied {
+        changes: Vec<String>,
+        dry_run: bool,
+    },
+}
+
+/// An operation that failed: one line for the user, and whether it was a usage error.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub message: String,
+    pub usage: bool,
+}
+
+impl Error {
+    pub fn runtime(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            usage: false,
+        }
+    }
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Error {
+        Error {
+            usage: e.is_usage(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Error {
+        Error {
+            message: e.0,
+            usage: true,
+        }
+    }
+}
+
+fn parse_allow(allow: &[String]) -> Result<Vec<Cidr>, Invalid> {
+    allow.iter().map(|a| a.parse()).collect()
+}
+
+fn sender_view(s: &Sender, pipes: Vec<String>) -> SenderView {
+    SenderView {
+        name: s.name.clone(),
+        enabled: s.enabled,
+        require_tls: s.require_tls,
+        tls_reuse: s.tls_reuse,
+        allow: s.allow.iter().map(ToString::to_string).collect(),
+        pipes,
+        created: s.created,
+    }
+}
+
+fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
+    let spec = PipeSpec::of(p, false);
+    PipeView {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        dest: spec.dest,
+        endpoint: spec.endpoint,
+        region: spec.region,
+        path_style: spec.path_style,
+        access_key: spec.access_key,
+        secret_key_set: p.s3.as_ref().is_some_and(|s| !s.secret_key.is_empty()),
+        overwrite: p.overwrite.to_string(),
+        enabled: p.enabled,
+        senders,
+        created: p.created,
+    }
+}
+
+fn senders_of(w: &Writer, id: &str) -> store::Result<Vec<String>> {
+    Ok(w.grants()?
+        .into_iter()
+        .filter(|(_, p)| p == id)
+        .map(|(s, _)| s)
+        .collect())
+}
+
+fn done(message: String) -> store::Result<Response> {
+    Ok(Response::Done { message })
+}
+
+/// Carries out `req` against `store`. Blocking: the daemon calls it through
+/// `smol::unblock`. Every change is one transaction, committed only if it succeeds.
+pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
+    if let Request::Apply { fleet, dry_run } = req {
+        let fleet = crate::fleet::Fleet::parse(&fleet)?;
+        let changes = store.write_or_discard(!dry_run, |w| crate::fleet::apply(w, &fleet))?;
+        return Ok(Response::Applied { changes, dry_run });
+    }
+    Ok(store.write(|w| run(w, req))?)
+}
+
+/// The operations that are one ordinary transaction; an error aborts it.
+fn run(w: &Writer, req: Request) -> store::Result<Response> {
+    match req {
+        Request::Ping => Ok(Response::Pong),
+        Request::SenderAdd {
+            name,
+            password_hash,
+            require_tls,
+            allow,
+        } => {
+            check_sender_name(&name)?;
+            let allow = parse_allow(&allow)?;
+            if w.sender(&name)?.is_some() {
+                return Err(store::Error::SenderExists(name));
+            }
+            w.put_sender(&Sender {
+                name: name.clone(),
+                password_hash,
+                enabled: true,
+                require_tls,
+                tls_reuse: TlsReuse::default(),
+                allow,
+                created: now_secs(),
+            })?;
+            done(format!("added sender {name}"))
+        }
+        Request::SenderPasswd {
+            name,
+            password_hash,
+        } => {
+            let mut s = w.existing_sender(&name)?;
+            s.password_hash = password_hash;
+            w.put_sender(&s)?;
+            done(format!("changed the password of sender {name}"))
+        }
+        Request::SenderSet {
+            name,
+            require_tls,
+            tls_reuse,
+            allow,
+            clear_allow,
+        } => {
+            let mut s = w.existing_sender(&name)?;
+            let allow = parse_allow(&allow)?;
+            if clear_allow {
+                s.allow.clear();
+            }
+            for net in allow {
+                if !s.allow.contains(&net) {
+                    s.allow.push(net);
+                }
+            }
+            s.require_tls = require_tls.unwrap_or(s.require_tls);
+            s.tls_reuse = tls_reuse.unwrap_or(s.tls_reuse);
+            w.put_sender(&s)?;
+            done(format!("updated sender {name}"))
+        }
+        Request::SenderList => {
+            let mut out = Vec::new();
+            for s in w.senders()? {
+                out.push(sender_view(&s, w.grants_of(&s.name)?));
+            }
+            Ok(Response::Senders { senders: out })
+        }
+        Request::SenderShow { name } => {
+            let s = w.existing_sender(&name)?;
+            Ok(Response::Sender {
+                sender: sender_view(&s, w.grants_of(&name)?),
+            })
+        }
+        Request::SenderRemove { name } => {
+            w.remove_sender(&name)?;
+            done(format!("removed sender {name}"))
+        }
+        Request::SenderEnable { name, enabled } => {
+            let mut s = w.existing_sender(&name)?;
+            s.enabled = enabled;
+            w.put_sender(&s)?;
+            done(format!(
+                "{} sender {name}",
+                if enabled { "enabled" } else { "disabled" }
+            ))
+        }
+        Request::Grant { name, pipe } => {
+            let new = w.grant(&name, &pipe)?;
+            done(if new {
+                format!("granted pipe {pipe} to sender {name}")
+            } else {
+                format!("sender {name} already had pipe {pipe}")
+            })
+        }
+        Request::Revoke { name, pipe } => {
+            w.revoke(&name, &pipe)?;
+            done(format!("revoked pipe {pipe} from sender {name}"))
+        }
+        Request::PipeAdd { spec } => {
+            let id = match &spec.id {
+                Some(id) => {
+                    crate::names::check_pipe_id(id)?;
+                    if w.pipe(id)?.is_some() {
+                        return Err(store::Error::PipeExists(id.clone()));
+                    }
+                    id.clone()
+                }
+                None => unused_pipe_id(w)?,
+            };
+            let pipe = spec.build(id.clone(), None, now_secs())?;
+            w.put_pipe(&pipe)?;
+            Ok(Response::Pipe {
+                pipe: pipe_view(&pipe, Vec::new()),
+            })
+        }
+        Request::PipeSet { id, changes } => {
+            let old = w.existing_pipe(&id)?;
+            let mut spec = PipeSpec::of(&old, true);
+            let c = changes;
+            spec.name = c.name.unwrap_or(spec.name);
+            spec.endpoint = c.endpoint.or(spec.endpoint);
+            spec.region = c.region.or(spec.region);
+            spec.path_style = c.path_style.unwrap_or(spec.path_style);
+            spec.access_key = c.access_key.or(spec.access_key);
+            spec.secret_key = c.secret_key.or(spec.secret_key);
+            spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
+            let pipe = spec.build(id.clone(), None, old.created)?;
+            w.put_pipe(&pipe)?;
+            done(format!("updated pipe {id}"))
+        }
+        Request::PipeList => {
+            let mut out = Vec::new();
+            for p in w.pipes()? {
+                out.push(pipe_view(&p, senders_of(w, &p.id)?));
+            }
+            Ok(Response::Pipes { pipes: out })
+        }
+        Request::PipeShow { id } => {
+            let p = w.existing_pipe(&id)?;
+            Ok(Response::Pipe {
+                pipe: pipe_view(&p, senders_of(w, &id)?),
+            })
+        }
+        Request::PipeRemove { id } => {
+            w.remove_pipe(&id)?;
+            done(format!("removed pipe {id}"))
+        }
+        Request::PipeEnable { id, enabled } => {
+            let mut p = w.existing_pipe(&id)?;
+            p.enabled = enabled;
+            w.put_pipe(&p)?;
+            done(format!(
+                "{} pipe {id}",
+                if enabled { "enabled" } else { "disabled" }
+            ))
+        }
+        Request::Export { include_secrets } => Ok(Response::Export {
+            toml: crate::fleet::export(w, include_secrets)?,
+        }),
+        Request::Apply { .. } => unreachable!("handled by execute"),
+    }
+}
+
+/// A fresh 8-character Pipe id not yet in use.
+fn unused_pipe_id(w: &Writer) -> store::Result<String> {
+    loop {
+        let id = random_token(8);
+        if w.pipe(&id)?.is_none() {
+            return Ok(id);
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The control socket, `state/control.sock` (mode 0600): one JSON [`Request`] line in, one
+//! JSON line out (`{"ok": Response}` or `{"err": Error}`).
+//!
+//! [`dispatch`] is what the CLI calls: through the socket when a daemon answers, else
+//! directly against the database. A socket file nobody answers on is stale (left by a
+//! killed daemon): the CLI ignores it and the next daemon replaces it.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use smol::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+
+use super::{Error, Request, Response, execute};
+use crate::state::StateDir;
+use crate::store::{self, Store};
+
+/// Largest request accepted (an `apply` of a big fleet file fits).
+const MAX_REQUEST: u64 = 16 << 20;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Reply {
+    Ok(Response),
+    Err(Error),
+}
+
+/// Runs `req` through the daemon if one answers on the control socket, else directly.
+pub fn dispatch(state: &StateDir, req: Request) -> Result<Response, Error> {
+    match UnixStream::connect(state.control_socket()) {
+        Ok(stream) => send(stream, &req),
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) =>
+        {
+            let store = open_store(state)?;
+            execute(&store, req)
+        }
+        Err(e) => Err(Error::runtime(format!(
+            "cannot reach the daemon at {}: {e}",
+            state.control_socket().display()
+        ))),
+    }
+}
+
+/// Opens the database for a CLI command, waiting briefly if another short-lived CLI
+/// process holds it.
+pub fn open_store(state: &StateDir) -> Result<Store, Error> {
+    state.create().map_err(|e| {
+        Error::runtime(format!(
+            "cannot create state directory {}: {e}",
+            state.root().display()
+        ))
+    })?;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        match Store::open(&state.database()) {
+            Err(store::Error::InUse(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => return other.map_err(Error::from),
+        }
+    }
+}
+
+fn send(mut stream: UnixStream, req: &Request) -> Result<Response, Error> {
+    let lost = |e: io::Error| Error::runtime(format!("lost contact with the daemon: {e}"));
+    let mut line = serde_json::to_vec(req).expect("requests serialize");
+    line.push(b'\n');
+    stream.write_all(&line).map_err(lost)?;
+    let mut answer = String::new();
+    BufReader::new(stream.take(MAX_REQUEST))
+        .read_line(&mut answer)
+        .map_err(lost)?;
+    match serde_json::from_str::<Reply>(&answer) {
+        Ok(Reply::Ok(r)) => Ok(r),
+        Ok(Reply::Err(e)) => Err(e),
+        Err(e) => Err(Error::runtime(format!(
+            "the daemon sent an answer this ftpgate cannot read ({e}): are both the same version?"
+        ))),
+    }
+}
+
+/// Daemon side: answers one client connection. `after` runs after each operation that
+/// may have changed state (the daemon clears its credential cache there).
+pub async fn serve_client(
+    mut stream: smol::net::unix::UnixStream,
+    store: Arc<Store>,
+    after: impl Fn(&Request),
+) -> io::Result<()> {
+    let mut reader = smol::io::BufReader::new(stream.clone().take(MAX_REQUEST));
+    let mut line = String::new();
+    if reader.read_line(&mut line).await? == 0 {
+        return Ok(()); // a liveness probe: connected and left
+    }
+    let reply = match serde_json::from_str::<Request>(&line) {
+        Ok(req) => {
+            let store = store.clone();
+            let r = req.clone();
+            let result = smol::unblock(move || execute(&store, r)).await;
+            if result.is_ok() && req.mutates() {
+                after(&req);
+            }
+            match result {
+                Ok(resp) => Reply::Ok(resp),
+                Err(e) => Reply::Err(e),
+            }
+        }
+        Err(e) => Reply::Err(Error {
+            message: format!("malformed request on the control socket: {e}"),
+            usage: true,
+        }),
+    };
+    let mut out = serde_json::to_vec(&reply).expect("replies serialize");
+    out.push(b'\n');
+    stream.write_all(&out).await
+}

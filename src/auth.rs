@@ -1,0 +1,393 @@
+//! Passwords and logins.
+//!
+//! * Hashes are argon2id at the OWASP minimum (19 MiB, t=2, p=1) with a per-Sender salt.
+//! * [`Authenticator::login`] resolves `name` or `name@pipe_id` plus a password to a
+//!   (Sender, Pipe) or to a [`Refusal`]. Callers give the client one `530` whatever the
+//!   reason and log the reason itself.
+//! * Verifications run off the executor, at most `max_parallel` at a time, so a flood of
+//!   `PASS` commands queues instead of exhausting memory (each costs 19 MiB).
+//! * A verified-credential cache spares devices that log in for every file the argon2
+//!   cost. Its keys are HMACs under a per-process random key, so the memory never holds a
+//!   password or an offline-checkable digest of one. An entry holds only while the
+//!   Sender's hash is unchanged, and admin changes clear the cache.
+//! * Unknown Senders are verified against a dummy hash, so the time taken does not tell
+//!   which names exist.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use smol::lock::Semaphore;
+
+use crate::names::{Invalid, random_token};
+use crate::store::{Pipe, Sender, Store};
+
+/// OWASP minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
+const M_COST_KIB: u32 = 19 * 1024;
+const T_COST: u32 = 2;
+const P_COST: u32 = 1;
+
+fn argon2() -> Argon2<'static> {
+    let params = Params::new(M_COST_KIB, T_COST, P_COST, None)
+        .expect("constant argon2 parameters are valid");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes `password` with a fresh random salt into a PHC string (`$argon2id$...`).
+pub fn hash_password(password: &str) -> Result<String, Invalid> {
+    if password.is_empty() {
+        return Err(Invalid(
+            "empty password: give a password of at least one character".into(),
+        ));
+    }
+    let mut salt = [0u8; 16];
+    getrandom::getrandom(&mut salt).expect("the operating system's random source failed");
+    let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| Invalid(format!("could not hash the password: {e}")))
+}
+
+/// Checks `password` against a PHC hash; a malformed hash verifies nothing. Blocking
+/// (tens of milliseconds): call it off the executor.
+pub fn verify_password(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// Checks that `hash` is an argon2id PHC string we can verify (for `apply`).
+pub fn check_hash(hash: &str) -> Result<(), Invalid> {
+    match PasswordHash::new(hash) {
+        Ok(h) if h.algorithm.as_str() == "argon2id" => Ok(()),
+        _ => Err(Invalid(
+            "password_hash must be an argon2id PHC string ($argon2id$...), as 'ftpgate export' writes".into(),
+        )),
+    }
+}
+
+/// A strong password for `sender add` without `--password-stdin` (about 99 bits).
+pub fn generate_password() -> String {
+    random_token(20)
+}
+
+/// `USER` argument split into Sender name and optional Pipe id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoginName<'a> {
+    pub sender: &'a str,
+    pub pipe: Option<&'a str>,
+}
+
+impl<'a> LoginName<'a> {
+    /// `name` or `name@pipe_id`. Splits at the last `@`; validation happens on lookup.
+    pub fn parse(user: &'a str) -> LoginName<'a> {
+        match user.rsplit_once('@') {
+            Some((sender, pipe)) => LoginName {
+                sender,
+                pipe: Some(pipe),
+            },
+            None => LoginName {
+                sender: user,
+                pipe: None,
+            },
+        }
+    }
+}
+
+/// Why a login was refused. The client only ever sees `530`; this goes to the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    UnknownSender,
+    WrongPassword,
+    SenderDisabled,
+    SourceNotAllowed(IpAddr),
+    TlsRequired,
+    UnknownPipe(String),
+    NotGranted(String),
+    PipeDisabled(String),
+    /// No Pipe given and the Sender has several.
+    Ambiguous(Vec<String>),
+    /// No Pipe given and the Sender has none.
+    NoPipe,
+    /// The store could not be read.
+    Store(String),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::UnknownSender => f.write_str("unknown sender"),
+            Refusal::WrongPassword => f.write_str("wrong password"),
+            Refusal::SenderDisabled => f.write_str("sender is disabled"),
+            Refusal::SourceNotAllowed(ip) => write!(
+                f,
+                "source address {ip} is not in the sender's allowed networks"
+            ),
+            Refusal::TlsRequired => f.write_str("sender requires TLS and the connection is plain"),
+            Refusal::UnknownPipe(p) => write!(f, "no pipe {p:?}"),
+            Refusal::NotGranted(p) => write!(f, "sender has no grant for pipe {p:?}"),
+            Refusal::PipeDisabled(p) => write!(f, "pipe {p:?} is disabled"),
+            Refusal::Ambiguous(ps) => write!(
+                f,
+                "sender has several pipes ({}) and the login names none (use name@pipe_id)",
+                ps.join(", ")
+            ),
+            Refusal::NoPipe => f.write_str("sender has no pipe granted"),
+            Refusal::Store(e) => write!(f, "store error: {e}"),
+        }
+    }
+}
+
+/// A successful login.
+#[derive(Debug, Clone)]
+pub struct Login {
+    pub sender: Sender,
+    pub pipe: Pipe,
+}
+
+/// Tuning for [`Authenticator`].
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// argon2 verifications running at once (each holds 19 MiB).
+    pub max_parallel: usize,
+    /// How long a verified credential is trusted without argon2.
+    pub cache_ttl: Duration,
+    /// Most cache entries kept; expired ones go first, then all.
+    pub cache_capacity: usize,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            max_parallel: 2,
+            cache_ttl: Duration::from_secs(15 * 60),
+            cache_capacity: 1024,
+        }
+    }
+}
+
+struct Cached {
+    /// The hash the password was verified against: a changed password misses.
+    hash: String,
+    expires: Instant,
+}
+
+/// Everything a lookup needs, read in one snapshot.
+struct Lookup {
+    sender: Option<Sender>,
+    granted: Vec<String>,
+    pipe: Option<Pipe>,
+}
+
+/// Resolves logins against the store; shared by every session of a daemon.
+pub struct Authenticator {
+    store: Arc<Store>,
+    config: AuthConfig,
+    permits: Semaphore,
+    hmac_key: [u8; 32],
+    dummy_hash: String,
+    cache: Mutex<HashMap<[u8; 32], Cached>>,
+}
+
+impl Authenticator {
+    /// Blocking (hashes the dummy password once): call before serving.
+    pub fn new(store: Arc<Store>, config: AuthConfig) -> Authenticator {
+        let mut hmac_key = [0u8; 32];
+        getrandom::getrandom(&mut hmac_key).expect("the operating system's random source failed");
+        let dummy_hash =
+            hash_password(&random_token(20)).expect("a generated password is not empty");
+        Authenticator {
+            store,
+            permits: Semaphore::new(config.max_parallel.max(1)),
+            config,
+            hmac_key,
+            dummy_hash,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Forgets every verified credential (after any admin change to Senders).
+    pub fn clear_cache(&self) {
+        self.lock_cache().clear();
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Cached>> {
+        // A panic while holding this lock cannot leave the map inconsistent.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn cache_key(&self, name: &str, password: &str) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.hmac_key).expect("HMAC takes any key length");
+        mac.update(name.as_bytes());
+        mac.update(&[0]);
+        mac.update(password.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn cached(&self, key: &[u8; 32], hash: &str) -> bool {
+        self.lock_cache()
+            .get(key)
+            .is_some_and(|c| c.hash == hash && c.expires > Instant::now())
+    }
+
+    fn remember(&self, key: [u8; 32], hash: String) {
+        let mut cache = self.lock_cache();
+        if cache.len() >= self.config.cache_capacity {
+            let now = Instant::now();
+            cache.retain(|_, c| c.expires > now);
+            if cache.len() >= self.config.cache_capacity {
+                cache.clear();
+            }
+        }
+        cache.insert(
+            key,
+            Cached {
+                hash,
+                expires: Instant::now() + self.config.cache_ttl,
+            },
+        );
+    }
+
+    /// Checks a password against `hash` (or the dummy hash), through the cache and the
+    /// bounded pool of verifications.
+    async fn verify(&self, name: &str, hash: Option<&str>, password: &str) -> bool {
+        let key = self.cache_key(name, password);
+        if let Some(hash) = hash
+            && self.cached(&key, hash)
+        {
+            return true;
+        }
+        let _permit = self.permits.acquire().await;
+        let against = hash.unwrap_or(&self.dummy_hash).to_string();
+        let pw = password.to_string();
+        let (ok, against) = smol::unblock(move || (verify_password(&against, &pw), against)).await;
+        if ok && hash.is_some() {
+            self.remember(key, against);
+        }
+        ok && hash.is_some()
+    }
+
+    /// Resolves a login. Every refusal takes the time of one verification, whether or not
+    /// the Sender exists; `tls` tells whether the control connection is protected.
+    pub async fn login(
+        &self,
+        user: &str,
+        password: &str,
+        peer: IpAddr,
+        tls: bool,
+    ) -> Result<Login, Refusal> {
+        let name = LoginName::parse(user);
+        let store = self.store.clone();
+        let (sender_name, pipe_id) = (name.sender.to_string(), name.pipe.map(str::to_string));
+        let lookup = smol::unblock(move || -> crate::store::Result<Lookup> {
+            let r = store.read()?;
+            let sender = r.sender(&sender_name)?;
+            let granted = if sender.is_some() {
+                r.grants_of(&sender_name)?
+            } else {
+                Vec::new()
+            };
+            let pipe_id = pipe_id.or_else(|| (granted.len() == 1).then(|| granted[0].clone()));
+            let pipe = match pipe_id {
+                Some(id) => r.pipe(&id)?,
+                None => None,
+            };
+            Ok(Lookup {
+                sender,
+                granted,
+                pipe,
+            })
+        })
+        .await
+        .map_err(|e| Refusal::Store(e.to_string()))?;
+
+        let hash = lookup.sender.as_ref().map(|s| s.password_hash.as_str());
+        if !self.verify(name.sender, hash, password).await {
+            return Err(match lookup.sender {
+                None => Refusal::UnknownSender,
+                Some(_) => Refusal::WrongPassword,
+            });
+        }
+        let sender = lookup.sender.ok_or(Refusal::UnknownSender)?;
+        if !sender.enabled {
+            return Err(Refusal::SenderDisabled);
+        }
+        if !sender.allows(peer) {
+            return Err(Refusal::SourceNotAllowed(peer));
+        }
+        if sender.require_tls && !tls {
+            return Err(Refusal::TlsRequired);
+        }
+        let pipe = match (name.pipe, lookup.pipe) {
+            (Some(id), None) => return Err(Refusal::UnknownPipe(id.to_string())),
+            (Some(id), Some(_)) if !lookup.granted.iter().any(|g| g == id) => {
+                return Err(Refusal::NotGranted(id.to_string()));
+            }
+            (_, Some(pipe)) => pipe,
+            (None, None) if lookup.granted.is_empty() => return Err(Refusal::NoPipe),
+            (None, None) if lookup.granted.len() > 1 => {
+                return Err(Refusal::Ambiguous(lookup.granted));
+            }
+            // One grant whose Pipe record vanished between reads: treat as unknown.
+            (None, None) => return Err(Refusal::UnknownPipe(lookup.granted.join(","))),
+        };
+        if !pipe.enabled {
+            return Err(Refusal::PipeDisabled(pipe.id));
+        }
+        Ok(Login { sender, pipe })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn login_names() {
+        assert_eq!(
+            LoginName::parse("cam1"),
+            LoginName {
+                sender: "cam1",
+                pipe: None
+            }
+        );
+        assert_eq!(
+            LoginName::parse("cam1@ab12"),
+            LoginName {
+                sender: "cam1",
+                pipe: Some("ab12")
+            }
+        );
+        assert_eq!(
+            LoginName::parse("a@b@c"),
+            LoginName {
+                sender: "a@b",
+                pipe: Some("c")
+            }
+        );
+    }
+
+    #[test]
+    fn hash_and_verify() {
+        let h = hash_password("s3cret").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password(&h, "s3cret"));
+        assert!(!verify_password(&h, "S3cret"));
+        assert!(!verify_password("garbage", "s3cret"));
+        assert!(hash_password("").is_err());
+        assert!(check_hash(&h).is_ok());
+        assert!(check_hash("$2y$10$abc").is_err());
+        assert_ne!(h, hash_password("s3cret").unwrap(), "salts differ");
+    }
+}

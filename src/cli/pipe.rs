@@ -1,0 +1,270 @@
+//! `ftpgate pipe ...`: destinations.
+
+use argh::FromArgs;
+
+use super::sender::{list_or, yes_no};
+use super::{Ctx, Outcome, on_off, print_json, read_secret_stdin, unexpected};
+use crate::admin::{PipeChanges, PipeView, Request, Response};
+use crate::names::Overwrite;
+use crate::store::pipes::PipeSpec;
+
+/// manage Pipes (destinations: S3 buckets or local directories)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "pipe")]
+pub struct PipeArgs {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Add(Add),
+    Set(Set),
+    List(List),
+    Show(Show),
+    Remove(Remove),
+    Enable(Enable),
+    Disable(Disable),
+}
+
+/// add a Pipe; S3 credentials come from --access-key and --secret-key-stdin, else from
+/// AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY
+#[derive(FromArgs)]
+#[argh(subcommand, name = "add")]
+struct Add {
+    /// a human name for the Pipe
+    #[argh(positional)]
+    name: String,
+    /// s3://BUCKET[/PREFIX] or file:///ABSOLUTE/DIR
+    #[argh(option)]
+    dest: String,
+    /// the Pipe id (4-16 of a-z and 0-9; generated when left out)
+    #[argh(option)]
+    id: Option<String>,
+    /// S3 endpoint, e.g. https://s3.example.com (default: AWS)
+    #[argh(option)]
+    endpoint: Option<String>,
+    /// S3 region (default us-east-1)
+    #[argh(option)]
+    region: Option<String>,
+    /// address buckets as ENDPOINT/BUCKET instead of BUCKET.ENDPOINT
+    #[argh(switch)]
+    path_style: bool,
+    /// S3 access key id
+    #[argh(option)]
+    access_key: Option<String>,
+    /// read the S3 secret key from standard input
+    #[argh(switch)]
+    secret_key_stdin: bool,
+    /// replace|keep-both|refuse: what a second upload to the same path does
+    #[argh(option, default = "Overwrite::Replace")]
+    overwrite: Overwrite,
+}
+
+/// change a Pipe's settings
+#[derive(FromArgs)]
+#[argh(subcommand, name = "set")]
+struct Set {
+    #[argh(positional)]
+    id: String,
+    /// a new human name
+    #[argh(option)]
+    name: Option<String>,
+    /// S3 endpoint URL
+    #[argh(option)]
+    endpoint: Option<String>,
+    /// S3 region
+    #[argh(option)]
+    region: Option<String>,
+    /// on|off: path-style bucket addressing
+    #[argh(option, from_str_fn(on_off))]
+    path_style: Option<bool>,
+    /// S3 access key id
+    #[argh(option)]
+    access_key: Option<String>,
+    /// read a new S3 secret key from standard input
+    #[argh(switch)]
+    secret_key_stdin: bool,
+    /// replace|keep-both|refuse
+    #[argh(option)]
+    overwrite: Option<Overwrite>,
+}
+
+/// list Pipes
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct List {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// show one Pipe
+#[derive(FromArgs)]
+#[argh(subcommand, name = "show")]
+struct Show {
+    #[argh(positional)]
+    id: String,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// remove a Pipe and its Grants
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+struct Remove {
+    #[argh(positional)]
+    id: String,
+}
+
+/// accept uploads into a Pipe again
+#[derive(FromArgs)]
+#[argh(subcommand, name = "enable")]
+struct Enable {
+    #[argh(positional)]
+    id: String,
+}
+
+/// refuse logins into a Pipe
+#[derive(FromArgs)]
+#[argh(subcommand, name = "disable")]
+struct Disable {
+    #[argh(positional)]
+    id: String,
+}
+
+pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
+    match args.cmd {
+        Cmd::Add(a) => add(ctx, a),
+        Cmd::Set(a) => {
+            let secret_key = if a.secret_key_stdin {
+                Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?)
+            } else {
+                None
+            };
+            let changes = PipeChanges {
+                name: a.name,
+                endpoint: a.endpoint,
+                region: a.region,
+                path_style: a.path_style,
+                access_key: a.access_key,
+                secret_key,
+                overwrite: a.overwrite,
+            };
+            ctx.change(Request::PipeSet { id: a.id, changes })
+        }
+        Cmd::List(a) => match ctx.request(Request::PipeList)? {
+            Response::Pipes { pipes } if a.json => {
+                print_json(&pipes);
+                Ok(())
+            }
+            Response::Pipes { pipes } => {
+                print_table(&pipes);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Cmd::Show(a) => match ctx.request(Request::PipeShow { id: a.id })? {
+            Response::Pipe { pipe } if a.json => {
+                print_json(&pipe);
+                Ok(())
+            }
+            Response::Pipe { pipe } => {
+                print_pipe(&pipe);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Cmd::Remove(a) => ctx.change(Request::PipeRemove { id: a.id }),
+        Cmd::Enable(a) => ctx.change(Request::PipeEnable {
+            id: a.id,
+            enabled: true,
+        }),
+        Cmd::Disable(a) => ctx.change(Request::PipeEnable {
+            id: a.id,
+            enabled: false,
+        }),
+    }
+}
+
+fn add(ctx: &Ctx, a: Add) -> Outcome {
+    let s3 = a.dest.starts_with("s3://");
+    let env = |name: &str| {
+        if s3 {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        } else {
+            None
+        }
+    };
+    let secret_key = if a.secret_key_stdin {
+        Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?)
+    } else {
+        env("AWS_SECRET_ACCESS_KEY")
+    };
+    let spec = PipeSpec {
+        id: a.id,
+        name: a.name,
+        dest: a.dest,
+        endpoint: a.endpoint,
+        region: a.region,
+        path_style: a.path_style,
+        access_key: a.access_key.or_else(|| env("AWS_ACCESS_KEY_ID")),
+        secret_key,
+        overwrite: a.overwrite,
+        enabled: true,
+    };
+    match ctx.request(Request::PipeAdd { spec })? {
+        Response::Pipe { pipe } => {
+            println!("added pipe {} ({}) -> {}", pipe.id, pipe.name, pipe.dest);
+            println!("grant it with: ftpgate sender grant NAME {}", pipe.id);
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn print_pipe(p: &PipeView) {
+    println!("id:         {}", p.id);
+    println!("name:       {}", p.name);
+    println!("dest:       {}", p.dest);
+    if p.region.is_some() {
+        println!("endpoint:   {}", p.endpoint.as_deref().unwrap_or("AWS"));
+        println!("region:     {}", p.region.as_deref().unwrap_or(""));
+        println!("path_style: {}", yes_no(p.path_style));
+        println!("access_key: {}", p.access_key.as_deref().unwrap_or(""));
+        println!(
+            "secret_key: {}",
+            if p.secret_key_set {
+                "set (hidden)"
+            } else {
+                "not set"
+            }
+        );
+    }
+    println!("overwrite:  {}", p.overwrite);
+    println!("enabled:    {}", yes_no(p.enabled));
+    println!("senders:    {}", list_or(&p.senders, "none"));
+}
+
+fn print_table(pipes: &[PipeView]) {
+    if pipes.is_empty() {
+        println!("no pipes yet: add one with 'ftpgate pipe add NAME --dest URL'");
+        return;
+    }
+    println!(
+        "{:<16} {:<24} {:<8} {:<40} SENDERS",
+        "ID", "NAME", "ENABLED", "DEST"
+    );
+    for p in pipes {
+        println!(
+            "{:<16} {:<24} {:<8} {:<40} {}",
+            p.id,
+            p.name,
+            yes_no(p.enabled),
+            p.dest,
+            list_or(&p.senders, "-")
+        );
+    }
+}

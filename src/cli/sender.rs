@@ -1,0 +1,287 @@
+//! `ftpgate sender ...`: accounts for devices and people.
+
+use argh::FromArgs;
+
+use super::{Ctx, Failure, Outcome, on_off, print_json, read_secret_stdin, unexpected};
+use crate::admin::{Request, Response, SenderView};
+use crate::auth::{generate_password, hash_password};
+use crate::names::{TlsReuse, check_sender_name};
+
+/// manage Senders (device and user accounts)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "sender")]
+pub struct SenderArgs {
+    #[argh(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum Cmd {
+    Add(Add),
+    Passwd(Passwd),
+    Set(Set),
+    List(List),
+    Show(Show),
+    Remove(Remove),
+    Enable(Enable),
+    Disable(Disable),
+    Grant(Grant),
+    Revoke(Revoke),
+}
+
+/// add a Sender; without --password-stdin a strong password is generated and printed once
+#[derive(FromArgs)]
+#[argh(subcommand, name = "add")]
+struct Add {
+    #[argh(positional)]
+    name: String,
+    /// read the password from standard input
+    #[argh(switch)]
+    password_stdin: bool,
+    /// refuse logins that are not protected by TLS
+    #[argh(switch)]
+    require_tls: bool,
+    /// allowed source network, e.g. 10.1.0.0/16 (repeatable; default: anywhere)
+    #[argh(option)]
+    allow: Vec<String>,
+}
+
+/// set a new password (from standard input, or generated and printed once)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "passwd")]
+struct Passwd {
+    #[argh(positional)]
+    name: String,
+    /// read the password from standard input
+    #[argh(switch)]
+    password_stdin: bool,
+}
+
+/// change a Sender's settings
+#[derive(FromArgs)]
+#[argh(subcommand, name = "set")]
+struct Set {
+    #[argh(positional)]
+    name: String,
+    /// on: refuse logins not protected by TLS
+    #[argh(option, from_str_fn(on_off))]
+    require_tls: Option<bool>,
+    /// required|optional: whether TLS data connections must resume the control session
+    #[argh(option)]
+    tls_reuse: Option<TlsReuse>,
+    /// add an allowed source network (repeatable)
+    #[argh(option)]
+    allow: Vec<String>,
+    /// remove every allowed network first (then anywhere is allowed unless --allow)
+    #[argh(switch)]
+    clear_allow: bool,
+}
+
+/// list Senders
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct List {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// show one Sender
+#[derive(FromArgs)]
+#[argh(subcommand, name = "show")]
+struct Show {
+    #[argh(positional)]
+    name: String,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// remove a Sender and its Grants
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+struct Remove {
+    #[argh(positional)]
+    name: String,
+}
+
+/// allow a Sender to log in again
+#[derive(FromArgs)]
+#[argh(subcommand, name = "enable")]
+struct Enable {
+    #[argh(positional)]
+    name: String,
+}
+
+/// refuse a Sender's logins (its uploads already spooled are still delivered)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "disable")]
+struct Disable {
+    #[argh(positional)]
+    name: String,
+}
+
+/// let a Sender upload into a Pipe
+#[derive(FromArgs)]
+#[argh(subcommand, name = "grant")]
+struct Grant {
+    #[argh(positional)]
+    name: String,
+    #[argh(positional)]
+    pipe_id: String,
+}
+
+/// take a Pipe away from a Sender
+#[derive(FromArgs)]
+#[argh(subcommand, name = "revoke")]
+struct Revoke {
+    #[argh(positional)]
+    name: String,
+    #[argh(positional)]
+    pipe_id: String,
+}
+
+/// The password to set: from stdin, or generated (and then printed once after success).
+fn password(from_stdin: bool) -> Result<(String, bool), Failure> {
+    if from_stdin {
+        Ok((read_secret_stdin("password", "--password-stdin")?, false))
+    } else {
+        Ok((generate_password(), true))
+    }
+}
+
+pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
+    match args.cmd {
+        Cmd::Add(a) => {
+            check_sender_name(&a.name)?;
+            let (pw, generated) = password(a.password_stdin)?;
+            let password_hash = hash_password(&pw)?;
+            ctx.change(Request::SenderAdd {
+                name: a.name.clone(),
+                password_hash,
+                require_tls: a.require_tls,
+                allow: a.allow,
+            })?;
+            if generated {
+                println!("password for {} (shown once, store it now): {pw}", a.name);
+            }
+            Ok(())
+        }
+        Cmd::Passwd(a) => {
+            check_sender_name(&a.name)?;
+            let (pw, generated) = password(a.password_stdin)?;
+            let password_hash = hash_password(&pw)?;
+            ctx.change(Request::SenderPasswd {
+                name: a.name.clone(),
+                password_hash,
+            })?;
+            if generated {
+                println!(
+                    "new password for {} (shown once, store it now): {pw}",
+                    a.name
+                );
+            }
+            Ok(())
+        }
+        Cmd::Set(a) => {
+            if a.require_tls.is_none()
+                && a.tls_reuse.is_none()
+                && a.allow.is_empty()
+                && !a.clear_allow
+            {
+                return Err(Failure::usage(
+                    "nothing to change: give --require-tls, --tls-reuse, --allow or --clear-allow",
+                ));
+            }
+            ctx.change(Request::SenderSet {
+                name: a.name,
+                require_tls: a.require_tls,
+                tls_reuse: a.tls_reuse,
+                allow: a.allow,
+                clear_allow: a.clear_allow,
+            })
+        }
+        Cmd::List(a) => match ctx.request(Request::SenderList)? {
+            Response::Senders { senders } if a.json => {
+                print_json(&senders);
+                Ok(())
+            }
+            Response::Senders { senders } => {
+                print_table(&senders);
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Cmd::Show(a) => match ctx.request(Request::SenderShow { name: a.name })? {
+            Response::Sender { sender } if a.json => {
+                print_json(&sender);
+                Ok(())
+            }
+            Response::Sender { sender: s } => {
+                println!("name:        {}", s.name);
+                println!("enabled:     {}", yes_no(s.enabled));
+                println!("require_tls: {}", yes_no(s.require_tls));
+                println!("tls_reuse:   {}", s.tls_reuse);
+                println!("allow:       {}", list_or(&s.allow, "anywhere"));
+                println!("pipes:       {}", list_or(&s.pipes, "none"));
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Cmd::Remove(a) => ctx.change(Request::SenderRemove { name: a.name }),
+        Cmd::Enable(a) => ctx.change(Request::SenderEnable {
+            name: a.name,
+            enabled: true,
+        }),
+        Cmd::Disable(a) => ctx.change(Request::SenderEnable {
+            name: a.name,
+            enabled: false,
+        }),
+        Cmd::Grant(a) => ctx.change(Request::Grant {
+            name: a.name,
+            pipe: a.pipe_id,
+        }),
+        Cmd::Revoke(a) => ctx.change(Request::Revoke {
+            name: a.name,
+            pipe: a.pipe_id,
+        }),
+    }
+}
+
+pub fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+pub fn list_or(items: &[String], empty: &str) -> String {
+    if items.is_empty() {
+        empty.to_string()
+    } else {
+        items.join(", ")
+    }
+}
+
+fn print_table(senders: &[SenderView]) {
+    if senders.is_empty() {
+        println!("no senders yet: add one with 'ftpgate sender add NAME'");
+        return;
+    }
+    println!(
+        "{:<24} {:<8} {:<8} {:<24} ALLOW",
+        "NAME", "ENABLED", "TLS", "PIPES"
+    );
+    for s in senders {
+        println!(
+            "{:<24} {:<8} {:<8} {:<24} {}",
+            s.name,
+            yes_no(s.enabled),
+            if s.require_tls {
+                "required"
+            } else {
+                "optional"
+            },
+            list_or(&s.pipes, "-"),
+            list_or(&s.allow, "anywhere")
+        );
+    }
+}

@@ -1,0 +1,200 @@
+//! Declarative provisioning: `ftpgate export` writes the Senders, Pipes and Grants as
+//! TOML; `ftpgate apply FILE` makes the state match such a file and says what it changed.
+//!
+//! Senders carry argon2id hashes, never passwords. Pipes carry S3 secrets only when
+//! exported with `--include-secrets`; applying a file without a secret keeps the Pipe's
+//! current one. Applying the same file twice changes nothing the second time.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use crate::auth::check_hash;
+use crate::names::{Invalid, TlsReuse, check_sender_name};
+use crate::net::Cidr;
+use crate::store::pipes::PipeSpec;
+use crate::store::{self, Sender, Writer, now_secs};
+
+/// A whole gateway's provisioning.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fleet {
+    #[serde(default, rename = "pipe")]
+    pub pipes: Vec<PipeSpec>,
+    #[serde(default, rename = "sender")]
+    pub senders: Vec<SenderSpec>,
+}
+
+/// A Sender in a fleet file; `pipes` are its Grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSpec {
+    pub name: String,
+    pub password_hash: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub require_tls: bool,
+    #[serde(default)]
+    pub tls_reuse: TlsReuse,
+    #[serde(default)]
+    pub allow: Vec<Cidr>,
+    #[serde(default)]
+    pub pipes: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Fleet {
+    /// Parses and checks a fleet file: every name, id, hash and reference, before anything
+    /// is changed.
+    pub fn parse(text: &str) -> Result<Fleet, Invalid> {
+        let fleet: Fleet = toml::from_str(text).map_err(|e| {
+            Invalid(format!(
+                "fleet file: {}",
+                e.to_string().replace('\n', " ").trim()
+            ))
+        })?;
+        let mut ids = BTreeSet::new();
+        for p in &fleet.pipes {
+            let id =
+                p.id.as_deref()
+                    .ok_or_else(|| Invalid(format!("fleet file: pipe {:?} has no id", p.name)))?;
+            if !ids.insert(id) {
+                return Err(Invalid(format!("fleet file: pipe id {id:?} appears twice")));
+            }
+        }
+        let mut names = BTreeSet::new();
+        for s in &fleet.senders {
+            check_sender_name(&s.name)?;
+            check_hash(&s.password_hash)
+                .map_err(|e| Invalid(format!("sender {}: {}", s.name, e.0)))?;
+            if !names.insert(s.name.as_str()) {
+                return Err(Invalid(format!(
+                    "fleet file: sender {:?} appears twice",
+                    s.name
+                )));
+            }
+            if let Some(p) = s.pipes.iter().find(|p| !ids.contains(p.as_str())) {
+                return Err(Invalid(format!(
+                    "fleet file: sender {:?} is granted pipe {p:?}, which the file does not define",
+                    s.name
+                )));
+            }
+        }
+        Ok(fleet)
+    }
+}
+
+/// The current state as a fleet file.
+pub fn export(w: &Writer, include_secrets: bool) -> store::Result<String> {
+    let mut fleet = Fleet::default();
+    for p in w.pipes()? {
+        fleet.pipes.push(PipeSpec::of(&p, include_secrets));
+    }
+    for s in w.senders()? {
+        fleet.senders.push(SenderSpec {
+            pipes: w.grants_of(&s.name)?,
+            name: s.name,
+            password_hash: s.password_hash,
+            enabled: s.enabled,
+            require_tls: s.require_tls,
+            tls_reuse: s.tls_reuse,
+            allow: s.allow,
+        });
+    }
+    let body = toml::to_string(&fleet).expect("fleet specs serialize to TOML");
+    let secrets = if include_secrets {
+        "S3 secret keys included: keep this file private"
+    } else {
+        "S3 secret keys left out (use --include-secrets to carry them)"
+    };
+    Ok(format!(
+        "# ftpgate fleet file, {}. Password hashes are argon2id; {secrets}.\n\n{body}",
+        crate::store::schema::WRITTEN_BY
+    ))
+}
+
+/// Makes the state match `fleet` inside `w` and lists the changes, one line each
+/// (`+` added, `~` changed, `-` removed).
+pub fn apply(w: &Writer, fleet: &Fleet) -> store::Result<Vec<String>> {
+    let mut changes = Vec::new();
+    let old_pipes: BTreeMap<String, _> =
+        w.pipes()?.into_iter().map(|p| (p.id.clone(), p)).collect();
+    for spec in &fleet.pipes {
+        let id = spec.id.clone().unwrap_or_default();
+        let old = old_pipes.get(&id);
+        let old_secret = old
+            .and_then(|p| p.s3.as_ref())
+            .map(|s| s.secret_key.clone());
+        let created = old.map_or_else(now_secs, |p| p.created);
+        let pipe = spec.clone().build(id.clone(), old_secret, created)?;
+        match old {
+            Some(o) if *o == pipe => continue,
+            Some(_) => changes.push(format!("~ pipe {id}")),
+            None => changes.push(format!("+ pipe {id} ({})", pipe.dest)),
+        }
+        w.put_pipe(&pipe)?;
+    }
+
+    let old_senders: BTreeMap<String, Sender> = w
+        .senders()?
+        .into_iter()
+        .map(|s| (s.name.clone(), s))
+        .collect();
+    for spec in &fleet.senders {
+        let old = old_senders.get(&spec.name);
+        let sender = Sender {
+            name: spec.name.clone(),
+            password_hash: spec.password_hash.clone(),
+            enabled: spec.enabled,
+            require_tls: spec.require_tls,
+            tls_reuse: spec.tls_reuse,
+            allow: spec.allow.clone(),
+            created: old.map_or_else(now_secs, |s| s.created),
+        };
+        match old {
+            Some(o) if *o == sender => continue,
+            Some(_) => changes.push(format!("~ sender {}", spec.name)),
+            None => changes.push(format!("+ sender {}", spec.name)),
+        }
+        w.put_sender(&sender)?;
+    }
+
+    let wanted: BTreeSet<(String, String)> = fleet
+        .senders
+        .iter()
+        .flat_map(|s| s.pipes.iter().map(|p| (s.name.clone(), p.clone())))
+        .collect();
+    let have: BTreeSet<(String, String)> = w.grants()?.into_iter().collect();
+    for (s, p) in wanted.difference(&have) {
+        w.grant(s, p)?;
+        changes.push(format!("+ grant {s} -> {p}"));
+    }
+    let kept_senders: BTreeSet<&str> = fleet.senders.iter().map(|s| s.name.as_str()).collect();
+    let kept_pipes: BTreeSet<&str> = fleet.pipes.iter().filter_map(|p| p.id.as_deref()).collect();
+    for (s, p) in have.difference(&wanted) {
+        // Grants of Senders or Pipes about to be removed go with them.
+        if kept_senders.contains(s.as_str()) && kept_pipes.contains(p.as_str()) {
+            w.revoke(s, p)?;
+            changes.push(format!("- grant {s} -> {p}"));
+        }
+    }
+    for name in old_senders
+        .keys()
+        .filter(|n| !kept_senders.contains(n.as_str()))
+    {
+        w.remove_sender(name)?;
+        changes.push(format!("- sender {name}"));
+    }
+    for id in old_pipes
+        .keys()
+        .filter(|id| !kept_pipes.contains(id.as_str()))
+    {
+        w.remove_pipe(id)?;
+        changes.push(format!("- pipe {id}"));
+    }
+    Ok(changes)
+}

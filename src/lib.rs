@@ -1,0 +1,32 @@
+//! # ftpgate
+//!
+//! An FTP/FTPS ingestion gateway for industrial edge boxes. Devices upload over plain FTP
+//! or explicit FTPS; every upload is written durably to a spool before it is acknowledged,
+//! and a forwarder delivers it to its Pipe's destination (S3 or a local directory).
+//!
+//! ## Layout
+//!
+//! * [`state`]: the state directory and the paths inside it.
+//! * [`store`]: the redb database: Senders, Pipes, Grants, settings; every table in
+//!   [`store::schema`].
+//! * [`auth`]: argon2id password hashing, the verified-credential cache, login resolution.
+//! * [`admin`]: the admin operations and the control socket. One function,
+//!   [`admin::execute`], carries out every operation, whether the daemon received it over
+//!   `control.sock` or the CLI opened the database itself.
+//! * [`fleet`]: declarative provisioning (`export` / `apply`).
+//! * [`cert`]: the server certificate (rcgen, ECDSA P-256).
+//! * [`daemon`]: `ftpgate serve`: owns the database and answers the control socket.
+//! * [`cli`]: argument parsing and output; `main.rs` only calls [`cli::main`].
+//! * [`names`], [`net`]: pure validation of names, ids, destinations and CIDR lists.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod cert;
+pub mod cli;
+pub mod daemon;
+pub mod fleet;
+pub mod names;
+pub mod net;
+pub mod state;
+pub mod store;

@@ -1,0 +1,85 @@
+//! The state directory (DESIGN §5) and the paths inside it.
+//!
+//! The directory is created with mode 0700 on first use: it holds the database with
+//! password hashes and S3 secrets, the TLS key and the control socket.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Default location when neither `--state` nor `FTPGATE_STATE` is given.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ftpgate";
+
+/// Paths of everything ftpgate keeps on disk.
+#[derive(Debug, Clone)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+impl StateDir {
+    pub fn new(root: impl Into<PathBuf>) -> StateDir {
+        StateDir { root: root.into() }
+    }
+
+    /// Creates the directory (mode 0700) if it does not exist yet.
+    pub fn create(&self) -> io::Result<()> {
+        if !self.root.is_dir() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.root)?;
+        }
+        Ok(())
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.root.join("ftpgate.redb")
+    }
+
+    pub fn control_socket(&self) -> PathBuf {
+        self.root.join("control.sock")
+    }
+
+    pub fn tls_dir(&self) -> PathBuf {
+        self.root.join("tls")
+    }
+
+    pub fn cert_file(&self) -> PathBuf {
+        self.tls_dir().join("cert.pem")
+    }
+
+    pub fn key_file(&self) -> PathBuf {
+        self.tls_dir().join("key.pem")
+    }
+
+    pub fn spool_tmp(&self) -> PathBuf {
+        self.root.join("spool").join("tmp")
+    }
+
+    pub fn spool_ready(&self) -> PathBuf {
+        self.root.join("spool").join("ready")
+    }
+}
+
+/// Writes `contents` to `path` through a temporary file, fsync and rename, with `mode`.
+pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("file")
+    ));
+    {
+        let mut f = fs::File::create(&tmp)?;
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}

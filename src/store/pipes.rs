@@ -1,0 +1,209 @@
+//! Pipe records: a destination with its settings.
+
+use serde::{Deserialize, Serialize};
+
+use super::schema::{GRANTS, PIPES};
+use super::{Error, Reader, Result, Writer, all_records, encode, one_record};
+use crate::names::{Destination, Overwrite};
+
+/// S3 connection settings of a Pipe whose destination is `s3://`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct S3Settings {
+    /// `http(s)://host[:port]`; none means AWS for the region.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    pub region: String,
+    #[serde(default)]
+    pub path_style: bool,
+    pub access_key: String,
+    /// Never shown, never logged, exported only with `--include-secrets`.
+    pub secret_key: String,
+}
+
+/// A destination and how uploads to it are handled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pipe {
+    pub id: String,
+    pub name: String,
+    pub dest: Destination,
+    #[serde(default)]
+    pub s3: Option<S3Settings>,
+    #[serde(default)]
+    pub overwrite: Overwrite,
+    pub enabled: bool,
+    #[serde(default)]
+    pub created: u64,
+}
+
+impl Reader {
+    pub fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
+        one_record(&self.txn.open_table(PIPES)?, "pipes", id)
+    }
+
+    pub fn pipes(&self) -> Result<Vec<Pipe>> {
+        all_records(&self.txn.open_table(PIPES)?, "pipes")
+    }
+}
+
+impl Writer {
+    pub fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
+        one_record(&self.txn.open_table(PIPES)?, "pipes", id)
+    }
+
+    /// The Pipe with `id`, or [`Error::NoSuchPipe`].
+    pub fn existing_pipe(&self, id: &str) -> Result<Pipe> {
+        self.pipe(id)?
+            .ok_or_else(|| Error::NoSuchPipe(id.to_string()))
+    }
+
+    pub fn pipes(&self) -> Result<Vec<Pipe>> {
+        all_records(&self.txn.open_table(PIPES)?, "pipes")
+    }
+
+    /// Inserts or replaces a Pipe.
+    pub fn put_pipe(&self, p: &Pipe) -> Result<()> {
+        crate::names::check_pipe_id(&p.id)?;
+        crate::names::check_pipe_name(&p.name)?;
+        self.txn
+            .open_table(PIPES)?
+            .insert(p.id.as_str(), encode(p).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a Pipe and every Grant of it.
+    pub fn remove_pipe(&self, id: &str) -> Result<()> {
+        if self.txn.open_table(PIPES)?.remove(id)?.is_none() {
+            return Err(Error::NoSuchPipe(id.to_string()));
+        }
+        let mut grants = self.txn.open_table(GRANTS)?;
+        for (sender, pipe) in self.grants()? {
+            if pipe == id {
+                grants.remove((sender.as_str(), pipe.as_str()))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A Pipe as a technician describes it: the input of `pipe add`, `pipe set` and
+/// `apply`, and the output of `export`. [`PipeSpec::build`] validates it into a [`Pipe`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipeSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub name: String,
+    pub dest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key: Option<String>,
+    #[serde(default)]
+    pub overwrite: Overwrite,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+impl PipeSpec {
+    /// The spec of an existing Pipe; the secret only when asked for.
+    pub fn of(p: &Pipe, with_secret: bool) -> PipeSpec {
+        let s3 = p.s3.as_ref();
+        PipeSpec {
+            id: Some(p.id.clone()),
+            name: p.name.clone(),
+            dest: p.dest.to_string(),
+            endpoint: s3.and_then(|s| s.endpoint.clone()),
+            region: s3.map(|s| s.region.clone()),
+            path_style: s3.is_some_and(|s| s.path_style),
+            access_key: s3.map(|s| s.access_key.clone()),
+            secret_key: s3.filter(|_| with_secret).map(|s| s.secret_key.clone()),
+            overwrite: p.overwrite,
+            enabled: p.enabled,
+        }
+    }
+
+    /// Validates into a Pipe with `id`. A missing secret falls back to `old_secret` (the
+    /// Pipe's current one), so exports without secrets can be applied.
+    pub fn build(
+        self,
+        id: String,
+        old_secret: Option<String>,
+        created: u64,
+    ) -> Result<Pipe, crate::names::Invalid> {
+        use crate::names::{Invalid, check_endpoint, check_pipe_id, check_pipe_name};
+        check_pipe_id(&id)?;
+        check_pipe_name(&self.name)?;
+        let dest = Destination::parse(&self.dest)?;
+        let s3 = if dest.is_s3() {
+            if let Some(e) = &self.endpoint {
+                check_endpoint(e)?;
+            }
+            let region = self.region.unwrap_or_else(|| DEFAULT_REGION.to_string());
+            if region.is_empty()
+                || !region
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
+            {
+                return Err(Invalid(format!(
+                    "invalid region {region:?}: use a name such as eu-central-1"
+                )));
+            }
+            let access_key = self.access_key.filter(|k| !k.is_empty()).ok_or_else(|| {
+                Invalid("an s3:// destination needs credentials: pass --access-key and --secret-key-stdin, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())
+            })?;
+            if access_key
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(Invalid(
+                    "invalid access key: it may not contain spaces or control characters".into(),
+                ));
+            }
+            let secret_key = self.secret_key.or(old_secret).filter(|k| !k.is_empty()).ok_or_else(|| {
+                Invalid("no secret key for the s3:// destination: pass --secret-key-stdin, or set AWS_SECRET_ACCESS_KEY (export with --include-secrets to carry it in a fleet file)".into())
+            })?;
+            Some(S3Settings {
+                endpoint: self.endpoint.map(|e| e.trim_end_matches('/').to_string()),
+                region,
+                path_style: self.path_style,
+                access_key,
+                secret_key,
+            })
+        } else {
+            let s3_only = [
+                ("--endpoint", self.endpoint.is_some()),
+                ("--region", self.region.is_some()),
+                ("--path-style", self.path_style),
+                ("--access-key", self.access_key.is_some()),
+                ("--secret-key-stdin", self.secret_key.is_some()),
+            ];
+            if let Some((flag, _)) = s3_only.iter().find(|(_, set)| *set) {
+                return Err(Invalid(format!(
+                    "{flag} applies only to s3:// destinations, and {} is a directory",
+                    self.dest
+                )));
+            }
+            None
+        };
+        Ok(Pipe {
+            id,
+            name: self.name,
+            dest,
+            s3,
+            overwrite: self.overwrite,
+            enabled: self.enabled,
+            created,
+        })
+    }
+}

@@ -1,0 +1,147 @@
+//! Sender records and Grants.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{GRANTS, PIPES, SENDERS};
+use super::{Error, Reader, Result, Writer, all_records, encode, one_record};
+use crate::names::TlsReuse;
+use crate::net::Cidr;
+
+/// An account for a device or a person.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sender {
+    pub name: String,
+    /// argon2id PHC string; never shown, never logged.
+    pub password_hash: String,
+    pub enabled: bool,
+    #[serde(default)]
+    pub require_tls: bool,
+    #[serde(default)]
+    pub tls_reuse: TlsReuse,
+    /// Source networks the Sender may log in from; empty means anywhere.
+    #[serde(default)]
+    pub allow: Vec<Cidr>,
+    #[serde(default)]
+    pub created: u64,
+}
+
+impl Sender {
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        self.allow.is_empty() || self.allow.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// Pipe ids granted to `name`, in id order.
+fn granted(
+    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+    name: &str,
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for row in table.range((name, "")..)? {
+        let (k, _) = row?;
+        let (sender, pipe) = k.value();
+        if sender != name {
+            break;
+        }
+        out.push(pipe.to_string());
+    }
+    Ok(out)
+}
+
+fn all_grants(
+    table: &impl ReadableTable<(&'static str, &'static str), ()>,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for row in table.iter()? {
+        let (k, _) = row?;
+        let (s, p) = k.value();
+        out.push((s.to_string(), p.to_string()));
+    }
+    Ok(out)
+}
+
+impl Reader {
+    pub fn sender(&self, name: &str) -> Result<Option<Sender>> {
+        one_record(&self.txn.open_table(SENDERS)?, "senders", name)
+    }
+
+    pub fn senders(&self) -> Result<Vec<Sender>> {
+        all_records(&self.txn.open_table(SENDERS)?, "senders")
+    }
+
+    pub fn grants_of(&self, name: &str) -> Result<Vec<String>> {
+        granted(&self.txn.open_table(GRANTS)?, name)
+    }
+
+    /// Every (Sender, Pipe) Grant, ordered by Sender then Pipe.
+    pub fn grants(&self) -> Result<Vec<(String, String)>> {
+        all_grants(&self.txn.open_table(GRANTS)?)
+    }
+}
+
+impl Writer {
+    pub fn sender(&self, name: &str) -> Result<Option<Sender>> {
+        one_record(&self.txn.open_table(SENDERS)?, "senders", name)
+    }
+
+    /// The Sender named `name`, or [`Error::NoSuchSender`].
+    pub fn existing_sender(&self, name: &str) -> Result<Sender> {
+        self.sender(name)?
+            .ok_or_else(|| Error::NoSuchSender(name.to_string()))
+    }
+
+    pub fn senders(&self) -> Result<Vec<Sender>> {
+        all_records(&self.txn.open_table(SENDERS)?, "senders")
+    }
+
+    pub fn grants_of(&self, name: &str) -> Result<Vec<String>> {
+        granted(&self.txn.open_table(GRANTS)?, name)
+    }
+
+    pub fn grants(&self) -> Result<Vec<(String, String)>> {
+        all_grants(&self.txn.open_table(GRANTS)?)
+    }
+
+    /// Inserts or replaces a Sender.
+    pub fn put_sender(&self, s: &Sender) -> Result<()> {
+        crate::names::check_sender_name(&s.name)?;
+        self.txn
+            .open_table(SENDERS)?
+            .insert(s.name.as_str(), encode(s).as_slice())?;
+        Ok(())
+    }
+
+    /// Removes a Sender and its Grants.
+    pub fn remove_sender(&self, name: &str) -> Result<()> {
+        if self.txn.open_table(SENDERS)?.remove(name)?.is_none() {
+            return Err(Error::NoSuchSender(name.to_string()));
+        }
+        let mut grants = self.txn.open_table(GRANTS)?;
+        for pipe in granted(&grants, name)? {
+            grants.remove((name, pipe.as_str()))?;
+        }
+        Ok(())
+    }
+
+    /// Grants `pipe` to `name`; both must exist. Granting twice is not an error.
+    pub fn grant(&self, name: &str, pipe: &str) -> Result<bool> {
+        self.existing_sender(name)?;
+        if self.txn.open_table(PIPES)?.get(pipe)?.is_none() {
+            return Err(Error::NoSuchPipe(pipe.to_string()));
+        }
+        Ok(self
+            .txn
+            .open_table(GRANTS)?
+            .insert((name, pipe), ())?
+            .is_none())
+    }
+
+    pub fn revoke(&self, name: &str, pipe: &str) -> Result<()> {
+        self.existing_sender(name)?;
+        if self.txn.open_table(GRANTS)?.remove((name, pipe))?.is_none() {
+            return Err(Error::NotGranted(name.to_string(), pipe.to_string()));
+        }
+        Ok(())
+    }
+}
