@@ -16,6 +16,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -197,6 +198,7 @@ pub struct Authenticator {
     hmac_key: [u8; 32],
     dummy_hash: String,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    argon2_runs: AtomicU64,
 }
 
 impl Authenticator {
@@ -213,7 +215,13 @@ impl Authenticator {
             hmac_key,
             dummy_hash,
             cache: Mutex::new(HashMap::new()),
+            argon2_runs: AtomicU64::new(0),
         }
+    }
+
+    /// How many argon2 verifications ran (cache misses and unknown names).
+    pub fn argon2_runs(&self) -> u64 {
+        self.argon2_runs.load(Ordering::Relaxed)
     }
 
     /// Forgets every verified credential (after any admin change to Senders).
@@ -269,6 +277,7 @@ impl Authenticator {
             return true;
         }
         let _permit = self.permits.acquire().await;
+        self.argon2_runs.fetch_add(1, Ordering::Relaxed);
         let against = hash.unwrap_or(&self.dummy_hash).to_string();
         let pw = password.to_string();
         let (ok, against) = smol::unblock(move || (verify_password(&against, &pw), against)).await;

@@ -68,7 +68,7 @@ pub fn run(state: &StateDir) -> Result<(), Error> {
 
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     log::info!(
-        "ftpgate {} serving state {}; control socket {}",
+        "ftpgate {} ready: state {}, control socket {}",
         env!("CARGO_PKG_VERSION"),
         state.root().display(),
         sock_path.display()

@@ -75,8 +75,9 @@ impl Writer {
         if self.txn.open_table(PIPES)?.remove(id)?.is_none() {
             return Err(Error::NoSuchPipe(id.to_string()));
         }
+        let all = self.grants()?;
         let mut grants = self.txn.open_table(GRANTS)?;
-        for (sender, pipe) in self.grants()? {
+        for (sender, pipe) in all {
             if pipe == id {
                 grants.remove((sender.as_str(), pipe.as_str()))?;
             }
