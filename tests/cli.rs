@@ -20,15 +20,49 @@ fn exercise_every_verb(g: &Gate) {
     assert!(out.contains("shown once"), "{out}");
     let pw = out.rsplit(' ').next().unwrap().trim();
     assert_eq!(pw.len(), 20);
-    g.run_stdin(&["sender", "add", "plc7", "--password-stdin", "--require-tls", "--allow", "10.1.0.0/16"], "plc-pass\n")
-        .ok();
+    g.run_stdin(
+        &[
+            "sender",
+            "add",
+            "plc7",
+            "--password-stdin",
+            "--require-tls",
+            "--allow",
+            "10.1.0.0/16",
+        ],
+        "plc-pass\n",
+    )
+    .ok();
     // pipe add: file and s3 (credentials from flags+stdin, and from the environment)
-    g.run(&["pipe", "add", "Line 1", "--dest", "file:///srv/line1", "--id", "line1"]).ok();
+    g.run(&[
+        "pipe",
+        "add",
+        "Line 1",
+        "--dest",
+        "file:///srv/line1",
+        "--id",
+        "line1",
+    ])
+    .ok();
     let out = g
         .run_stdin(
-            &["pipe", "add", "Cloud", "--dest", "s3://plant-bucket/cell4", "--endpoint", "http://127.0.0.1:9000",
-              "--region", "eu-central-1", "--path-style", "--access-key", "AKIDEXAMPLE", "--secret-key-stdin",
-              "--overwrite", "keep-both"],
+            &[
+                "pipe",
+                "add",
+                "Cloud",
+                "--dest",
+                "s3://plant-bucket/cell4",
+                "--endpoint",
+                "http://127.0.0.1:9000",
+                "--region",
+                "eu-central-1",
+                "--path-style",
+                "--access-key",
+                "AKIDEXAMPLE",
+                "--secret-key-stdin",
+                "--overwrite",
+                "keep-both",
+            ],
             SECRET,
         )
         .ok()
@@ -36,9 +70,20 @@ fn exercise_every_verb(g: &Gate) {
     let cloud = out.split_whitespace().nth(2).unwrap().to_string();
     assert_eq!(cloud.len(), 8, "generated id in {out}");
     g.run_with(
-        &["pipe", "add", "Env", "--dest", "s3://env-bucket", "--id", "envp"],
+        &[
+            "pipe",
+            "add",
+            "Env",
+            "--dest",
+            "s3://env-bucket",
+            "--id",
+            "envp",
+        ],
         "",
-        &[("AWS_ACCESS_KEY_ID", "AKIDENV"), ("AWS_SECRET_ACCESS_KEY", SECRET)],
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDENV"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET),
+        ],
     )
     .ok();
     // grants
@@ -47,12 +92,51 @@ fn exercise_every_verb(g: &Gate) {
     g.run(&["sender", "grant", "plc7", &cloud]).ok();
     g.run(&["sender", "revoke", "plc7", "line1"]).ok();
     // set
-    g.run(&["sender", "set", "cam1", "--require-tls", "on", "--tls-reuse", "optional", "--allow", "192.168.0.0/24"]).ok();
-    g.run(&["pipe", "set", "line1", "--name", "Line One", "--overwrite", "refuse"]).ok();
-    g.run_stdin(&["pipe", "set", &cloud, "--region", "eu-west-1", "--secret-key-stdin"], "NEWSECRET").ok();
+    g.run(&[
+        "sender",
+        "set",
+        "cam1",
+        "--require-tls",
+        "on",
+        "--tls-reuse",
+        "optional",
+        "--allow",
+        "192.168.0.0/24",
+    ])
+    .ok();
+    g.run(&[
+        "pipe",
+        "set",
+        "line1",
+        "--name",
+        "Line One",
+        "--overwrite",
+        "refuse",
+    ])
+    .ok();
+    g.run_stdin(
+        &[
+            "pipe",
+            "set",
+            &cloud,
+            "--region",
+            "eu-west-1",
+            "--secret-key-stdin",
+        ],
+        "NEWSECRET",
+    )
+    .ok();
     // passwd
-    g.run_stdin(&["sender", "passwd", "cam1", "--password-stdin"], "new-cam-pass\n").ok();
-    assert!(g.run(&["sender", "passwd", "cam1"]).ok().contains("shown once"));
+    g.run_stdin(
+        &["sender", "passwd", "cam1", "--password-stdin"],
+        "new-cam-pass\n",
+    )
+    .ok();
+    assert!(
+        g.run(&["sender", "passwd", "cam1"])
+            .ok()
+            .contains("shown once")
+    );
     // disable / enable
     g.run(&["sender", "disable", "plc7"]).ok();
     g.run(&["pipe", "disable", "envp"]).ok();
@@ -71,7 +155,11 @@ fn exercise_every_verb(g: &Gate) {
     assert_eq!(plc["pipes"], serde_json::json!([cloud.clone()]));
     let human = g.run(&["sender", "list"]).ok().to_string();
     assert!(human.contains("cam1") && human.contains("plc7"), "{human}");
-    assert!(g.run(&["sender", "show", "plc7"]).ok().contains("10.1.0.0/16"));
+    assert!(
+        g.run(&["sender", "show", "plc7"])
+            .ok()
+            .contains("10.1.0.0/16")
+    );
 
     let pipes = json(g.run(&["pipe", "list", "--json"]).ok());
     assert_eq!(pipes.as_array().unwrap().len(), 3);
@@ -85,9 +173,16 @@ fn exercise_every_verb(g: &Gate) {
     let l1 = json(g.run(&["pipe", "show", "line1", "--json"]).ok());
     assert_eq!(l1["name"], "Line One");
     assert_eq!(l1["overwrite"], "refuse");
-    assert_eq!(json(g.run(&["pipe", "show", "envp", "--json"]).ok())["enabled"], false);
+    assert_eq!(
+        json(g.run(&["pipe", "show", "envp", "--json"]).ok())["enabled"],
+        false
+    );
     assert!(g.run(&["pipe", "list"]).ok().contains("file:///srv/line1"));
-    assert!(g.run(&["pipe", "show", &cloud]).ok().contains("set (hidden)"));
+    assert!(
+        g.run(&["pipe", "show", &cloud])
+            .ok()
+            .contains("set (hidden)")
+    );
 
     // export (TOML parses), enable, remove
     let exported: toml::Table = toml::from_str(g.run(&["export"]).ok()).unwrap();
@@ -96,8 +191,17 @@ fn exercise_every_verb(g: &Gate) {
     g.run(&["pipe", "enable", "envp"]).ok();
     g.run(&["pipe", "remove", "envp"]).ok();
     g.run(&["sender", "remove", "plc7"]).ok();
-    assert_eq!(json(g.run(&["sender", "list", "--json"]).ok()).as_array().unwrap().len(), 1);
-    assert_eq!(json(g.run(&["pipe", "show", &cloud, "--json"]).ok())["senders"], serde_json::json!([]));
+    assert_eq!(
+        json(g.run(&["sender", "list", "--json"]).ok())
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        json(g.run(&["pipe", "show", &cloud, "--json"]).ok())["senders"],
+        serde_json::json!([])
+    );
 }
 
 #[test]
@@ -113,16 +217,57 @@ fn every_verb_through_the_daemon() {
     exercise_every_verb(&g);
     // The daemon really did the work: nothing could have opened the database directly.
     assert_eq!(d.stop(), 0);
-    assert!(!g.state().join("control.sock").exists(), "socket removed on clean stop");
-    assert_eq!(json(g.run(&["sender", "list", "--json"]).ok()).as_array().unwrap().len(), 1);
+    assert!(
+        !g.state().join("control.sock").exists(),
+        "socket removed on clean stop"
+    );
+    assert_eq!(
+        json(g.run(&["sender", "list", "--json"]).ok())
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 fn provision(g: &Gate) {
-    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "cam-pass").ok();
-    g.run_stdin(&["sender", "add", "plc7", "--password-stdin", "--allow", "10.0.0.0/8"], "plc-pass").ok();
-    g.run(&["pipe", "add", "Line 1", "--dest", "file:///srv/line1", "--id", "line1"]).ok();
+    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "cam-pass")
+        .ok();
     g.run_stdin(
-        &["pipe", "add", "Cloud", "--dest", "s3://bucket/p", "--id", "cloud1", "--access-key", "AKID", "--secret-key-stdin"],
+        &[
+            "sender",
+            "add",
+            "plc7",
+            "--password-stdin",
+            "--allow",
+            "10.0.0.0/8",
+        ],
+        "plc-pass",
+    )
+    .ok();
+    g.run(&[
+        "pipe",
+        "add",
+        "Line 1",
+        "--dest",
+        "file:///srv/line1",
+        "--id",
+        "line1",
+    ])
+    .ok();
+    g.run_stdin(
+        &[
+            "pipe",
+            "add",
+            "Cloud",
+            "--dest",
+            "s3://bucket/p",
+            "--id",
+            "cloud1",
+            "--access-key",
+            "AKID",
+            "--secret-key-stdin",
+        ],
         SECRET,
     )
     .ok();
@@ -133,7 +278,11 @@ fn provision(g: &Gate) {
 
 /// The export without its header line (which names the version, not the state).
 fn body(export: &str) -> String {
-    export.lines().filter(|l| !l.starts_with('#')).collect::<Vec<_>>().join("\n")
+    export
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
@@ -145,37 +294,81 @@ fn export_then_apply_reproduces_the_state_and_passwords_still_verify() {
     std::fs::write(&file, &exported).unwrap();
 
     let b = Gate::new();
-    let dry = b.run(&["apply", "--dry-run", file.to_str().unwrap()]).ok().to_string();
+    let dry = b
+        .run(&["apply", "--dry-run", file.to_str().unwrap()])
+        .ok()
+        .to_string();
     assert!(dry.contains("would: + sender cam1"), "{dry}");
-    assert_eq!(json(b.run(&["sender", "list", "--json"]).ok()), serde_json::json!([]), "dry run changed nothing");
-    assert_eq!(json(b.run(&["pipe", "list", "--json"]).ok()), serde_json::json!([]), "dry run changed nothing");
+    assert_eq!(
+        json(b.run(&["sender", "list", "--json"]).ok()),
+        serde_json::json!([]),
+        "dry run changed nothing"
+    );
+    assert_eq!(
+        json(b.run(&["pipe", "list", "--json"]).ok()),
+        serde_json::json!([]),
+        "dry run changed nothing"
+    );
 
     let applied = b.run(&["apply", file.to_str().unwrap()]).ok().to_string();
-    for line in ["+ pipe line1", "+ pipe cloud1", "+ sender cam1", "+ sender plc7", "+ grant plc7 -> cloud1"] {
+    for line in [
+        "+ pipe line1",
+        "+ pipe cloud1",
+        "+ sender cam1",
+        "+ sender plc7",
+        "+ grant plc7 -> cloud1",
+    ] {
         assert!(applied.contains(line), "{line} in {applied}");
     }
-    assert_eq!(body(b.run(&["export", "--include-secrets"]).ok()), body(&exported));
+    assert_eq!(
+        body(b.run(&["export", "--include-secrets"]).ok()),
+        body(&exported)
+    );
     // Idempotent.
-    assert!(b.run(&["apply", file.to_str().unwrap()]).ok().contains("no changes"));
+    assert!(
+        b.run(&["apply", file.to_str().unwrap()])
+            .ok()
+            .contains("no changes")
+    );
 
     // The hashes carried over still verify the original passwords.
     let t: toml::Table = toml::from_str(&b.run(&["export"]).ok()).unwrap();
     for s in t["sender"].as_array().unwrap() {
         let hash = s["password_hash"].as_str().unwrap();
-        let pw = if s["name"].as_str() == Some("cam1") { "cam-pass" } else { "plc-pass" };
+        let pw = if s["name"].as_str() == Some("cam1") {
+            "cam-pass"
+        } else {
+            "plc-pass"
+        };
         assert!(ftpgate::auth::verify_password(hash, pw));
         assert!(!ftpgate::auth::verify_password(hash, "wrong"));
     }
 
     // A file without secrets keeps the current secret; removals and changes are listed.
-    let mut edited = a.run(&["export"]).ok().replace("name = \"Line 1\"", "name = \"Line A\"");
-    assert!(edited.contains("pipes = [\"cloud1\", \"line1\"]"), "{edited}");
+    let mut edited = a
+        .run(&["export"])
+        .ok()
+        .replace("name = \"Line 1\"", "name = \"Line A\"");
+    assert!(
+        edited.contains("pipes = [\"cloud1\", \"line1\"]"),
+        "{edited}"
+    );
     edited = edited.replace("pipes = [\"cloud1\", \"line1\"]", "pipes = [\"cloud1\"]");
     std::fs::write(&file, edited).unwrap();
     let changes = b.run(&["apply", file.to_str().unwrap()]).ok().to_string();
-    assert!(changes.contains("~ pipe line1") && changes.contains("- grant plc7 -> line1"), "{changes}");
-    assert!(!changes.contains("cloud1"), "secret kept, so cloud1 unchanged: {changes}");
-    assert!(b.run(&["export", "--include-secrets"]).ok().contains(SECRET));
+    assert!(
+        changes.contains("~ pipe line1") && changes.contains("- grant plc7 -> line1"),
+        "{changes}"
+    );
+    assert!(
+        !changes.contains("cloud1"),
+        "secret kept, so cloud1 unchanged: {changes}"
+    );
+    assert!(
+        b.run(&["export", "--include-secrets"])
+            .ok()
+            .contains(SECRET)
+    );
 }
 
 #[test]
@@ -184,45 +377,188 @@ fn bad_input_exits_non_zero_with_one_line_and_changes_nothing() {
     provision(&g);
     let before = g.run(&["export", "--include-secrets"]).ok().to_string();
     let bad_fleet = g.state().join("bad.toml");
-    std::fs::write(&bad_fleet, "[[sender]]\nname = \"x\"\npassword_hash = \"plain\"\n").unwrap();
+    std::fs::write(
+        &bad_fleet,
+        "[[sender]]\nname = \"x\"\npassword_hash = \"plain\"\n",
+    )
+    .unwrap();
     let bad_fleet = bad_fleet.to_str().unwrap();
 
     let cases: &[(&[&str], &str, i32, &str)] = &[
-        (&["sender", "add", "cam1", "--password-stdin"], "pw", 1, "already exists"),
-        (&["pipe", "add", "Dup", "--dest", "file:///x", "--id", "line1"], "", 1, "already taken"),
+        (
+            &["sender", "add", "cam1", "--password-stdin"],
+            "pw",
+            1,
+            "already exists",
+        ),
+        (
+            &["pipe", "add", "Dup", "--dest", "file:///x", "--id", "line1"],
+            "",
+            1,
+            "already taken",
+        ),
         (&["sender", "grant", "cam1", "nopipe"], "", 1, "no pipe"),
         (&["sender", "grant", "ghost", "line1"], "", 1, "no sender"),
         (&["sender", "revoke", "cam1", "cloud1"], "", 1, "no grant"),
-        (&["sender", "add", "bad name", "--password-stdin"], "pw", 2, "invalid sender name"),
-        (&["sender", "add", "x@y", "--password-stdin"], "pw", 2, "invalid sender name"),
-        (&["pipe", "add", "P", "--dest", "file:///x", "--id", "UP"], "", 2, "invalid pipe id"),
-        (&["pipe", "add", "P", "--dest", "file:///x", "--id", "abc"], "", 2, "invalid pipe id"),
-        (&["pipe", "add", "P", "--dest", "ftp://host/x"], "", 2, "invalid destination"),
-        (&["pipe", "add", "P", "--dest", "file://relative/x"], "", 2, "invalid destination"),
-        (&["pipe", "add", "P", "--dest", "s3://Bad_Bucket"], "", 2, "bucket"),
-        (&["pipe", "add", "P", "--dest", "s3://bucket", "--access-key", "AK"], "", 2, "secret key"),
-        (&["pipe", "add", "P", "--dest", "s3://bucket", "--endpoint", "localhost:9000", "--access-key", "A", "--secret-key-stdin"], "S", 2, "invalid endpoint"),
-        (&["pipe", "add", "P", "--dest", "file:///x", "--region", "eu-west-1"], "", 2, "only to s3://"),
-        (&["pipe", "add", "P", "--dest", "file:///x", "--overwrite", "sometimes"], "", 2, "overwrite policy"),
-        (&["sender", "add", "newguy", "--password-stdin"], "\n", 2, "no password"),
-        (&["sender", "add", "newguy", "--password-stdin"], "", 2, "no password"),
-        (&["sender", "passwd", "cam1", "--password-stdin"], "", 2, "no password"),
-        (&["sender", "add", "newguy", "--allow", "10.0.0.0/33"], "", 2, "invalid network"),
+        (
+            &["sender", "add", "bad name", "--password-stdin"],
+            "pw",
+            2,
+            "invalid sender name",
+        ),
+        (
+            &["sender", "add", "x@y", "--password-stdin"],
+            "pw",
+            2,
+            "invalid sender name",
+        ),
+        (
+            &["pipe", "add", "P", "--dest", "file:///x", "--id", "UP"],
+            "",
+            2,
+            "invalid pipe id",
+        ),
+        (
+            &["pipe", "add", "P", "--dest", "file:///x", "--id", "abc"],
+            "",
+            2,
+            "invalid pipe id",
+        ),
+        (
+            &["pipe", "add", "P", "--dest", "ftp://host/x"],
+            "",
+            2,
+            "invalid destination",
+        ),
+        (
+            &["pipe", "add", "P", "--dest", "file://relative/x"],
+            "",
+            2,
+            "invalid destination",
+        ),
+        (
+            &["pipe", "add", "P", "--dest", "s3://Bad_Bucket"],
+            "",
+            2,
+            "bucket",
+        ),
+        (
+            &[
+                "pipe",
+                "add",
+                "P",
+                "--dest",
+                "s3://bucket",
+                "--access-key",
+                "AK",
+            ],
+            "",
+            2,
+            "secret key",
+        ),
+        (
+            &[
+                "pipe",
+                "add",
+                "P",
+                "--dest",
+                "s3://bucket",
+                "--endpoint",
+                "localhost:9000",
+                "--access-key",
+                "A",
+                "--secret-key-stdin",
+            ],
+            "S",
+            2,
+            "invalid endpoint",
+        ),
+        (
+            &[
+                "pipe",
+                "add",
+                "P",
+                "--dest",
+                "file:///x",
+                "--region",
+                "eu-west-1",
+            ],
+            "",
+            2,
+            "only to s3://",
+        ),
+        (
+            &[
+                "pipe",
+                "add",
+                "P",
+                "--dest",
+                "file:///x",
+                "--overwrite",
+                "sometimes",
+            ],
+            "",
+            2,
+            "overwrite policy",
+        ),
+        (
+            &["sender", "add", "newguy", "--password-stdin"],
+            "\n",
+            2,
+            "no password",
+        ),
+        (
+            &["sender", "add", "newguy", "--password-stdin"],
+            "",
+            2,
+            "no password",
+        ),
+        (
+            &["sender", "passwd", "cam1", "--password-stdin"],
+            "",
+            2,
+            "no password",
+        ),
+        (
+            &["sender", "add", "newguy", "--allow", "10.0.0.0/33"],
+            "",
+            2,
+            "invalid network",
+        ),
         (&["sender", "set", "cam1"], "", 2, "nothing to change"),
-        (&["sender", "set", "cam1", "--require-tls", "maybe"], "", 2, "on or off"),
+        (
+            &["sender", "set", "cam1", "--require-tls", "maybe"],
+            "",
+            2,
+            "on or off",
+        ),
         (&["sender", "remove", "ghost"], "", 1, "no sender"),
         (&["pipe", "remove", "ghost"], "", 1, "no pipe"),
         (&["sender", "frobnicate"], "", 2, "frobnicate"),
         (&["sender", "add"], "", 2, "name"),
-        (&["apply", "/nonexistent/fleet.toml"], "", 2, "cannot read fleet file"),
+        (
+            &["apply", "/nonexistent/fleet.toml"],
+            "",
+            2,
+            "cannot read fleet file",
+        ),
         (&["apply", bad_fleet], "", 2, "argon2id"),
-        (&["cert", "generate", "--hostname", "bad name!"], "", 2, "invalid certificate name"),
+        (
+            &["cert", "generate", "--hostname", "bad name!"],
+            "",
+            2,
+            "invalid certificate name",
+        ),
     ];
     for (args, input, code, needle) in cases {
         let r = g.run_stdin(args, input);
         assert_eq!(r.code, *code, "{args:?}: {}", r.stderr);
         r.fails(*code, needle);
-        assert_eq!(g.run(&["export", "--include-secrets"]).ok(), before, "{args:?} changed the state");
+        assert_eq!(
+            g.run(&["export", "--include-secrets"]).ok(),
+            before,
+            "{args:?} changed the state"
+        );
     }
 }
 
@@ -242,24 +578,48 @@ fn secrets_never_appear_in_list_show_export_or_argv() {
         &["pipe", "show", "cloud1", "--json"],
     ] {
         let out = g.run(args).ok().to_string();
-        assert!(!out.contains(SECRET) && !out.contains(hash_prefix) && !out.contains("cam-pass"), "{args:?}: {out}");
+        assert!(
+            !out.contains(SECRET) && !out.contains(hash_prefix) && !out.contains("cam-pass"),
+            "{args:?}: {out}"
+        );
     }
     let export = g.run(&["export"]).ok().to_string();
     assert!(!export.contains(SECRET) && !export.contains("cam-pass"));
-    assert!(g.run(&["export", "--include-secrets"]).ok().contains(SECRET));
+    assert!(
+        g.run(&["export", "--include-secrets"])
+            .ok()
+            .contains(SECRET)
+    );
 
     // There is no way to put a secret in argv.
-    g.run(&["sender", "add", "x", "--password", "pw"]).fails(2, "--password");
-    g.run(&["pipe", "add", "P", "--dest", "s3://bucket", "--secret-key", "s"]).fails(2, "--secret-key");
+    g.run(&["sender", "add", "x", "--password", "pw"])
+        .fails(2, "--password");
+    g.run(&[
+        "pipe",
+        "add",
+        "P",
+        "--dest",
+        "s3://bucket",
+        "--secret-key",
+        "s",
+    ])
+    .fails(2, "--secret-key");
 
     // Through the daemon: its argv and log hold neither, and the request went over the socket.
     let d = g.serve(&[]);
-    g.run_stdin(&["sender", "passwd", "cam1", "--password-stdin"], "daemon-pass-123").ok();
+    g.run_stdin(
+        &["sender", "passwd", "cam1", "--password-stdin"],
+        "daemon-pass-123",
+    )
+    .ok();
     let cmdline = std::fs::read(format!("/proc/{}/cmdline", d.pid())).unwrap();
     let cmdline = String::from_utf8_lossy(&cmdline);
     assert!(!cmdline.contains("daemon-pass-123") && !cmdline.contains(SECRET));
     let log = d.log_text();
-    assert!(!log.contains("daemon-pass-123") && !log.contains(SECRET) && !log.contains(hash_prefix), "{log}");
+    assert!(
+        !log.contains("daemon-pass-123") && !log.contains(SECRET) && !log.contains(hash_prefix),
+        "{log}"
+    );
 }
 
 #[test]
@@ -274,20 +634,36 @@ fn two_daemons_cannot_own_one_state_directory() {
 fn a_killed_daemon_leaves_a_stale_socket_that_is_ignored_and_replaced() {
     let g = Gate::new();
     let d = g.serve(&[]);
-    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw").ok();
+    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw")
+        .ok();
     d.kill9();
-    assert!(g.state().join("control.sock").exists(), "kill -9 leaves the socket behind");
+    assert!(
+        g.state().join("control.sock").exists(),
+        "kill -9 leaves the socket behind"
+    );
     // The CLI sees nobody answers and opens the database itself.
-    g.run_stdin(&["sender", "add", "cam2", "--password-stdin"], "pw").ok();
+    g.run_stdin(&["sender", "add", "cam2", "--password-stdin"], "pw")
+        .ok();
     let d = g.serve(&[]);
-    assert!(d.log_text().contains("stale control socket"), "{}", d.log_text());
-    assert_eq!(json(g.run(&["sender", "list", "--json"]).ok()).as_array().unwrap().len(), 2);
+    assert!(
+        d.log_text().contains("stale control socket"),
+        "{}",
+        d.log_text()
+    );
+    assert_eq!(
+        json(g.run(&["sender", "list", "--json"]).ok())
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
 fn a_database_from_a_newer_ftpgate_is_refused_with_its_version() {
     let g = Gate::new();
-    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw").ok();
+    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw")
+        .ok();
     {
         let db = redb::Database::create(g.state().join("ftpgate.redb")).unwrap();
         let txn = db.begin_write().unwrap();
@@ -308,16 +684,52 @@ fn a_database_from_a_newer_ftpgate_is_refused_with_its_version() {
 fn cert_generate_writes_a_p256_certificate_and_a_private_key() {
     use std::os::unix::fs::PermissionsExt;
     let g = Gate::new();
-    let out = g.run(&["cert", "generate", "--hostname", "gw1.plant.example", "--hostname", "10.0.0.5"]).ok().to_string();
-    assert!(out.contains("gw1.plant.example") && out.contains("10.0.0.5"), "{out}");
-    let fp = out.lines().find(|l| l.starts_with("SHA-256 fingerprint: ")).unwrap();
-    assert_eq!(fp.trim_start_matches("SHA-256 fingerprint: ").split(':').count(), 32);
+    let out = g
+        .run(&[
+            "cert",
+            "generate",
+            "--hostname",
+            "gw1.plant.example",
+            "--hostname",
+            "10.0.0.5",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        out.contains("gw1.plant.example") && out.contains("10.0.0.5"),
+        "{out}"
+    );
+    let fp = out
+        .lines()
+        .find(|l| l.starts_with("SHA-256 fingerprint: "))
+        .unwrap();
+    assert_eq!(
+        fp.trim_start_matches("SHA-256 fingerprint: ")
+            .split(':')
+            .count(),
+        32
+    );
     let key = g.state().join("tls/key.pem");
-    assert_eq!(std::fs::metadata(&key).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(std::fs::read_to_string(&key).unwrap().contains("PRIVATE KEY"));
-    assert!(std::fs::read_to_string(g.state().join("tls/cert.pem")).unwrap().contains("BEGIN CERTIFICATE"));
+    assert_eq!(
+        std::fs::metadata(&key).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(
+        std::fs::read_to_string(&key)
+            .unwrap()
+            .contains("PRIVATE KEY")
+    );
+    assert!(
+        std::fs::read_to_string(g.state().join("tls/cert.pem"))
+            .unwrap()
+            .contains("BEGIN CERTIFICATE")
+    );
     // Rotation gives a new certificate.
     let again = g.run(&["cert", "generate"]).ok().to_string();
-    let fp_line = |o: &str| o.lines().find(|l| l.starts_with("SHA-256")).map(str::to_string);
+    let fp_line = |o: &str| {
+        o.lines()
+            .find(|l| l.starts_with("SHA-256"))
+            .map(str::to_string)
+    };
     assert_ne!(fp_line(&again), fp_line(&out));
 }

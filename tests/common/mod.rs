@@ -33,22 +33,41 @@ impl Run {
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {
-        assert_eq!(self.code, 0, "command failed: stdout={} stderr={}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed: stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
         &self.stdout
     }
 
     /// Asserts failure with `code` and exactly one line on stderr containing `needle`.
     #[track_caller]
     pub fn fails(&self, code: i32, needle: &str) {
-        assert_eq!(self.code, code, "exit code; stdout={} stderr={}", self.stdout, self.stderr);
-        assert_eq!(self.stderr.lines().count(), 1, "one line on stderr, got {:?}", self.stderr);
-        assert!(self.stderr.contains(needle), "stderr {:?} should mention {needle:?}", self.stderr);
+        assert_eq!(
+            self.code, code,
+            "exit code; stdout={} stderr={}",
+            self.stdout, self.stderr
+        );
+        assert_eq!(
+            self.stderr.lines().count(),
+            1,
+            "one line on stderr, got {:?}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "stderr {:?} should mention {needle:?}",
+            self.stderr
+        );
     }
 }
 
 impl Gate {
     pub fn new() -> Gate {
-        Gate { dir: tempfile::tempdir().expect("tempdir") }
+        Gate {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn state(&self) -> &Path {
@@ -58,14 +77,20 @@ impl Gate {
     fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.arg("--state").arg(self.state()).args(args);
-        c.env_remove("AWS_ACCESS_KEY_ID").env_remove("AWS_SECRET_ACCESS_KEY");
+        c.env_remove("AWS_ACCESS_KEY_ID")
+            .env_remove("AWS_SECRET_ACCESS_KEY");
         c.env("RUST_LOG", "warn");
         c
     }
 
     /// Runs `ftpgate --state DIR args...` with standard input closed.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.command(args).stdin(Stdio::null()).output().expect("run ftpgate"))
+        Run::from(
+            self.command(args)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run ftpgate"),
+        )
     }
 
     /// Runs with `input` on standard input.
@@ -76,12 +101,19 @@ impl Gate {
     /// Runs with `input` on standard input and extra environment variables.
     pub fn run_with(&self, args: &[&str], input: &str, env: &[(&str, &str)]) -> Run {
         let mut c = self.command(args);
-        c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         for (k, v) in env {
             c.env(k, v);
         }
         let mut child = c.spawn().expect("spawn ftpgate");
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
         Run::from(child.wait_with_output().expect("wait ftpgate"))
     }
 
@@ -94,7 +126,11 @@ impl Gate {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = c.spawn().expect("spawn ftpgate serve");
-        let d = Daemon { child, log, sock: self.state().join("control.sock") };
+        let d = Daemon {
+            child,
+            log,
+            sock: self.state().join("control.sock"),
+        };
         d.wait_ready();
         d
     }
@@ -111,7 +147,9 @@ impl Daemon {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() && self.listening_line().is_some() {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok()
+                && self.listening_line().is_some()
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -125,7 +163,10 @@ impl Daemon {
 
     /// The "ready" line the daemon logs once every listener is up.
     fn listening_line(&self) -> Option<String> {
-        self.log_text().lines().find(|l| l.contains("ready")).map(str::to_string)
+        self.log_text()
+            .lines()
+            .find(|l| l.contains("ready"))
+            .map(str::to_string)
     }
 
     pub fn pid(&self) -> u32 {
@@ -140,8 +181,13 @@ impl Daemon {
 
     /// SIGTERM and wait for exit.
     pub fn stop(mut self) -> i32 {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
-        self.child.wait().map(|s| s.code().unwrap_or(-1)).unwrap_or(-1)
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child
+            .wait()
+            .map(|s| s.code().unwrap_or(-1))
+            .unwrap_or(-1)
     }
 }
 

@@ -1,0 +1,3 @@
+//! The FTP server: the pure protocol layer ([`proto`]), and the session driver on top.
+
+pub mod proto;

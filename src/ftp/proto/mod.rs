@@ -1,0 +1,12 @@
+//! The pure FTP protocol layer: no sockets, no clocks, no files. Everything here is
+//! table-tested and fuzzed (`fuzz/`).
+
+pub mod addr;
+pub mod command;
+pub mod line;
+pub mod reply;
+pub mod time;
+
+pub use command::{Command, ParseError, TransferType};
+pub use line::{Frame, LineFramer};
+pub use reply::Reply;
