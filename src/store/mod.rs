@@ -5,6 +5,9 @@
 //! Every call here blocks on disk I/O: async code calls it through `smol::unblock`, and
 //! no transaction outlives the closure that uses it, so none is held across an `.await`.
 
+pub mod catalog;
+pub mod outbox;
+pub mod partials;
 pub mod pipes;
 pub mod schema;
 pub mod senders;
@@ -50,6 +53,24 @@ pub enum Error {
         found: u64,
         written_by: String,
     },
+    #[error("{0}: no such file or directory")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    Exists(String),
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    #[error("{0} is a directory")]
+    IsADirectory(String),
+    #[error("{0} is not empty: remove what it holds first")]
+    NotEmpty(String),
+    #[error("{0}: the directory it goes into does not exist (create it with MKD)")]
+    NoParent(String),
+    #[error("{0} exists and this pipe refuses overwrites: upload under another name")]
+    OverwriteRefused(String),
+    #[error("cannot move {0} into itself")]
+    IntoItself(String),
+    #[error("operation {0} is not in the outbox")]
+    NoSuchOp(u64),
     #[error("database error: {0}")]
     Db(#[from] redb::Error),
     #[error("corrupt record {key:?} in table {table}: {detail}")]

@@ -8,8 +8,9 @@ use redb::{TableDefinition, WriteTransaction};
 
 use super::Error;
 
-/// The schema this build writes. History: 1 = senders, pipes, grants, settings.
-pub const SCHEMA_VERSION: u64 = 1;
+/// The schema this build writes. History: 1 = senders, pipes, grants, settings;
+/// 2 = catalog, outbox, put index, partial uploads, counters.
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// `schema_version` (decimal) and `written_by` (`ftpgate X.Y.Z`).
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -21,6 +22,17 @@ pub const PIPES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipes");
 pub const GRANTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("grants");
 /// Gateway-wide settings by name.
 pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
+
+/// (Pipe id, path) → JSON [`super::catalog::Entry`]: each Pipe's namespace.
+pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
+/// Op id → JSON [`super::outbox::Op`], in acknowledgement order.
+pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
+/// (Pipe id, path) → id of the queued put that is the last op on that key (coalescing).
+pub const PUT_INDEX: TableDefinition<(&str, &str), u64> = TableDefinition::new("put_index");
+/// (Pipe id, path) → JSON [`super::partials::Partial`]: resumable broken uploads.
+pub const PARTIALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("partials");
+/// Named counters (`next_op`).
+pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 pub const WRITTEN_BY: &str = concat!("ftpgate ", env!("CARGO_PKG_VERSION"));
 
@@ -36,6 +48,13 @@ pub(super) fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), Error> {
                 txn.open_table(PIPES)?;
                 txn.open_table(GRANTS)?;
                 txn.open_table(SETTINGS)?;
+            }
+            1 => {
+                txn.open_table(CATALOG)?;
+                txn.open_table(OUTBOX)?;
+                txn.open_table(PUT_INDEX)?;
+                txn.open_table(PARTIALS)?;
+                txn.open_table(COUNTERS)?;
             }
             _ => unreachable!("every version below SCHEMA_VERSION has a step"),
         }

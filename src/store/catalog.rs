@@ -1,0 +1,517 @@
+//! The catalog: each Pipe's namespace (directories and files with size, mtime and
+//! delivery state), changed together with the outbox in one transaction, so what a
+//! listing shows and what the forwarder will do never disagree.
+//!
+//! Coalescing (DESIGN §3) happens here: a `DELE` of an undelivered file cancels its put,
+//! a rename retargets it, a replacing `STOR` swaps its body. Only a put that is the last
+//! op on its key and is not being delivered right now is ever rewritten (see
+//! [`super::outbox`]); everything else is queued in order.
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::outbox::{Action, Op};
+use super::schema::{CATALOG, PUT_INDEX};
+use super::{Error, Reader, Result, Writer, decode, encode};
+use crate::names::Overwrite;
+use crate::vfs::VPath;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Dir,
+    File,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Delivery {
+    #[default]
+    Pending,
+    Delivered,
+}
+
+/// One name in a Pipe's namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub kind: Kind,
+    #[serde(default)]
+    pub size: u64,
+    /// Seconds since the epoch.
+    pub mtime: u64,
+    #[serde(default)]
+    pub state: Delivery,
+    /// Spool body of the newest version while it awaits delivery.
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub md5: Option<String>,
+    #[serde(default)]
+    pub sender: String,
+    /// Some version of this key has reached (or is being sent to) the destination, so a
+    /// delete or rename must be sent there too.
+    #[serde(default)]
+    pub remote: bool,
+}
+
+/// What an upload adds to the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub body: String,
+    pub size: u64,
+    pub md5: String,
+    pub mtime: u64,
+    pub sender: String,
+}
+
+/// Result of [`Writer::publish`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Where the file landed (differs from the request under `keep-both`).
+    pub path: VPath,
+    /// Spool bodies no longer needed (a replaced undelivered version).
+    pub freed: Vec<String>,
+}
+
+fn get(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pipe: &str,
+    path: &VPath,
+) -> Result<Option<Entry>> {
+    match t.get((pipe, path.as_str()))? {
+        Some(v) => Ok(Some(decode("catalog", path.as_str(), v.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Direct children of `dir`, in name order.
+fn children(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pipe: &str,
+    dir: &VPath,
+) -> Result<Vec<(String, Entry)>> {
+    let prefix = if dir.is_root() {
+        "/".to_string()
+    } else {
+        format!("{dir}/")
+    };
+    let mut out = Vec::new();
+    for row in t.range((pipe, prefix.as_str())..)? {
+        let (k, v) = row?;
+        let (p, path) = k.value();
+        if p != pipe || !path.starts_with(&prefix) {
+            break;
+        }
+        let rest = &path[prefix.len()..];
+        if !rest.is_empty() && !rest.contains('/') {
+            out.push((rest.to_string(), decode("catalog", path, v.value())?));
+        }
+    }
+    Ok(out)
+}
+
+/// Every path at or below `dir` (for directory renames), in key order.
+fn subtree(
+    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
+    pipe: &str,
+    dir: &VPath,
+) -> Result<Vec<(VPath, Entry)>> {
+    let mut out = Vec::new();
+    if let Some(e) = get(t, pipe, dir)? {
+        out.push((dir.clone(), e));
+    }
+    let prefix = format!("{dir}/");
+    for row in t.range((pipe, prefix.as_str())..)? {
+        let (k, v) = row?;
+        let (p, path) = k.value();
+        if p != pipe || !path.starts_with(&prefix) {
+            break;
+        }
+        out.push((
+            VPath::from_normalised(path),
+            decode("catalog", path, v.value())?,
+        ));
+    }
+    Ok(out)
+}
+
+fn root_entry() -> Entry {
+    Entry {
+        kind: Kind::Dir,
+        size: 0,
+        mtime: 0,
+        state: Delivery::Delivered,
+        body: None,
+        md5: None,
+        sender: String::new(),
+        remote: false,
+    }
+}
+
+impl Reader {
+    /// The entry at `path` (the root always exists).
+    pub fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
+        if path.is_root() {
+            return Ok(Some(root_entry()));
+        }
+        get(&self.txn.open_table(CATALOG)?, pipe, path)
+    }
+
+    pub fn children(&self, pipe: &str, dir: &VPath) -> Result<Vec<(String, Entry)>> {
+        children(&self.txn.open_table(CATALOG)?, pipe, dir)
+    }
+}
+
+impl Writer {
+    pub fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
+        if path.is_root() {
+            return Ok(Some(root_entry()));
+        }
+        get(&self.txn.open_table(CATALOG)?, pipe, path)
+    }
+
+    fn put_entry(&self, pipe: &str, path: &VPath, e: &Entry) -> Result<()> {
+        self.txn
+            .open_table(CATALOG)?
+            .insert((pipe, path.as_str()), encode(e).as_slice())?;
+        Ok(())
+    }
+
+    fn remove_entry(&self, pipe: &str, path: &VPath) -> Result<()> {
+        self.txn
+            .open_table(CATALOG)?
+            .remove((pipe, path.as_str()))?;
+        Ok(())
+    }
+
+    /// Checks that `path`'s parent is a directory.
+    fn check_parent(&self, pipe: &str, path: &VPath) -> Result<()> {
+        let parent = path.parent().unwrap_or_else(VPath::root);
+        match self.entry(pipe, &parent)? {
+            Some(e) if e.kind == Kind::Dir => Ok(()),
+            Some(_) => Err(Error::NotADirectory(parent.to_string())),
+            None => Err(Error::NoParent(path.to_string())),
+        }
+    }
+
+    /// The queued put that is the last op on (pipe, path) and not in flight, if any.
+    fn coalescable_put(&self, pipe: &str, path: &VPath) -> Result<Option<Op>> {
+        let id = match self.txn.open_table(PUT_INDEX)?.get((pipe, path.as_str()))? {
+            Some(v) => v.value(),
+            None => return Ok(None),
+        };
+        Ok(self.op(id)?.filter(|op| !op.in_flight))
+    }
+
+    /// Where an upload to `path` may go under `policy`, before any data is accepted:
+    /// `Ok(path)` or the refusal the client should get.
+    pub fn check_upload(&self, pipe: &str, path: &VPath, policy: Overwrite) -> Result<VPath> {
+        if path.is_root() {
+            return Err(Error::IsADirectory(path.to_string()));
+        }
+        self.check_parent(pipe, path)?;
+        match self.entry(pipe, path)? {
+            None => Ok(path.clone()),
+            Some(e) if e.kind == Kind::Dir => Err(Error::IsADirectory(path.to_string())),
+            Some(_) => match policy {
+                Overwrite::Replace => Ok(path.clone()),
+                Overwrite::Refuse => Err(Error::OverwriteRefused(path.to_string())),
+                Overwrite::KeepBoth => self.free_name(pipe, path),
+            },
+        }
+    }
+
+    /// `name-2.ext`, `name-3.ext`, ... : the first that is free.
+    fn free_name(&self, pipe: &str, path: &VPath) -> Result<VPath> {
+        let name = path.name();
+        let (stem, ext) = match name.rfind('.') {
+            Some(i) if i > 0 => (&name[..i], &name[i..]),
+            _ => (name, ""),
+        };
+        let parent = path.parent().unwrap_or_else(VPath::root);
+        for n in 2u32.. {
+            let candidate = parent.child(&format!("{stem}-{n}{ext}"));
+            if self.entry(pipe, &candidate)?.is_none() {
+                return Ok(candidate);
+            }
+        }
+        unreachable!("some suffix is free")
+    }
+
+    /// Records an acknowledged upload and queues its delivery. Checks everything before
+    /// writing anything, so a refusal leaves the transaction untouched.
+    pub fn publish(
+        &self,
+        pipe: &str,
+        path: &VPath,
+        policy: Overwrite,
+        up: Upload,
+        now_ms: u64,
+    ) -> Result<Published> {
+        let path = self.check_upload(pipe, path, policy)?;
+        let old = self.entry(pipe, &path)?;
+        let mut freed = Vec::new();
+        let mut coalesced = false;
+        let put = Action::Put {
+            path: path.to_string(),
+            body: up.body.clone(),
+            size: up.size,
+            md5: up.md5.clone(),
+            mtime: up.mtime,
+            sender: up.sender.clone(),
+        };
+        match self.coalescable_put(pipe, &path)? {
+            Some(mut op) => {
+                if let Action::Put { body, .. } = &op.action {
+                    freed.push(body.clone());
+                }
+                op.action = put;
+                self.put_op(&op)?;
+                coalesced = true;
+            }
+            None => {
+                self.enqueue(pipe, put, now_ms)?;
+            }
+        }
+        // The destination has, or will get, an older version unless we just replaced it.
+        let remote = old
+            .as_ref()
+            .is_some_and(|e| e.remote || e.state == Delivery::Delivered || !coalesced);
+        self.put_entry(
+            pipe,
+            &path,
+            &Entry {
+                kind: Kind::File,
+                size: up.size,
+                mtime: up.mtime,
+                state: Delivery::Pending,
+                body: Some(up.body),
+                md5: Some(up.md5),
+                sender: up.sender,
+                remote,
+            },
+        )?;
+        Ok(Published { path, freed })
+    }
+
+    pub fn mkdir(&self, pipe: &str, path: &VPath, sender: &str, now: u64) -> Result<()> {
+        if self.entry(pipe, path)?.is_some() {
+            return Err(Error::Exists(path.to_string()));
+        }
+        self.check_parent(pipe, path)?;
+        self.put_entry(
+            pipe,
+            path,
+            &Entry {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: now,
+                state: Delivery::Pending,
+                body: None,
+                md5: None,
+                sender: sender.into(),
+                remote: true,
+            },
+        )?;
+        self.enqueue(
+            pipe,
+            Action::MkDir {
+                path: path.to_string(),
+            },
+            now * 1000,
+        )?;
+        Ok(())
+    }
+
+    pub fn rmdir(&self, pipe: &str, path: &VPath, now: u64) -> Result<()> {
+        match self.entry(pipe, path)? {
+            None => return Err(Error::NotFound(path.to_string())),
+            Some(e) if e.kind != Kind::Dir => return Err(Error::NotADirectory(path.to_string())),
+            Some(_) if path.is_root() => return Err(Error::NotEmpty(path.to_string())),
+            Some(_) => {}
+        }
+        if !children(&self.txn.open_table(CATALOG)?, pipe, path)?.is_empty() {
+            return Err(Error::NotEmpty(path.to_string()));
+        }
+        self.remove_entry(pipe, path)?;
+        self.enqueue(
+            pipe,
+            Action::RmDir {
+                path: path.to_string(),
+            },
+            now * 1000,
+        )?;
+        Ok(())
+    }
+
+    /// Deletes a file; returns spool bodies freed by cancelling its undelivered put.
+    pub fn delete(&self, pipe: &str, path: &VPath, now: u64) -> Result<Vec<String>> {
+        let e = match self.entry(pipe, path)? {
+            None => return Err(Error::NotFound(path.to_string())),
+            Some(e) if e.kind == Kind::Dir => return Err(Error::IsADirectory(path.to_string())),
+            Some(e) => e,
+        };
+        let mut freed = Vec::new();
+        let mut must_send = e.remote || e.state == Delivery::Delivered;
+        match self.coalescable_put(pipe, path)? {
+            Some(op) => {
+                if let Action::Put { body, .. } = &op.action {
+                    freed.push(body.clone());
+                }
+                self.remove_op(op.id)?;
+            }
+            // A put is in flight or queued behind other ops: the object may appear.
+            None => must_send |= e.state == Delivery::Pending,
+        }
+        if must_send {
+            self.enqueue(
+                pipe,
+                Action::Delete {
+                    path: path.to_string(),
+                },
+                now * 1000,
+            )?;
+        }
+        self.remove_entry(pipe, path)?;
+        Ok(freed)
+    }
+
+    /// Renames a file or a whole directory. An existing file at `to` is replaced.
+    pub fn rename(&self, pipe: &str, from: &VPath, to: &VPath, now: u64) -> Result<Vec<String>> {
+        let e = self
+            .entry(pipe, from)?
+            .ok_or_else(|| Error::NotFound(from.to_string()))?;
+        if from.is_root() || to.is_root() {
+            return Err(Error::IsADirectory("/".into()));
+        }
+        if from == to {
+            return Ok(Vec::new());
+        }
+        if to.is_within(from) {
+            return Err(Error::IntoItself(from.to_string()));
+        }
+        self.check_parent(pipe, to)?;
+        let mut freed = Vec::new();
+        match self.entry(pipe, to)? {
+            Some(t) if t.kind == Kind::Dir => return Err(Error::IsADirectory(to.to_string())),
+            Some(_) if e.kind == Kind::Dir => return Err(Error::Exists(to.to_string())),
+            Some(_) => freed.extend(self.delete(pipe, to, now)?),
+            None => {}
+        }
+        if e.kind == Kind::File {
+            self.move_file(pipe, from, to, e, now)?;
+            return Ok(freed);
+        }
+        let tree = subtree(&self.txn.open_table(CATALOG)?, pipe, from)?;
+        for (path, entry) in &tree {
+            if entry.kind == Kind::Dir {
+                let dest = path.rebase(from, to);
+                self.put_entry(pipe, &dest, entry)?;
+                self.enqueue(
+                    pipe,
+                    Action::MkDir {
+                        path: dest.to_string(),
+                    },
+                    now * 1000,
+                )?;
+            }
+        }
+        for (path, entry) in &tree {
+            if entry.kind == Kind::File {
+                self.move_file(pipe, path, &path.rebase(from, to), entry.clone(), now)?;
+            }
+        }
+        for (path, entry) in tree.iter().rev() {
+            if entry.kind == Kind::Dir {
+                self.remove_entry(pipe, path)?;
+                self.enqueue(
+                    pipe,
+                    Action::RmDir {
+                        path: path.to_string(),
+                    },
+                    now * 1000,
+                )?;
+            }
+        }
+        Ok(freed)
+    }
+
+    fn move_file(
+        &self,
+        pipe: &str,
+        from: &VPath,
+        to: &VPath,
+        mut e: Entry,
+        now: u64,
+    ) -> Result<()> {
+        match self.coalescable_put(pipe, from)? {
+            Some(mut op) => {
+                // Retarget the undelivered put; an older delivered version must go.
+                if let Action::Put { path, .. } = &mut op.action {
+                    *path = to.to_string();
+                }
+                self.put_op(&op)?;
+                let mut index = self.txn.open_table(PUT_INDEX)?;
+                index.remove((pipe, from.as_str()))?;
+                index.insert((pipe, to.as_str()), op.id)?;
+                drop(index);
+                if e.remote {
+                    self.enqueue(
+                        pipe,
+                        Action::Delete {
+                            path: from.to_string(),
+                        },
+                        now * 1000,
+                    )?;
+                }
+                e.remote = false;
+            }
+            None => {
+                self.enqueue(
+                    pipe,
+                    Action::Rename {
+                        from: from.to_string(),
+                        to: to.to_string(),
+                    },
+                    now * 1000,
+                )?;
+                e.remote = true;
+            }
+        }
+        self.remove_entry(pipe, from)?;
+        self.put_entry(pipe, to, &e)
+    }
+
+    /// `MFMT`: sets a file's modification time (and that of its queued put).
+    pub fn set_mtime(&self, pipe: &str, path: &VPath, mtime: u64) -> Result<()> {
+        let mut e = self
+            .entry(pipe, path)?
+            .ok_or_else(|| Error::NotFound(path.to_string()))?;
+        if e.kind == Kind::Dir {
+            return Err(Error::IsADirectory(path.to_string()));
+        }
+        e.mtime = mtime;
+        self.put_entry(pipe, path, &e)?;
+        if let Some(mut op) = self.coalescable_put(pipe, path)?
+            && let Action::Put { mtime: m, .. } = &mut op.action
+        {
+            *m = mtime;
+            self.put_op(&op)?;
+        }
+        Ok(())
+    }
+
+    /// Marks a delivered put in the catalog, if the entry still holds that body.
+    pub(super) fn mark_delivered(&self, pipe: &str, path: &str, body: &str) -> Result<()> {
+        let path = VPath::from_normalised(path);
+        if let Some(mut e) = self.entry(pipe, &path)?
+            && e.body.as_deref() == Some(body)
+        {
+            e.state = Delivery::Delivered;
+            e.body = None;
+            e.remote = true;
+            self.put_entry(pipe, &path, &e)?;
+        }
+        Ok(())
+    }
+}

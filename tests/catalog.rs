@@ -1,0 +1,264 @@
+//! Catalog and outbox against a real store: namespace rules, overwrite policies, and
+//! the coalescing rules of DESIGN §3.
+
+use std::collections::HashSet;
+
+use ftpgate::names::Overwrite;
+use ftpgate::store::Store;
+use ftpgate::store::catalog::{Delivery, Kind, Upload};
+use ftpgate::store::outbox::Action;
+use ftpgate::vfs::VPath;
+
+const P: &str = "line1";
+
+fn v(s: &str) -> VPath {
+    VPath::root().resolve(s).unwrap()
+}
+
+fn up(body: &str, size: u64) -> Upload {
+    Upload {
+        body: body.into(),
+        size,
+        md5: "00".into(),
+        mtime: 1000,
+        sender: "cam1".into(),
+    }
+}
+
+fn store() -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let s = Store::open(&d.path().join("db")).unwrap();
+    (d, s)
+}
+
+fn actions(s: &Store) -> Vec<Action> {
+    s.read()
+        .unwrap()
+        .ops()
+        .unwrap()
+        .into_iter()
+        .map(|o| o.action)
+        .collect()
+}
+
+fn put(path: &str, body: &str, size: u64) -> Action {
+    Action::Put {
+        path: path.into(),
+        body: body.into(),
+        size,
+        md5: "00".into(),
+        mtime: 1000,
+        sender: "cam1".into(),
+    }
+}
+
+#[test]
+fn namespace_rules() {
+    let (_d, s) = store();
+    s.write(|w| w.mkdir(P, &v("/a"), "cam1", 1)).unwrap();
+    assert!(matches!(
+        s.write(|w| w.mkdir(P, &v("/a"), "cam1", 1)),
+        Err(ftpgate::store::Error::Exists(_))
+    ));
+    assert!(matches!(
+        s.write(|w| w.mkdir(P, &v("/x/y"), "cam1", 1)),
+        Err(ftpgate::store::Error::NoParent(_))
+    ));
+    s.write(|w| w.publish(P, &v("/a/f.jpg"), Overwrite::Replace, up("b1", 10), 0))
+        .unwrap();
+    assert!(matches!(
+        s.write(|w| w.publish(P, &v("/nodir/f"), Overwrite::Replace, up("b2", 1), 0)),
+        Err(ftpgate::store::Error::NoParent(_))
+    ));
+    assert!(matches!(
+        s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 1), 0)),
+        Err(ftpgate::store::Error::IsADirectory(_))
+    ));
+    assert!(matches!(
+        s.write(|w| w.rmdir(P, &v("/a"), 1)),
+        Err(ftpgate::store::Error::NotEmpty(_))
+    ));
+    assert!(matches!(
+        s.write(|w| w.delete(P, &v("/a"), 1)),
+        Err(ftpgate::store::Error::IsADirectory(_))
+    ));
+    let r = s.read().unwrap();
+    let kids = r.children(P, &v("/a")).unwrap();
+    assert_eq!(kids.len(), 1);
+    assert_eq!(
+        (kids[0].0.as_str(), kids[0].1.kind, kids[0].1.size),
+        ("f.jpg", Kind::File, 10)
+    );
+    assert_eq!(
+        r.children(P, &VPath::root()).unwrap().len(),
+        1,
+        "only direct children"
+    );
+    assert!(
+        r.children("other", &VPath::root()).unwrap().is_empty(),
+        "pipes are separate"
+    );
+}
+
+#[test]
+fn overwrite_policies() {
+    let (_d, s) = store();
+    s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b1", 1), 0))
+        .unwrap();
+    let p2 = s
+        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b2", 2), 0))
+        .unwrap();
+    assert_eq!(p2.path, v("/f-2.jpg"));
+    let p3 = s
+        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b3", 3), 0))
+        .unwrap();
+    assert_eq!(p3.path, v("/f-3.jpg"));
+    assert!(matches!(
+        s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::Refuse, up("b4", 4), 0)),
+        Err(ftpgate::store::Error::OverwriteRefused(_))
+    ));
+    assert_eq!(actions(&s).len(), 3, "the refused upload queued nothing");
+}
+
+#[test]
+fn coalescing_of_undelivered_files() {
+    let (_d, s) = store();
+    // A replaced undelivered put swaps its body; the old body is freed.
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+        .unwrap();
+    let p = s
+        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 2), 0))
+        .unwrap();
+    assert_eq!(p.freed, vec!["b1".to_string()]);
+    assert_eq!(actions(&s), vec![put("/a", "b2", 2)]);
+    // A rename retargets it.
+    s.write(|w| w.rename(P, &v("/a"), &v("/b"), 1)).unwrap();
+    assert_eq!(actions(&s), vec![put("/b", "b2", 2)]);
+    // DELE cancels it and frees the body; nothing reaches the destination.
+    let freed = s.write(|w| w.delete(P, &v("/b"), 1)).unwrap();
+    assert_eq!(freed, vec!["b2".to_string()]);
+    assert!(actions(&s).is_empty());
+}
+
+#[test]
+fn an_in_flight_put_is_never_rewritten() {
+    let (_d, s) = store();
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+        .unwrap();
+    let id = s.read().unwrap().ops().unwrap()[0].id;
+    s.write(|w| w.claim(id)).unwrap();
+    let p = s
+        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 2), 0))
+        .unwrap();
+    assert!(p.freed.is_empty());
+    assert_eq!(actions(&s), vec![put("/a", "b1", 1), put("/a", "b2", 2)]);
+    // DELE cancels the second (queued) put, and must delete what the running one sends.
+    let freed = s.write(|w| w.delete(P, &v("/a"), 1)).unwrap();
+    assert_eq!(freed, vec!["b2".to_string()]);
+    assert_eq!(
+        actions(&s),
+        vec![put("/a", "b1", 1), Action::Delete { path: "/a".into() }]
+    );
+    // Only the first may run (order per key); the others wait behind it.
+    let due = s
+        .read()
+        .unwrap()
+        .due_ops(u64::MAX, 10, &HashSet::new())
+        .unwrap();
+    assert!(due.is_empty(), "{due:?}");
+}
+
+#[test]
+fn delivered_files_are_deleted_and_renamed_at_the_destination() {
+    let (_d, s) = store();
+    s.write(|w| w.mkdir(P, &v("/d"), "cam1", 1)).unwrap();
+    s.write(|w| w.publish(P, &v("/d/f"), Overwrite::Replace, up("b1", 1), 0))
+        .unwrap();
+    for op in s.read().unwrap().ops().unwrap() {
+        let body = s
+            .write(|w| {
+                w.claim(op.id)?;
+                w.complete(op.id)
+            })
+            .unwrap();
+        assert_eq!(body.is_some(), matches!(op.action, Action::Put { .. }));
+    }
+    let e = s.read().unwrap().entry(P, &v("/d/f")).unwrap().unwrap();
+    assert_eq!((e.state, e.body), (Delivery::Delivered, None));
+    // A directory rename moves its children and markers, in an order S3 can follow.
+    s.write(|w| w.rename(P, &v("/d"), &v("/e"), 2)).unwrap();
+    assert_eq!(
+        actions(&s),
+        vec![
+            Action::MkDir { path: "/e".into() },
+            Action::Rename {
+                from: "/d/f".into(),
+                to: "/e/f".into()
+            },
+            Action::RmDir { path: "/d".into() },
+        ]
+    );
+    assert!(s.read().unwrap().entry(P, &v("/e/f")).unwrap().is_some());
+    assert!(s.read().unwrap().entry(P, &v("/d")).unwrap().is_none());
+    s.write(|w| w.delete(P, &v("/e/f"), 3)).unwrap();
+    assert_eq!(
+        actions(&s).last(),
+        Some(&Action::Delete {
+            path: "/e/f".into()
+        })
+    );
+    assert!(matches!(
+        s.write(|w| w.rename(P, &v("/e"), &v("/e/x"), 3)),
+        Err(ftpgate::store::Error::IntoItself(_))
+    ));
+}
+
+#[test]
+fn retry_park_and_unpark() {
+    let (_d, s) = store();
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+        .unwrap();
+    let id = s.read().unwrap().ops().unwrap()[0].id;
+    s.write(|w| {
+        w.claim(id)?;
+        w.retry_later(id, 5_000, "connection refused")
+    })
+    .unwrap();
+    assert!(
+        s.read()
+            .unwrap()
+            .due_ops(4_999, 10, &HashSet::new())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.read()
+            .unwrap()
+            .due_ops(5_000, 10, &HashSet::new())
+            .unwrap()
+            .len(),
+        1
+    );
+    s.write(|w| w.park(id, "AccessDenied")).unwrap();
+    assert!(
+        s.read()
+            .unwrap()
+            .due_ops(u64::MAX, 10, &HashSet::new())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        s.read().unwrap().ops().unwrap()[0].parked.as_deref(),
+        Some("AccessDenied")
+    );
+    assert_eq!(s.write(|w| w.unpark(None, Some(P), 6_000)).unwrap(), 1);
+    assert_eq!(
+        s.read()
+            .unwrap()
+            .due_ops(6_000, 10, &HashSet::new())
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(s.write(|w| w.unpark(Some(999), None, 0)).is_err());
+}
