@@ -1,17 +1,23 @@
 //! `ftpgate serve`: the long-running process that owns the state directory.
 //!
-//! It holds the redb database (redb locks the file, so a second daemon is refused), and
-//! answers the control socket so admin commands take effect at once while it runs.
+//! Start-up order: open the database (redb locks it, so a second daemon is refused),
+//! recover the spool, bind every FTP listener (a bad address fails before anything is
+//! served), replace a stale control socket, then serve. SIGTERM/SIGINT stop accepting,
+//! tell idle sessions to go, let running transfers finish within the grace period, and
+//! exit.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
 use crate::admin::socket::serve_client;
 use crate::auth::{AuthConfig, Authenticator};
+use crate::ftp::server::{self, Server};
+use crate::spool::{self, Spool};
 use crate::state::StateDir;
 use crate::store::{self, Store};
 
@@ -23,6 +29,8 @@ pub enum Error {
     AlreadyRunning(String),
     #[error("{0}")]
     Store(#[from] store::Error),
+    #[error("spool: {0}")]
+    Spool(#[from] spool::Error),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
 }
@@ -30,6 +38,13 @@ pub enum Error {
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
     let what = what.into();
     move |source| Error::Io { what, source }
+}
+
+/// What `serve` was asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub ftp: server::Config,
+    pub limits: spool::Limits,
 }
 
 /// Opens the store for the daemon; says plainly when another daemon owns it.
@@ -44,67 +59,105 @@ fn open_store(state: &StateDir) -> Result<Store, Error> {
     }
 }
 
+/// Binds the control socket (mode 0600), replacing a stale one: we own the database, so
+/// no other daemon can be answering on it.
+fn bind_control(state: &StateDir) -> Result<smol::net::unix::UnixListener, Error> {
+    let path = state.control_socket();
+    match std::fs::remove_file(&path) {
+        Ok(()) => log::info!("replaced a stale control socket left by an earlier daemon"),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err(format!("cannot remove {}", path.display()))(e)),
+    }
+    let listener = smol::net::unix::UnixListener::bind(&path)
+        .map_err(io_err(format!("cannot listen on {}", path.display())))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("cannot restrict {}", path.display())))?;
+    Ok(listener)
+}
+
+async fn control_loop(
+    listener: smol::net::unix::UnixListener,
+    store: Arc<Store>,
+    auth: Arc<Authenticator>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let (store, auth) = (store.clone(), auth.clone());
+                smol::spawn(async move {
+                    if let Err(e) = serve_client(stream, store, |_| auth.clear_cache()).await {
+                        log::warn!("control socket client: {e}");
+                    }
+                })
+                .detach();
+            }
+            Err(e) => {
+                log::warn!("control socket accept: {e}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Deletes expired partial uploads now and then.
+async fn expiry_loop(spool: Arc<Spool>) {
+    loop {
+        smol::Timer::after(Duration::from_secs(600)).await;
+        let s = spool.clone();
+        if let Err(e) = smol::unblock(move || s.expire_partials()).await {
+            log::warn!("expiring partial uploads: {e}");
+        }
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(state: &StateDir) -> Result<(), Error> {
+pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     state.create().map_err(io_err(format!(
         "cannot create state directory {}",
         state.root().display()
     )))?;
     let store = Arc::new(open_store(state)?);
-
-    // We own the database, so any socket file is stale: a killed daemon left it.
-    let sock_path = state.control_socket();
-    match std::fs::remove_file(&sock_path) {
-        Ok(()) => log::info!("replaced a stale control socket left by an earlier daemon"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(format!("cannot remove {}", sock_path.display()))(e)),
-    }
-    let listener = smol::net::unix::UnixListener::bind(&sock_path)
-        .map_err(io_err(format!("cannot listen on {}", sock_path.display())))?;
-    std::fs::set_permissions(&sock_path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err(format!("cannot restrict {}", sock_path.display())))?;
+    let spool = Spool::open(state, store.clone(), opts.limits)?;
+    let listeners = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
+    let control = bind_control(state)?;
     let mut signals =
         Signals::new([Signal::Term, Signal::Int]).map_err(io_err("cannot watch signals"))?;
-
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
+    let grace = opts.ftp.shutdown_grace;
+    let srv = Server::new(opts.ftp, store.clone(), auth.clone(), spool.clone());
+
+    let addrs: Vec<String> = listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
     log::info!(
-        "ftpgate {} ready: state {}, control socket {}",
+        "ftpgate {} ready: ftp={} state={} control={} spool_bytes={}",
         env!("CARGO_PKG_VERSION"),
+        addrs.join(","),
         state.root().display(),
-        sock_path.display()
+        state.control_socket().display(),
+        spool.used()
     );
 
-    let ex = smol::Executor::new();
-    smol::block_on(ex.run(async {
-        let accept = async {
-            loop {
-                match listener.accept().await {
-                    Ok((stream, _)) => {
-                        let (store, auth) = (store.clone(), auth.clone());
-                        ex.spawn(async move {
-                            if let Err(e) =
-                                serve_client(stream, store, |_| auth.clear_cache()).await
-                            {
-                                log::warn!("control socket client: {e}");
-                            }
-                        })
-                        .detach();
-                    }
-                    Err(e) => {
-                        log::warn!("control socket accept: {e}");
-                        smol::Timer::after(std::time::Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        };
-        let stop = async {
-            if let Some(Ok(sig)) = signals.next().await {
-                log::info!("received {sig:?}, shutting down");
-            }
-        };
-        smol::future::or(accept, stop).await;
-    }));
-    let _ = std::fs::remove_file(&sock_path);
+    smol::block_on(async {
+        for l in listeners {
+            smol::spawn(server::accept_loop(srv.clone(), l)).detach();
+        }
+        let control_task = smol::spawn(control_loop(control, store.clone(), auth));
+        let expiry_task = smol::spawn(expiry_loop(spool.clone()));
+        if let Some(Ok(sig)) = signals.next().await {
+            log::info!(
+                "received {sig:?}: no new sessions; running transfers have {}s to finish",
+                grace.as_secs()
+            );
+        }
+        srv.begin_shutdown();
+        server::drain(&srv, grace).await;
+        drop(control_task);
+        drop(expiry_task);
+    });
+    let _ = std::fs::remove_file(state.control_socket());
     log::info!("ftpgate stopped");
     Ok(())
 }

@@ -29,6 +29,7 @@ pub mod fleet;
 pub mod ftp;
 pub mod names;
 pub mod net;
+pub mod spool;
 pub mod state;
 pub mod store;
 pub mod vfs;

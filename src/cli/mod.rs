@@ -33,6 +33,7 @@ struct Args {
 #[argh(subcommand)]
 enum Command {
     Serve(serve::ServeArgs),
+    Demo(serve::DemoArgs),
     Sender(sender::SenderArgs),
     Pipe(pipe::PipeArgs),
     Cert(cert::CertArgs),
@@ -197,6 +198,7 @@ pub fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    let explicit_state = args.state.is_some() || std::env::var_os("FTPGATE_STATE").is_some();
     let root = args
         .state
         .or_else(|| std::env::var_os("FTPGATE_STATE").map(PathBuf::from))
@@ -206,6 +208,7 @@ pub fn main() -> ExitCode {
     };
     let outcome = match args.command {
         Command::Serve(a) => serve::run(&ctx, a),
+        Command::Demo(a) => serve::demo(&ctx, a, explicit_state),
         Command::Sender(a) => sender::run(&ctx, a),
         Command::Pipe(a) => pipe::run(&ctx, a),
         Command::Cert(a) => cert::run(&ctx, a),

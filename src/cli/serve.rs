@@ -1,14 +1,191 @@
-//! `ftpgate serve`.
+//! `ftpgate serve` and `ftpgate demo`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
 
 use argh::FromArgs;
 
 use super::{Ctx, Failure, Outcome};
+use crate::daemon::Options;
+use crate::ftp::server::Config;
+use crate::spool::Limits;
 
-/// run the gateway daemon (owns the state directory, answers the control socket)
+/// run the gateway: FTP listeners, spool, and the control socket
 #[derive(FromArgs)]
 #[argh(subcommand, name = "serve")]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// address to listen on, e.g. 0.0.0.0:21 or [::]:21 (repeatable; default 0.0.0.0:21)
+    #[argh(option)]
+    listen: Vec<SocketAddr>,
+    /// passive data port range LO-HI (default 50000-50999)
+    #[argh(option, from_str_fn(port_range), default = "50000..=50999")]
+    passive_ports: RangeInclusive<u16>,
+    /// IPv4 address announced in PASV replies, for NAT (default: the address the client reached)
+    #[argh(option)]
+    passive_address: Option<Ipv4Addr>,
+    /// on|off: allow active mode (PORT/EPRT) back to the client (default on)
+    #[argh(option, from_str_fn(super::on_off), default = "true")]
+    active: bool,
+    /// seconds an idle logged-in control connection is kept (default 300)
+    #[argh(option, default = "300")]
+    idle_timeout: u64,
+    /// most sessions at once (default 256)
+    #[argh(option, default = "256")]
+    max_sessions: usize,
+    /// most sessions from one address (default 32)
+    #[argh(option, default = "32")]
+    max_sessions_per_ip: usize,
+    /// most bytes the spool may hold, e.g. 20G (default: no limit but --spool-min-free)
+    #[argh(option, from_str_fn(bytes), default = "0")]
+    spool_max_bytes: u64,
+    /// free space to keep on the spool's filesystem, e.g. 512M (default 64M)
+    #[argh(option, from_str_fn(bytes), default = "64 << 20")]
+    spool_min_free: u64,
+}
 
-pub fn run(ctx: &Ctx, _args: ServeArgs) -> Outcome {
-    crate::daemon::run(&ctx.state).map_err(|e| Failure::runtime(e.to_string()))
+/// Parses `LO-HI`.
+fn port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let bad =
+        || format!("invalid port range {s:?}: use LO-HI, e.g. 50000-50100, with 1024 <= LO <= HI");
+    let (lo, hi) = s.split_once('-').ok_or_else(bad)?;
+    let (lo, hi): (u16, u16) = (
+        lo.trim().parse().map_err(|_| bad())?,
+        hi.trim().parse().map_err(|_| bad())?,
+    );
+    if lo < 1024 || lo > hi {
+        return Err(bad());
+    }
+    Ok(lo..=hi)
+}
+
+/// Parses a byte count with an optional K, M, G or T suffix (powers of 1024).
+pub fn bytes(s: &str) -> Result<u64, String> {
+    let bad = || format!("invalid size {s:?}: use a number of bytes, optionally with K, M, G or T");
+    let s = s.trim();
+    let (num, shift) = match s.chars().last().map(|c| c.to_ascii_uppercase()) {
+        Some('K') => (&s[..s.len() - 1], 10),
+        Some('M') => (&s[..s.len() - 1], 20),
+        Some('G') => (&s[..s.len() - 1], 30),
+        Some('T') => (&s[..s.len() - 1], 40),
+        _ => (s, 0),
+    };
+    let n: u64 = num.trim().parse().map_err(|_| bad())?;
+    n.checked_mul(1u64 << shift).ok_or_else(bad)
+}
+
+pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
+    if a.max_sessions == 0 || a.max_sessions_per_ip == 0 || a.idle_timeout == 0 {
+        return Err(Failure::usage(
+            "--max-sessions, --max-sessions-per-ip and --idle-timeout must be at least 1",
+        ));
+    }
+    let ftp = Config {
+        listen: if a.listen.is_empty() {
+            vec![SocketAddr::from(([0, 0, 0, 0], 21))]
+        } else {
+            a.listen
+        },
+        passive_ports: a.passive_ports,
+        passive_address: a.passive_address,
+        active: a.active,
+        idle_timeout: Duration::from_secs(a.idle_timeout),
+        max_sessions: a.max_sessions,
+        max_sessions_per_ip: a.max_sessions_per_ip,
+        ..Config::default()
+    };
+    let limits = Limits {
+        max_bytes: a.spool_max_bytes,
+        min_free: a.spool_min_free,
+        ..Limits::default()
+    };
+    crate::daemon::run(&ctx.state, Options { ftp, limits })
+        .map_err(|e| Failure::runtime(e.to_string()))
+}
+
+/// try ftpgate locally: a demo state directory, a Pipe into a local folder, a Sender,
+/// and a server on 127.0.0.1:2121
+#[derive(FromArgs)]
+#[argh(subcommand, name = "demo")]
+pub struct DemoArgs {
+    /// port to listen on at 127.0.0.1 (default 2121)
+    #[argh(option, default = "2121")]
+    port: u16,
+}
+
+pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
+    let state = if explicit_state {
+        ctx.state.clone()
+    } else {
+        crate::state::StateDir::new(cwd.join("demo-state"))
+    };
+    let delivered = state.root().join("delivered");
+    std::fs::create_dir_all(&delivered)
+        .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", delivered.display())))?;
+    let delivered = delivered
+        .canonicalize()
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let password = crate::auth::generate_password();
+    let fleet = format!(
+        "[[pipe]]\nid = \"demo\"\nname = \"Demo folder\"\ndest = \"file://{}\"\n\n[[sender]]\nname = \"demo\"\npassword_hash = \"{}\"\npipes = [\"demo\"]\n",
+        delivered.display(),
+        crate::auth::hash_password(&password)?
+    );
+    let demo_ctx = Ctx {
+        state: state.clone(),
+    };
+    demo_ctx.request(crate::admin::Request::Apply {
+        fleet,
+        dry_run: false,
+    })?;
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port);
+    println!("ftpgate demo");
+    println!("  state:     {}", state.root().display());
+    println!("  pipe:      demo -> file://{}", delivered.display());
+    println!("  sender:    demo   password: {password}");
+    println!("  listening: ftp://{addr}");
+    println!();
+    println!("Upload a file with:");
+    println!("  curl -T /etc/hostname ftp://demo:{password}@{addr}/");
+    println!(
+        "It is acknowledged once it is safe in {}/spool;",
+        state.root().display()
+    );
+    println!("list it with: curl ftp://demo:{password}@{addr}/");
+    println!("Stop with Ctrl-C.");
+    let ftp = Config {
+        listen: vec![addr],
+        passive_ports: 52000..=52999,
+        login_fail_delay: Duration::from_millis(500),
+        ..Config::default()
+    };
+    crate::daemon::run(
+        &state,
+        Options {
+            ftp,
+            limits: Limits::default(),
+        },
+    )
+    .map_err(|e| Failure::runtime(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ranges() {
+        assert_eq!(bytes("512M"), Ok(512 << 20));
+        assert_eq!(bytes("20g"), Ok(20 << 30));
+        assert_eq!(bytes("1000"), Ok(1000));
+        assert!(bytes("x").is_err() && bytes("99999999999T").is_err());
+        assert_eq!(port_range("50000-50100"), Ok(50000..=50100));
+        assert!(
+            port_range("100-200").is_err()
+                && port_range("6000-5000").is_err()
+                && port_range("abc").is_err()
+        );
+    }
 }

@@ -1,0 +1,105 @@
+//! Data connections: a passive listener per session on a random port of the configured
+//! range, or an active connection back to the client. A passive connection from any
+//! address other than the control connection's peer is closed and the real client is
+//! still awaited; active targets are checked (`proto::addr::check_active`) before any
+//! connection is attempted.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use smol::io::{AsyncRead, AsyncWrite};
+use smol::net::{TcpListener, TcpStream};
+
+use crate::ftp::proto::addr::canonical;
+
+/// A byte stream: a TCP socket now, a TLS stream over one later.
+pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Conn for T {}
+
+/// How the next transfer gets its data connection.
+#[derive(Debug, Default)]
+pub enum Plan {
+    #[default]
+    None,
+    Passive(TcpListener),
+    Active(SocketAddr),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("use PASV, EPSV, PORT or EPRT before a transfer")]
+    NoPlan,
+    #[error("no data connection arrived within {0} seconds")]
+    AcceptTimeout(u64),
+    #[error("could not connect to {0}: {1}")]
+    Connect(SocketAddr, io::Error),
+    #[error("data connection failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn random_u32() -> u32 {
+    let mut b = [0u8; 4];
+    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
+    u32::from_le_bytes(b)
+}
+
+/// Binds a listener on `ip` at a random free port of `ports`.
+pub fn listen_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
+    let (lo, hi) = (*ports.start(), *ports.end());
+    let span = u32::from(hi - lo) + 1;
+    let first = random_u32() % span;
+    // Try every port once, starting at a random one.
+    for i in 0..span.min(1024) {
+        let port = lo + ((first + i * 7919) % span) as u16;
+        if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
+            return TcpListener::try_from(l);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free passive port in {lo}-{hi}"),
+    ))
+}
+
+/// Accepts the client's data connection, closing any from another address.
+pub async fn accept_from(
+    listener: &TcpListener,
+    peer: IpAddr,
+    timeout: Duration,
+) -> Result<TcpStream, DataError> {
+    let wait = async {
+        loop {
+            let (stream, from) = listener.accept().await?;
+            if canonical(from.ip()) == canonical(peer) {
+                stream.set_nodelay(true).ok();
+                return Ok(stream);
+            }
+            log::warn!("refused a data connection from {from}: the session belongs to {peer}");
+            drop(stream);
+        }
+    };
+    smol::future::or(wait, async {
+        smol::Timer::after(timeout).await;
+        Err(DataError::AcceptTimeout(timeout.as_secs()))
+    })
+    .await
+}
+
+/// Connects to an (already checked) active-mode target.
+pub async fn connect(target: SocketAddr, timeout: Duration) -> Result<TcpStream, DataError> {
+    let attempt = async {
+        TcpStream::connect(target)
+            .await
+            .map_err(|e| DataError::Connect(target, e))
+    };
+    smol::future::or(attempt, async {
+        smol::Timer::after(timeout).await;
+        Err(DataError::Connect(
+            target,
+            io::Error::new(io::ErrorKind::TimedOut, "timed out"),
+        ))
+    })
+    .await
+}

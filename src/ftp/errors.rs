@@ -1,0 +1,44 @@
+//! The one place where domain errors become FTP replies.
+
+use crate::ftp::proto::Reply;
+use crate::spool;
+use crate::store;
+use crate::vfs::PathError;
+
+pub fn path(e: &PathError) -> Reply {
+    Reply::new(553, format!("Bad file name: {e}."))
+}
+
+pub fn store(e: &store::Error) -> Reply {
+    use store::Error::*;
+    match e {
+        NotFound(_) | Exists(_) | NotADirectory(_) | IsADirectory(_) | NotEmpty(_)
+        | OverwriteRefused(_) => Reply::new(550, format!("{e}.")),
+        NoParent(_) | IntoItself(_) | Invalid(_) => Reply::new(553, format!("{e}.")),
+        _ => {
+            log::error!("store error: {e}");
+            Reply::new(
+                451,
+                "Local error in the gateway's database; nothing was changed. Try again.",
+            )
+        }
+    }
+}
+
+pub fn spool(e: &spool::Error) -> Reply {
+    use spool::Error::*;
+    match e {
+        Full(why) => Reply::new(452, format!("Insufficient storage: {why}.")),
+        Store(s) => store(s),
+        Busy => Reply::new(450, format!("{e}: try again when it has finished.")),
+        BadOffset { .. } => Reply::new(554, format!("{e}.")),
+        AlreadyDelivered(_) => Reply::new(550, format!("{e}.")),
+        Disk(_) | Commit(_) => {
+            log::error!("spool error: {e}");
+            Reply::new(
+                451,
+                "Local error writing the upload to the gateway's disk; it was not stored.",
+            )
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! LIST, NLST, MLSD over the data connection, and STAT with a path over the control
+//! connection. Served from the catalog.
+
+use std::io;
+
+use smol::io::AsyncWriteExt;
+
+use crate::ftp::listing::{Style, ls_line, render};
+use crate::ftp::proto::Reply;
+use crate::ftp::session::Session;
+use crate::store::catalog::{Entry, Kind};
+use crate::store::now_secs;
+
+impl Session {
+    /// The entries a listing of `arg` shows: a directory's children, or the file itself.
+    async fn entries(
+        &self,
+        arg: Option<&str>,
+        style: Style,
+    ) -> Result<Vec<(String, Entry)>, Reply> {
+        let (path, e) = self.lookup(arg.unwrap_or(".")).await?;
+        if e.kind == Kind::File {
+            if style == Style::Machine {
+                return Err(Reply::new(
+                    501,
+                    format!("{path} is not a directory; use MLST for a single file."),
+                ));
+            }
+            let name = if style == Style::Names {
+                arg.unwrap_or(path.name()).to_string()
+            } else {
+                path.name().to_string()
+            };
+            return Ok(vec![(name, e)]);
+        }
+        let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
+        self.srv
+            .read(move |r| r.children(&pipe, &p))
+            .await
+            .map_err(|e| crate::ftp::errors::store(&e))
+    }
+
+    pub(crate) async fn listing(&mut self, style: Style, arg: Option<&str>) -> io::Result<Reply> {
+        let entries = match self.entries(arg, style).await {
+            Ok(e) => e,
+            Err(r) => {
+                self.plan = Default::default();
+                return Ok(r);
+            }
+        };
+        let mut data = match self.open_data().await {
+            Ok(d) => d,
+            Err(r) => return Ok(r),
+        };
+        self.reply(Reply::new(150, "Here comes the listing."))
+            .await?;
+        let body = render(&entries, style, now_secs());
+        let sent = async {
+            data.write_all(&body).await?;
+            data.flush().await?;
+            data.close().await
+        };
+        let timeout = self.data_timeout();
+        let result = smol::future::or(sent, async {
+            smol::Timer::after(timeout).await;
+            Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+        })
+        .await;
+        Ok(match result {
+            Ok(()) => Reply::new(226, format!("Listing sent ({} entries).", entries.len())),
+            Err(e) => Reply::new(426, format!("Listing interrupted: {e}.")),
+        })
+    }
+
+    /// `STAT path`: the listing over the control connection (RFC 959 §4.1.3).
+    pub(crate) async fn stat_path(&self, arg: &str) -> Reply {
+        match self.entries(Some(arg), Style::Long).await {
+            Ok(entries) => {
+                let now = now_secs();
+                let lines = entries.iter().map(|(n, e)| ls_line(n, e, now)).collect();
+                Reply::multi(213, format!("Status of {arg}:"), lines, "End of status")
+            }
+            Err(r) => r,
+        }
+    }
+}

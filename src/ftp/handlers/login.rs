@@ -1,0 +1,86 @@
+//! USER, PASS, REIN (RFC 959 §4.1.1). Every failure gets the same `530` after the same
+//! delay; the log says why. Three failures close the connection.
+
+use std::io;
+use std::sync::atomic::Ordering;
+
+use crate::ftp::datachan::Plan;
+use crate::ftp::proto::Reply;
+use crate::ftp::session::{Flow, Session};
+use crate::vfs::VPath;
+
+const MAX_FAILURES: u32 = 3;
+
+impl Session {
+    pub(crate) fn user(&mut self, name: String) -> Reply {
+        if self.login.is_some() {
+            return Reply::new(503, "Already logged in; send REIN first to log in again.");
+        }
+        self.user = Some(name);
+        // The same answer for every name: nothing tells which exist.
+        Reply::new(331, "Password required.")
+    }
+
+    pub(crate) async fn pass(&mut self, password: String) -> io::Result<Flow> {
+        if self.login.is_some() {
+            self.reply(Reply::new(503, "Already logged in.")).await?;
+            return Ok(Flow::Continue);
+        }
+        let Some(user) = self.user.take() else {
+            self.reply(Reply::new(503, "Send USER first.")).await?;
+            return Ok(Flow::Continue);
+        };
+        let auth = self.srv.auth.clone();
+        match auth.login(&user, &password, self.peer.ip(), false).await {
+            Ok(login) => {
+                self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "login ok peer={} sender={} pipe={}",
+                    self.peer,
+                    login.sender.name,
+                    login.pipe.id
+                );
+                let text = format!(
+                    "Logged in; uploads go to pipe {} ({}).",
+                    login.pipe.id, login.pipe.name
+                );
+                self.login = Some(login);
+                self.cwd = VPath::root();
+                self.failures = 0;
+                self.reply(Reply::new(230, text)).await?;
+                Ok(Flow::Continue)
+            }
+            Err(refusal) => {
+                self.failures += 1;
+                self.srv.login_failed(self.peer.ip());
+                log::warn!(
+                    "login failed peer={} user={:?} reason: {refusal}",
+                    self.peer,
+                    crate::ftp::proto::reply::sanitize(&user)
+                );
+                smol::Timer::after(self.srv.config.login_fail_delay).await;
+                if self.failures >= MAX_FAILURES {
+                    self.reply(Reply::new(
+                        530,
+                        "Login incorrect; too many failures, closing the connection.",
+                    ))
+                    .await?;
+                    return Ok(Flow::Close);
+                }
+                self.reply(Reply::new(530, "Login incorrect.")).await?;
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    pub(crate) fn rein(&mut self) -> Reply {
+        self.user = None;
+        self.login = None;
+        self.cwd = VPath::root();
+        self.rest = None;
+        self.rnfr = None;
+        self.plan = Plan::None;
+        self.epsv_all = false;
+        Reply::new(220, "Session reset; log in again.")
+    }
+}

@@ -1,0 +1,109 @@
+//! Directory listings (pure): `LIST` in `ls -l` form, `NLST` names, and RFC 3659 MLSx
+//! facts. Served from the catalog, so they work while the destination is offline.
+
+use crate::ftp::proto::time::{format_timeval, ls_date};
+use crate::store::catalog::{Entry, Kind};
+
+/// One `ls -l` line (without line ending). No downloads, so files show no read bit
+/// for others; the owner is always `ftp`.
+pub fn ls_line(name: &str, e: &Entry, now: u64) -> String {
+    let (mode, links) = match e.kind {
+        Kind::Dir => ("drwxr-xr-x", 2),
+        Kind::File => ("-rw-r-----", 1),
+    };
+    format!(
+        "{mode} {links:>3} ftp      ftp      {:>12} {} {name}",
+        e.size,
+        ls_date(e.mtime, now)
+    )
+}
+
+/// MLSx facts followed by a space and the name (RFC 3659 §7).
+pub fn mlsx_line(name: &str, e: &Entry) -> String {
+    match e.kind {
+        // c: create files, e: enter, l: list, m: make dirs, p: purge (delete entries), f: rename
+        Kind::Dir => format!(
+            "type=dir;modify={};perm=celmpf; {name}",
+            format_timeval(e.mtime)
+        ),
+        // a: append, d: delete, f: rename, w: write. Never r: nothing is downloaded.
+        Kind::File => format!(
+            "type=file;size={};modify={};perm=adfw; {name}",
+            e.size,
+            format_timeval(e.mtime)
+        ),
+    }
+}
+
+/// The `MLST` facts this server offers, as listed in `FEAT`.
+pub const MLST_FACTS: &str = "type*;size*;modify*;perm*;";
+
+/// A whole `LIST`/`NLST`/`MLSD` body with CRLF line endings.
+pub fn render(entries: &[(String, Entry)], style: Style, now: u64) -> Vec<u8> {
+    let mut out = String::new();
+    for (name, e) in entries {
+        let line = match style {
+            Style::Long => ls_line(name, e, now),
+            Style::Names => name.clone(),
+            Style::Machine => mlsx_line(name, e),
+        };
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    out.into_bytes()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    Long,
+    Names,
+    Machine,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::catalog::Delivery;
+
+    fn entry(kind: Kind, size: u64, mtime: u64) -> Entry {
+        Entry {
+            kind,
+            size,
+            mtime,
+            state: Delivery::Pending,
+            body: None,
+            md5: None,
+            sender: String::new(),
+            remote: false,
+        }
+    }
+
+    #[test]
+    fn formats() {
+        let now = 1_795_474_418;
+        let f = entry(Kind::File, 1234, now - 60);
+        let d = entry(Kind::Dir, 0, 1_700_000_000);
+        assert_eq!(
+            ls_line("a.jpg", &f, now),
+            "-rw-r-----   1 ftp      ftp              1234 Nov 23 22:52 a.jpg"
+        );
+        assert_eq!(
+            ls_line("old", &d, now),
+            "drwxr-xr-x   2 ftp      ftp                 0 Nov 14  2023 old"
+        );
+        assert_eq!(
+            mlsx_line("a.jpg", &f),
+            "type=file;size=1234;modify=20261123225238;perm=adfw; a.jpg"
+        );
+        assert_eq!(
+            mlsx_line("old", &d),
+            "type=dir;modify=20231114221320;perm=celmpf; old"
+        );
+        let body = render(
+            &[("a".into(), f.clone()), ("b".into(), f)],
+            Style::Names,
+            now,
+        );
+        assert_eq!(body, b"a\r\nb\r\n");
+    }
+}

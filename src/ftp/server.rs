@@ -1,0 +1,275 @@
+//! The FTP server: configuration, the context shared by sessions, listeners, session
+//! limits, and graceful shutdown.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smol::net::{TcpListener, TcpStream};
+
+use crate::auth::Authenticator;
+use crate::ftp::bans::{BanPolicy, Bans};
+use crate::ftp::proto::Reply;
+use crate::spool::Spool;
+use crate::store::{self, Reader, Store, Writer};
+
+/// Settings of `ftpgate serve` that concern FTP.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub passive_ports: RangeInclusive<u16>,
+    /// Address announced in `PASV` replies (for NAT); default: the control connection's
+    /// local address.
+    pub passive_address: Option<Ipv4Addr>,
+    pub active: bool,
+    /// Idle control connection after login.
+    pub idle_timeout: Duration,
+    /// Time allowed to log in.
+    pub login_timeout: Duration,
+    /// Data connection accept/connect, and silence during a transfer.
+    pub data_timeout: Duration,
+    pub max_sessions: usize,
+    pub max_sessions_per_ip: usize,
+    /// Delay before answering a failed `PASS`.
+    pub login_fail_delay: Duration,
+    /// How long running transfers may continue after SIGTERM.
+    pub shutdown_grace: Duration,
+    pub bans: BanPolicy,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 21))],
+            passive_ports: 50000..=50999,
+            passive_address: None,
+            active: true,
+            idle_timeout: Duration::from_secs(300),
+            login_timeout: Duration::from_secs(60),
+            data_timeout: Duration::from_secs(60),
+            max_sessions: 256,
+            max_sessions_per_ip: 32,
+            login_fail_delay: Duration::from_secs(1),
+            shutdown_grace: Duration::from_secs(30),
+            bans: BanPolicy::default(),
+        }
+    }
+}
+
+/// Counters for the log and for status.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub sessions: AtomicUsize,
+    pub uploads: AtomicU64,
+    pub bytes: AtomicU64,
+    pub logins_ok: AtomicU64,
+    pub logins_failed: AtomicU64,
+}
+
+/// What every session shares.
+pub struct Server {
+    pub config: Config,
+    pub store: Arc<Store>,
+    pub auth: Arc<Authenticator>,
+    pub spool: Arc<Spool>,
+    pub bans: Mutex<Bans>,
+    pub stats: Stats,
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Closed when the server shuts down: sessions stop between commands.
+    pub shutdown: smol::channel::Receiver<()>,
+    shutdown_tx: Mutex<Option<smol::channel::Sender<()>>>,
+}
+
+/// Holds a session's place in the limits; released on drop.
+pub struct Slot {
+    server: Arc<Server>,
+    ip: IpAddr,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.server.stats.sessions.fetch_sub(1, Ordering::Relaxed);
+        let mut per_ip = self.server.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Server {
+    pub fn new(
+        config: Config,
+        store: Arc<Store>,
+        auth: Arc<Authenticator>,
+        spool: Arc<Spool>,
+    ) -> Arc<Server> {
+        let (tx, rx) = smol::channel::bounded(1);
+        Arc::new(Server {
+            bans: Mutex::new(Bans::new(config.bans.clone())),
+            config,
+            store,
+            auth,
+            spool,
+            stats: Stats::default(),
+            per_ip: Mutex::new(HashMap::new()),
+            shutdown: rx,
+            shutdown_tx: Mutex::new(Some(tx)),
+        })
+    }
+
+    /// Tells every session to finish.
+    pub fn begin_shutdown(&self) {
+        self.shutdown_tx
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutdown.is_closed()
+    }
+
+    /// Admits a connection, or says why not (the reply is sent before closing).
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Reply> {
+        let ip = crate::ftp::proto::addr::canonical(ip);
+        if self
+            .bans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_banned(ip, Instant::now())
+        {
+            return Err(Reply::new(
+                421,
+                "Too many failed logins from your address; try again later.",
+            ));
+        }
+        if self.is_shutting_down() {
+            return Err(Reply::new(
+                421,
+                "The gateway is shutting down; try again shortly.",
+            ));
+        }
+        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if self.stats.sessions.load(Ordering::Relaxed) >= self.config.max_sessions {
+            return Err(Reply::new(
+                421,
+                "Too many sessions on this gateway; try again later.",
+            ));
+        }
+        let n = per_ip.entry(ip).or_insert(0);
+        if *n >= self.config.max_sessions_per_ip {
+            return Err(Reply::new(
+                421,
+                "Too many sessions from your address; try again later.",
+            ));
+        }
+        *n += 1;
+        self.stats.sessions.fetch_add(1, Ordering::Relaxed);
+        Ok(Slot {
+            server: self.clone(),
+            ip,
+        })
+    }
+
+    /// Records a failed login for the ban score.
+    pub fn login_failed(&self, ip: IpAddr) {
+        self.stats.logins_failed.fetch_add(1, Ordering::Relaxed);
+        let ip = crate::ftp::proto::addr::canonical(ip);
+        let score = self
+            .bans
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail(ip, Instant::now());
+        if score >= self.config.bans.threshold {
+            log::warn!("{ip} is banned for now: too many failed logins");
+        }
+    }
+
+    /// Runs `f` on a read snapshot, off the executor.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Reader) -> store::Result<T> + Send + 'static,
+    ) -> store::Result<T> {
+        let store = self.store.clone();
+        smol::unblock(move || f(&store.read()?)).await
+    }
+
+    /// Runs `f` in one write transaction, off the executor.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Writer) -> store::Result<T> + Send + 'static,
+    ) -> store::Result<T> {
+        let store = self.store.clone();
+        smol::unblock(move || store.write(f)).await
+    }
+}
+
+/// Binds every listen address (before anything is served, so a bad address fails fast).
+pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
+    addrs
+        .iter()
+        .map(|a| {
+            std::net::TcpListener::bind(a)
+                .and_then(TcpListener::try_from)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
+        })
+        .collect()
+}
+
+/// Accepts connections on `listener` until shutdown; each session runs as its own task.
+pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            let _ = server.shutdown.recv().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return,
+            Some(Ok((stream, peer))) => {
+                let server = server.clone();
+                smol::spawn(async move { start_session(server, stream, peer).await }).detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("accept failed: {e}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn start_session(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    use smol::io::AsyncWriteExt;
+    let slot = match server.admit(peer.ip()) {
+        Ok(slot) => slot,
+        Err(reply) => {
+            let mut s = stream;
+            let _ = s.write_all(&reply.encode()).await;
+            log::info!("refused connection from {peer}: {}", reply.lines[0]);
+            return;
+        }
+    };
+    stream.set_nodelay(true).ok();
+    let local = match stream.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    crate::ftp::session::Session::new(server, Box::new(stream), peer, local)
+        .run()
+        .await;
+    drop(slot);
+}
+
+/// Waits until no session is left, or `grace` has passed.
+pub async fn drain(server: &Server, grace: Duration) {
+    let deadline = Instant::now() + grace;
+    while server.stats.sessions.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        smol::Timer::after(Duration::from_millis(50)).await;
+    }
+}

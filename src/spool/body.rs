@@ -1,0 +1,356 @@
+//! Receiving one upload's body: a fixed pair of buffers (network read overlaps the disk
+//! write of the previous chunk), MD5 computed on the way, quotas checked as bytes arrive.
+//! Memory per transfer is two buffers whatever the file size.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use smol::io::{AsyncRead, AsyncReadExt};
+
+use super::{Error, Spool, new_id};
+use crate::store::catalog::Kind;
+use crate::store::now_secs;
+use crate::store::partials::Partial;
+use crate::vfs::VPath;
+
+/// Receive buffer size; two are used per transfer.
+pub const BUF_SIZE: usize = 64 * 1024;
+/// Free space is re-checked after this many bytes.
+const STATVFS_EVERY: u64 = 8 << 20;
+
+/// An upload body being written in `spool/tmp`.
+pub struct Body {
+    spool: Arc<Spool>,
+    pub id: String,
+    file: File,
+    md5: Md5,
+    size: u64,
+    /// Committed or kept as a partial: nothing to clean up on drop.
+    settled: bool,
+}
+
+/// How a transfer ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// The sender closed the data connection cleanly.
+    Complete,
+    /// `ABOR` on the control connection.
+    Aborted,
+    /// The data connection broke (reset, or TLS closed without close_notify).
+    Network(io::Error),
+    TimedOut,
+    Full(String),
+    Disk(io::Error),
+}
+
+impl Body {
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The MD5 of everything received, hex.
+    pub fn md5_hex(&self) -> String {
+        self.md5
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.file.write_all(chunk)?;
+        self.md5.update(chunk);
+        self.size += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// fsyncs the body (blocking).
+    pub(super) fn sync(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+
+    pub(super) fn settle(&mut self) {
+        self.settled = true;
+        self.spool.release(&self.id);
+    }
+
+    /// Drops an unwanted body (a quota refusal, an empty broken upload).
+    pub async fn discard(mut self) {
+        self.settle();
+        let (spool, id) = (self.spool.clone(), self.id.clone());
+        smol::unblock(move || spool.remove_bodies(&[id])).await;
+    }
+
+    /// Keeps a broken upload as a resumable partial: fsync, then record it.
+    pub async fn keep_partial(self, pipe: &str, path: &VPath) -> Result<u64, Error> {
+        if self.size == 0 {
+            self.discard().await;
+            return Ok(0);
+        }
+        let (pipe, path) = (pipe.to_string(), path.clone());
+        let spool = self.spool.clone();
+        let ttl = spool.limits.partial_ttl.as_secs();
+        let (mut body, result) = smol::unblock(move || {
+            let r = (|| -> Result<Option<String>, Error> {
+                self.sync()?;
+                let p = Partial {
+                    body: self.id.clone(),
+                    size: self.size,
+                    expires: now_secs() + ttl,
+                };
+                Ok(self
+                    .spool
+                    .store
+                    .write(|w| w.put_partial(&pipe, &path, &p))?)
+            })();
+            (self, r)
+        })
+        .await;
+        body.settle();
+        let size = body.size;
+        match result {
+            Ok(old) => {
+                if let Some(old) = old {
+                    smol::unblock(move || spool.remove_bodies(&[old])).await;
+                }
+                Ok(size)
+            }
+            Err(e) => {
+                body.settled = false; // dropping it removes the file
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.spool.release(&self.id);
+            self.spool.remove_bodies(std::slice::from_ref(&self.id));
+        }
+    }
+}
+
+/// Hashes the first `len` bytes of `file` and leaves it positioned at `len`.
+fn rehash(file: &mut File, len: u64) -> io::Result<Md5> {
+    let mut md5 = Md5::new();
+    file.seek(SeekFrom::Start(0))?;
+    let mut buf = vec![0u8; BUF_SIZE];
+    let mut left = len;
+    while left > 0 {
+        let n = file.read(&mut buf[..BUF_SIZE.min(left as usize)])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "spool body shorter than recorded",
+            ));
+        }
+        md5.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(md5)
+}
+
+impl Spool {
+    /// A new, empty body (after checking that there is room at all).
+    pub async fn start(self: &Arc<Self>) -> Result<Body, Error> {
+        let spool = self.clone();
+        smol::unblock(move || {
+            spool.check_room(0)?;
+            spool_start_blocking(&spool)
+        })
+        .await
+    }
+
+    /// Continues an upload to (pipe, path): at `offset` (`REST`) or at the end (`APPE`,
+    /// `offset == None`). The bytes so far come from a partial of that path, else from the
+    /// spooled body of the file itself (not yet delivered). Nothing to continue: a new body.
+    pub async fn resume(
+        self: &Arc<Self>,
+        pipe: &str,
+        path: &VPath,
+        offset: Option<u64>,
+    ) -> Result<Body, Error> {
+        let spool = self.clone();
+        let (pipe, path) = (pipe.to_string(), path.clone());
+        smol::unblock(move || {
+            spool.check_room(0)?;
+            let r = spool.store.read()?;
+            if let Some(p) = r.partial(&pipe, &path)? {
+                let offset = offset.unwrap_or(p.size);
+                if offset > p.size {
+                    return Err(Error::BadOffset {
+                        asked: offset,
+                        have: p.size,
+                    });
+                }
+                spool.claim(&p.body)?;
+                let opened = (|| -> io::Result<(File, Md5)> {
+                    let mut file = OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(spool.tmp_path(&p.body))?;
+                    file.set_len(offset)?;
+                    let md5 = rehash(&mut file, offset)?;
+                    Ok((file, md5))
+                })();
+                let (file, md5) = match opened {
+                    Ok(x) => x,
+                    Err(e) => {
+                        spool.release(&p.body);
+                        return Err(e.into());
+                    }
+                };
+                spool.sub_used(p.size - offset);
+                return Ok(Body {
+                    spool: spool.clone(),
+                    id: p.body,
+                    file,
+                    md5,
+                    size: offset,
+                    settled: false,
+                });
+            }
+            let existing = r.entry(&pipe, &path)?.filter(|e| e.kind == Kind::File);
+            drop(r);
+            let want = offset.unwrap_or_else(|| existing.as_ref().map_or(0, |e| e.size));
+            if want == 0 {
+                return spool_start_blocking(&spool);
+            }
+            let Some(e) = existing else {
+                return Err(Error::BadOffset {
+                    asked: want,
+                    have: 0,
+                });
+            };
+            let Some(src) = e.body else {
+                return Err(Error::AlreadyDelivered(path.to_string()));
+            };
+            if want > e.size {
+                return Err(Error::BadOffset {
+                    asked: want,
+                    have: e.size,
+                });
+            }
+            spool.check_room(want)?;
+            let mut body = spool_start_blocking(&spool)?;
+            let mut from = File::open(spool.ready_path(&src))?;
+            io::copy(&mut (&mut from).take(want), &mut body.file)?;
+            body.md5 = rehash(&mut body.file, want)?;
+            body.size = want;
+            spool.add_used(want);
+            Ok(body)
+        })
+        .await
+    }
+}
+
+fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
+    let id = new_id();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(spool.tmp_path(&id))?;
+    spool.claim(&id)?;
+    Ok(Body {
+        spool: spool.clone(),
+        id,
+        file,
+        md5: Md5::new(),
+        size: 0,
+        settled: false,
+    })
+}
+
+enum Got {
+    Data(usize),
+    Failed(io::Error),
+    TimedOut,
+    Aborted,
+}
+
+/// Copies `data` into `body` until the sender closes the connection, the transfer is
+/// aborted (a message on `abort`), nothing arrives for `idle`, or a quota is hit.
+pub async fn receive<R: AsyncRead + Unpin>(
+    body: Body,
+    data: &mut R,
+    idle: Duration,
+    abort: &smol::channel::Receiver<()>,
+) -> (Body, Ended) {
+    let spool = body.spool.clone();
+    let mut body = Some(body);
+    let mut spare = vec![vec![0u8; BUF_SIZE], vec![0u8; BUF_SIZE]];
+    let mut writing: Option<smol::Task<(Body, Vec<u8>, io::Result<()>)>> = None;
+    let mut until_statvfs = STATVFS_EVERY;
+    let mut ended = loop {
+        let mut buf = spare.pop().expect("two buffers, at most one being written");
+        let read = smol::future::or(
+            async {
+                match data.read(&mut buf).await {
+                    Ok(n) => Got::Data(n),
+                    Err(e) => Got::Failed(e),
+                }
+            },
+            smol::future::or(
+                async {
+                    smol::Timer::after(idle).await;
+                    Got::TimedOut
+                },
+                async {
+                    let _ = abort.recv().await;
+                    Got::Aborted
+                },
+            ),
+        )
+        .await;
+        if let Some(task) = writing.take() {
+            let (b, used, result) = task.await;
+            body = Some(b);
+            spare.push(used);
+            if let Err(e) = result {
+                break Ended::Disk(e);
+            }
+        }
+        let n = match read {
+            Got::Data(0) => break Ended::Complete,
+            Got::Data(n) => n,
+            Got::Failed(e) => break Ended::Network(e),
+            Got::TimedOut => break Ended::TimedOut,
+            Got::Aborted => break Ended::Aborted,
+        };
+        spool.add_used(n as u64);
+        let limits = &spool.limits;
+        if limits.max_bytes > 0 && spool.used() > limits.max_bytes {
+            break Ended::Full(format!(
+                "the gateway's spool is full ({} bytes): try again later",
+                limits.max_bytes
+            ));
+        }
+        until_statvfs = until_statvfs.saturating_sub(n as u64);
+        if until_statvfs == 0 {
+            until_statvfs = STATVFS_EVERY;
+            if let Err(Error::Full(why)) = spool.check_room(0) {
+                break Ended::Full(why);
+            }
+        }
+        let mut b = body.take().expect("body is back before the next write");
+        writing = Some(smol::unblock(move || {
+            let r = b.write_chunk(&buf[..n]);
+            (b, buf, r)
+        }));
+    };
+    if let Some(task) = writing.take() {
+        let (b, _, result) = task.await;
+        body = Some(b);
+        if let (Err(e), Ended::Complete) = (result, &ended) {
+            ended = Ended::Disk(e);
+        }
+    }
+    (body.expect("body is back after the last write"), ended)
+}

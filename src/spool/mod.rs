@@ -1,0 +1,228 @@
+//! The spool (DESIGN §3–§5): upload bodies on disk, one file per upload, named by a random
+//! id and never by the client's name.
+//!
+//! * A body is written into `spool/tmp/ID` with its MD5 computed on the way
+//!   ([`Body`]), fsynced, renamed into `spool/ready/ID`, the directory fsynced, and only
+//!   then recorded in the catalog and outbox in one redb commit. That order makes a `226`
+//!   durable: after a crash, a body without a record is an orphan and is deleted; a
+//!   record always has its body.
+//! * Concurrent uploads share the directory fsync and the redb commit ([`commit`]).
+//! * An upload that ended badly stays in `spool/tmp` as a resumable partial (recorded
+//!   with its fsynced size), never in the outbox, until it expires.
+//! * Quotas: `max_bytes` bounds what the spool holds, `min_free` keeps free space on the
+//!   filesystem; both are checked before data is accepted and while it arrives.
+
+mod body;
+mod commit;
+mod recover;
+
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub use body::{Body, Ended, receive};
+pub use commit::Publish;
+
+use crate::state::StateDir;
+use crate::store::{self, Store};
+
+/// What can go wrong with an upload's body. Mapped to FTP replies in `ftp::errors`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Full(String),
+    #[error("disk error: {0}")]
+    Disk(#[from] io::Error),
+    #[error("{0}")]
+    Store(#[from] store::Error),
+    #[error("could not record the upload: {0}")]
+    Commit(String),
+    #[error("another session is uploading to this file right now")]
+    Busy,
+    #[error("cannot resume at byte {asked}: only {have} bytes of this file were received")]
+    BadOffset { asked: u64, have: u64 },
+    #[error("cannot append: {0} was already delivered and is no longer on this gateway")]
+    AlreadyDelivered(String),
+}
+
+/// Spool limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Most bytes the spool may hold (bodies waiting and being received); 0: no limit.
+    pub max_bytes: u64,
+    /// Free space to leave on the spool's filesystem.
+    pub min_free: u64,
+    /// How long a broken upload can be resumed.
+    pub partial_ttl: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 0,
+            min_free: 64 << 20,
+            partial_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The spool of one gateway.
+pub struct Spool {
+    tmp: PathBuf,
+    ready: PathBuf,
+    limits: Limits,
+    store: Arc<Store>,
+    /// Bytes held in tmp/ and ready/.
+    used: AtomicU64,
+    /// Bodies a session is writing now.
+    busy: Mutex<HashSet<String>>,
+    committer: commit::Committer,
+}
+
+impl Spool {
+    /// Creates the directories, recovers from whatever a crash left, and starts the
+    /// committer thread. Blocking.
+    pub fn open(state: &StateDir, store: Arc<Store>, limits: Limits) -> Result<Arc<Spool>, Error> {
+        let (tmp, ready) = (state.spool_tmp(), state.spool_ready());
+        std::fs::create_dir_all(&tmp)?;
+        std::fs::create_dir_all(&ready)?;
+        let used = recover::recover(&tmp, &ready, &store)?;
+        let committer = commit::Committer::start(tmp.clone(), ready.clone(), store.clone());
+        Ok(Arc::new(Spool {
+            tmp,
+            ready,
+            limits,
+            store,
+            used: AtomicU64::new(used),
+            busy: Mutex::new(HashSet::new()),
+            committer,
+        }))
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Bytes the spool holds now.
+    pub fn used(&self) -> u64 {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Free bytes on the spool's filesystem.
+    pub fn free_space(&self) -> io::Result<u64> {
+        let st = rustix::fs::statvfs(&self.ready)?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Whether `more` bytes may still come in.
+    pub fn check_room(&self, more: u64) -> Result<(), Error> {
+        let used = self.used();
+        if self.limits.max_bytes > 0 && used.saturating_add(more) > self.limits.max_bytes {
+            return Err(Error::Full(format!(
+                "the gateway's spool is full ({used} of {} bytes waiting for delivery): try again later",
+                self.limits.max_bytes
+            )));
+        }
+        let free = self.free_space()?;
+        if free < self.limits.min_free.saturating_add(more) {
+            return Err(Error::Full(format!(
+                "the gateway's disk is almost full ({free} bytes free): try again later"
+            )));
+        }
+        Ok(())
+    }
+
+    fn tmp_path(&self, id: &str) -> PathBuf {
+        self.tmp.join(id)
+    }
+
+    fn ready_path(&self, id: &str) -> PathBuf {
+        self.ready.join(id)
+    }
+
+    fn add_used(&self, n: u64) {
+        self.used.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn sub_used(&self, n: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(n))
+            });
+    }
+
+    fn claim(&self, id: &str) -> Result<(), Error> {
+        let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
+        if busy.insert(id.to_string()) {
+            Ok(())
+        } else {
+            Err(Error::Busy)
+        }
+    }
+
+    fn release(&self, id: &str) {
+        self.busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Deletes delivered or abandoned bodies (in `ready/` or `tmp/`). Blocking.
+    pub fn remove_bodies(&self, ids: &[String]) {
+        for id in ids {
+            for path in [self.ready_path(id), self.tmp_path(id)] {
+                if let Ok(meta) = std::fs::metadata(&path)
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    self.sub_used(meta.len());
+                }
+            }
+        }
+    }
+
+    /// The ready/ file of a body (for the forwarder).
+    pub fn body_path(&self, id: &str) -> PathBuf {
+        self.ready_path(id)
+    }
+
+    /// Deletes expired partials. Blocking; the daemon runs it now and then.
+    pub fn expire_partials(&self) -> Result<usize, Error> {
+        let now = store::now_secs();
+        let expired: Vec<_> = self
+            .store
+            .read()?
+            .partials()?
+            .into_iter()
+            .filter(|(_, _, p)| p.expires <= now)
+            .collect();
+        for (pipe, path, p) in &expired {
+            if self.claim(&p.body).is_err() {
+                continue; // being resumed right now
+            }
+            let path = crate::vfs::VPath::from_normalised(path);
+            self.store.write(|w| w.take_partial(pipe, &path))?;
+            self.remove_bodies(std::slice::from_ref(&p.body));
+            self.release(&p.body);
+        }
+        Ok(expired.len())
+    }
+}
+
+/// A new random body id (128 bits, hex).
+fn new_id() -> String {
+    let mut b = [0u8; 16];
+    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn fsync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
