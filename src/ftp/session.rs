@@ -273,9 +273,25 @@ impl Session {
                 .await?;
             return Ok(Flow::Continue);
         }
-        // A pending rename is only good for the very next command.
+        // A pending rename is only good for the very next command; a restart marker
+        // only for the next transfer (data-channel setup may come in between).
         if !matches!(cmd, C::Rnto(_)) {
             self.rnfr = None;
+        }
+        if !matches!(
+            cmd,
+            C::Rest(_)
+                | C::Stor(_)
+                | C::Appe(_)
+                | C::Stou(_)
+                | C::Pasv
+                | C::Epsv(_)
+                | C::Port(_)
+                | C::Eprt(_)
+                | C::Type(_)
+                | C::Noop
+        ) {
+            self.rest = None;
         }
         let reply = match cmd {
             C::User(name) => self.user(name),

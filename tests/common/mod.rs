@@ -117,10 +117,19 @@ impl Gate {
         Run::from(child.wait_with_output().expect("wait ftpgate"))
     }
 
-    /// Starts `ftpgate serve` with `args` and waits until its control socket answers.
+    /// Starts `ftpgate serve` with `args` (on 127.0.0.1, an ephemeral port, unless
+    /// `--listen` is given) and waits until it is ready.
     pub fn serve(&self, args: &[&str]) -> Daemon {
         let log = self.state().join("serve.log");
-        let mut c = self.command(&[&["serve"], args].concat());
+        let mut all = vec!["serve"];
+        if !args.contains(&"--listen") {
+            all.extend(["--listen", "127.0.0.1:0"]);
+        }
+        if !args.contains(&"--passive-ports") {
+            all.extend(["--passive-ports", "40000-49999"]);
+        }
+        all.extend(args);
+        let mut c = self.command(&all);
         c.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -169,6 +178,24 @@ impl Daemon {
             .map(str::to_string)
     }
 
+    /// The first FTP address from the "ready" log line.
+    pub fn ftp(&self) -> std::net::SocketAddr {
+        let line = self.listening_line().expect("ready line");
+        let addrs = line
+            .split("ftp=")
+            .nth(1)
+            .expect("ftp= in ready line")
+            .split_whitespace()
+            .next()
+            .unwrap();
+        addrs
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("ftp address")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -196,4 +223,164 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Password of the Sender [`Gate::provisioned`] creates.
+pub const PW: &str = "cam-secret-1";
+
+impl Gate {
+    /// A Pipe `line1` into a directory, and Sender `cam1` (password [`PW`]) granted it.
+    pub fn provisioned() -> Gate {
+        let g = Gate::new();
+        let out = g.state().join("delivered");
+        std::fs::create_dir_all(&out).unwrap();
+        g.run(&[
+            "pipe",
+            "add",
+            "Line 1",
+            "--dest",
+            &format!("file://{}", out.display()),
+            "--id",
+            "line1",
+        ])
+        .ok();
+        g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], PW)
+            .ok();
+        g.run(&["sender", "grant", "cam1", "line1"]).ok();
+        g
+    }
+}
+
+/// A raw control connection: send lines, read replies, exactly as bytes.
+pub struct Raw {
+    pub stream: std::net::TcpStream,
+    reader: std::io::BufReader<std::net::TcpStream>,
+}
+
+/// A reply as the client saw it.
+#[derive(Debug)]
+pub struct Reply {
+    pub code: u16,
+    /// Every line, without line endings.
+    pub text: String,
+}
+
+impl Raw {
+    pub fn connect(addr: std::net::SocketAddr) -> Raw {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let reader = std::io::BufReader::new(stream.try_clone().unwrap());
+        let mut r = Raw { stream, reader };
+        assert_eq!(r.read().code, 220);
+        r
+    }
+
+    /// Connects and logs in as cam1.
+    pub fn login(addr: std::net::SocketAddr) -> Raw {
+        let mut r = Raw::connect(addr);
+        assert_eq!(r.cmd("USER cam1").code, 331);
+        assert_eq!(r.cmd(&format!("PASS {PW}")).code, 230);
+        r
+    }
+
+    /// Reads one (possibly multi-line) reply.
+    pub fn read(&mut self) -> Reply {
+        use std::io::BufRead;
+        let mut text = String::new();
+        let mut first = String::new();
+        self.reader.read_line(&mut first).expect("reply");
+        assert!(
+            first.ends_with("\r\n"),
+            "reply line without CRLF: {first:?}"
+        );
+        let code: u16 = first
+            .get(..3)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or_else(|| panic!("bad reply {first:?}"));
+        text.push_str(first.trim_end());
+        if first.as_bytes().get(3) == Some(&b'-') {
+            loop {
+                let mut line = String::new();
+                self.reader.read_line(&mut line).expect("reply line");
+                text.push('\n');
+                text.push_str(line.trim_end());
+                if line.starts_with(&format!("{code} ")) {
+                    break;
+                }
+            }
+        }
+        Reply { code, text }
+    }
+
+    pub fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends `line` + CRLF and reads the reply.
+    pub fn cmd(&mut self, line: &str) -> Reply {
+        self.send_bytes(format!("{line}\r\n").as_bytes());
+        self.read()
+    }
+
+    /// EPSV and connects to the data port.
+    pub fn epsv(&mut self) -> std::net::TcpStream {
+        let r = self.cmd("EPSV");
+        assert_eq!(r.code, 229, "{}", r.text);
+        let port: u16 = r
+            .text
+            .split("|||")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches(|c| c == '|' || c == ')')
+            .parse()
+            .unwrap();
+        let ip = self.stream.peer_addr().unwrap().ip();
+        std::net::TcpStream::connect((ip, port)).unwrap()
+    }
+
+    /// Uploads `data` to `name` over EPSV; returns the final reply.
+    pub fn stor(&mut self, name: &str, data: &[u8]) -> Reply {
+        let mut d = self.epsv();
+        let r = self.cmd(&format!("STOR {name}"));
+        assert_eq!(r.code, 150, "{}", r.text);
+        d.write_all(data).unwrap();
+        drop(d);
+        self.read()
+    }
+
+    /// A listing over EPSV (`LIST`, `NLST`, `MLSD`).
+    pub fn list(&mut self, cmd: &str) -> (Reply, String) {
+        use std::io::Read;
+        let mut d = self.epsv();
+        let r = self.cmd(cmd);
+        if r.code != 150 {
+            return (r, String::new());
+        }
+        let mut body = String::new();
+        d.read_to_string(&mut body).unwrap();
+        (self.read(), body)
+    }
+}
+
+/// SHA-256 of a byte string, hex.
+pub fn sha256(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Deterministic test data of `len` bytes.
+pub fn data(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| {
+            (i as u32)
+                .wrapping_mul(2654435761)
+                .rotate_left(seed as u32 % 32) as u8
+                ^ seed
+        })
+        .collect()
 }
