@@ -332,7 +332,7 @@ fn export_then_apply_reproduces_the_state_and_passwords_still_verify() {
     );
 
     // The hashes carried over still verify the original passwords.
-    let t: toml::Table = toml::from_str(&b.run(&["export"]).ok()).unwrap();
+    let t: toml::Table = toml::from_str(b.run(&["export"]).ok()).unwrap();
     for s in t["sender"].as_array().unwrap() {
         let hash = s["password_hash"].as_str().unwrap();
         let pw = if s["name"].as_str() == Some("cam1") {

@@ -141,7 +141,7 @@ impl Session {
         }
         let mut buf = [0u8; 2048];
         loop {
-            if let Some(f) = self.framer.next() {
+            if let Some(f) = self.framer.next_frame() {
                 return Ok(Some(f));
             }
             let limit = if self.login.is_some() {
@@ -211,7 +211,7 @@ impl Session {
     ) {
         let mut buf = [0u8; 512];
         loop {
-            while let Some(f) = framer.next() {
+            while let Some(f) = framer.next_frame() {
                 let is_abor =
                     matches!(&f, Frame::Line(l) if matches!(Command::parse(l), Ok(Command::Abor)));
                 if is_abor || pending.len() >= MAX_PENDING {

@@ -268,6 +268,9 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
     })
 }
 
+/// A chunk write handed back: the body, its buffer, and how the write went.
+type Written = (Body, Vec<u8>, io::Result<()>);
+
 enum Got {
     Data(usize),
     Failed(io::Error),
@@ -286,7 +289,7 @@ pub async fn receive<R: AsyncRead + Unpin>(
     let spool = body.spool.clone();
     let mut body = Some(body);
     let mut spare = vec![vec![0u8; BUF_SIZE], vec![0u8; BUF_SIZE]];
-    let mut writing: Option<smol::Task<(Body, Vec<u8>, io::Result<()>)>> = None;
+    let mut writing: Option<smol::Task<Written>> = None;
     let mut until_statvfs = STATVFS_EVERY;
     let mut ended = loop {
         let mut buf = spare.pop().expect("two buffers, at most one being written");

@@ -333,7 +333,7 @@ impl Raw {
             .split("|||")
             .nth(1)
             .unwrap()
-            .trim_end_matches(|c| c == '|' || c == ')')
+            .trim_end_matches(['|', ')'])
             .parse()
             .unwrap();
         let ip = self.stream.peer_addr().unwrap().ip();

@@ -66,7 +66,7 @@ impl LineFramer {
     }
 
     /// The next complete line, if any.
-    pub fn next(&mut self) -> Option<Frame> {
+    pub fn next_frame(&mut self) -> Option<Frame> {
         let mut consumed = 0;
         let mut result = None;
         while consumed < self.input.len() {
@@ -134,7 +134,7 @@ mod tests {
     fn lines(input: &[u8]) -> Vec<Frame> {
         let mut f = LineFramer::new();
         f.push(input);
-        std::iter::from_fn(|| f.next()).collect()
+        std::iter::from_fn(|| f.next_frame()).collect()
     }
 
     fn line(s: &str) -> Frame {
@@ -169,13 +169,13 @@ mod tests {
     fn split_across_pushes() {
         let mut f = LineFramer::new();
         f.push(b"US");
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), None);
         f.push(b"ER x\r");
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), None);
         f.push(b"\n\xff");
-        assert_eq!(f.next(), Some(line("USER x")));
+        assert_eq!(f.next_frame(), Some(line("USER x")));
         f.push(b"\xffA\n");
-        assert_eq!(f.next(), Some(Frame::Line(b"\xffA".to_vec())));
+        assert_eq!(f.next_frame(), Some(Frame::Line(b"\xffA".to_vec())));
     }
 
     #[test]
@@ -197,7 +197,7 @@ mod tests {
         let mut f = LineFramer::new();
         for _ in 0..1000 {
             f.push(&[b'x'; 4096]);
-            assert_eq!(f.next(), None);
+            assert_eq!(f.next_frame(), None);
             assert!(f.buffered() <= MAX_LINE + 1);
         }
     }
@@ -206,8 +206,8 @@ mod tests {
     fn discard_forgets_pipelined_plaintext() {
         let mut f = LineFramer::new();
         f.push(b"AUTH TLS\r\nUSER evil\r\n");
-        assert_eq!(f.next(), Some(line("AUTH TLS")));
+        assert_eq!(f.next_frame(), Some(line("AUTH TLS")));
         f.discard();
-        assert_eq!(f.next(), None);
+        assert_eq!(f.next_frame(), None);
     }
 }
