@@ -174,7 +174,7 @@ impl Daemon {
     fn listening_line(&self) -> Option<String> {
         self.log_text()
             .lines()
-            .find(|l| l.contains("ready"))
+            .find(|l| l.contains(" ready: ftp="))
             .map(str::to_string)
     }
 
@@ -184,7 +184,7 @@ impl Daemon {
         let addrs = line
             .split("ftp=")
             .nth(1)
-            .expect("ftp= in ready line")
+            .unwrap_or_else(|| panic!("no ftp= in ready line {line:?}; log: {}", self.log_text()))
             .split_whitespace()
             .next()
             .unwrap();
