@@ -16,10 +16,13 @@ use crate::store::now_secs;
 use crate::store::partials::Partial;
 use crate::vfs::VPath;
 
-/// Receive buffer size; two are used per transfer.
-pub const BUF_SIZE: usize = 64 * 1024;
+/// Receive buffer size; two are used per transfer (256 KiB, the per-transfer budget).
+pub const BUF_SIZE: usize = 128 * 1024;
 /// Free space is re-checked after this many bytes.
 const STATVFS_EVERY: u64 = 8 << 20;
+/// Write-behind: after this many bytes, flush what is written so far in the background,
+/// so the fsync before `226` only has the tail left to write.
+const FLUSH_EVERY: u64 = 16 << 20;
 
 /// An upload body being written in `spool/tmp`.
 pub struct Body {
@@ -291,27 +294,39 @@ pub async fn receive<R: AsyncRead + Unpin>(
     let mut spare = vec![vec![0u8; BUF_SIZE], vec![0u8; BUF_SIZE]];
     let mut writing: Option<smol::Task<Written>> = None;
     let mut until_statvfs = STATVFS_EVERY;
+    let mut until_flush = FLUSH_EVERY;
+    let mut timer = smol::Timer::after(idle);
+    let mut last_data = std::time::Instant::now();
+    let mut flushing: Option<smol::Task<()>> = None;
     let mut ended = loop {
         let mut buf = spare.pop().expect("two buffers, at most one being written");
-        let read = smol::future::or(
-            async {
-                match data.read(&mut buf).await {
-                    Ok(n) => Got::Data(n),
-                    Err(e) => Got::Failed(e),
-                }
-            },
-            smol::future::or(
+        let read = loop {
+            // One timer for the whole transfer, re-armed only when it fires early.
+            let got = smol::future::or(
                 async {
-                    smol::Timer::after(idle).await;
-                    Got::TimedOut
+                    match data.read(&mut buf).await {
+                        Ok(n) => Got::Data(n),
+                        Err(e) => Got::Failed(e),
+                    }
                 },
-                async {
-                    let _ = abort.recv().await;
-                    Got::Aborted
-                },
-            ),
-        )
-        .await;
+                smol::future::or(
+                    async {
+                        (&mut timer).await;
+                        Got::TimedOut
+                    },
+                    async {
+                        let _ = abort.recv().await;
+                        Got::Aborted
+                    },
+                ),
+            )
+            .await;
+            match got {
+                Got::TimedOut if last_data.elapsed() < idle => timer.set_at(last_data + idle),
+                other => break other,
+            }
+        };
+        last_data = std::time::Instant::now();
         if let Some(task) = writing.take() {
             let (b, used, result) = task.await;
             body = Some(b);
@@ -342,12 +357,24 @@ pub async fn receive<R: AsyncRead + Unpin>(
                 break Ended::Full(why);
             }
         }
+        until_flush = until_flush.saturating_sub(n as u64);
+        if until_flush == 0 && flushing.as_ref().is_none_or(|t| t.is_finished()) {
+            until_flush = FLUSH_EVERY;
+            if let Some(file) = body.as_ref().and_then(|b| b.file.try_clone().ok()) {
+                // An early fdatasync on a clone of the descriptor; a failure shows again
+                // in the final fsync, which decides.
+                flushing = Some(smol::unblock(move || drop(file.sync_data())));
+            }
+        }
         let mut b = body.take().expect("body is back before the next write");
         writing = Some(smol::unblock(move || {
             let r = b.write_chunk(&buf[..n]);
             (b, buf, r)
         }));
     };
+    if let Some(task) = flushing.take() {
+        task.await;
+    }
     if let Some(task) = writing.take() {
         let (b, _, result) = task.await;
         body = Some(b);
