@@ -14,8 +14,10 @@ use std::time::Duration;
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
-use crate::admin::socket::serve_client;
+use crate::admin::socket::{Hooks, serve_client};
+use crate::admin::status::StatusView;
 use crate::auth::{AuthConfig, Authenticator};
+use crate::forward::{self, Forwarder};
 use crate::ftp::server::{self, Server};
 use crate::spool::{self, Spool};
 use crate::state::StateDir;
@@ -78,14 +80,14 @@ fn bind_control(state: &StateDir) -> Result<smol::net::unix::UnixListener, Error
 async fn control_loop(
     listener: smol::net::unix::UnixListener,
     store: Arc<Store>,
-    auth: Arc<Authenticator>,
+    hooks: Arc<Hooks>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
-                let (store, auth) = (store.clone(), auth.clone());
+                let (store, hooks) = (store.clone(), hooks.clone());
                 smol::spawn(async move {
-                    if let Err(e) = serve_client(stream, store, |_| auth.clear_cache()).await {
+                    if let Err(e) = serve_client(stream, store, hooks).await {
                         log::warn!("control socket client: {e}");
                     }
                 })
@@ -124,7 +126,24 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         Signals::new([Signal::Term, Signal::Int]).map_err(io_err("cannot watch signals"))?;
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     let grace = opts.ftp.shutdown_grace;
+    forward::init();
+    let forwarder = Forwarder::new(store.clone(), spool.clone(), forward::Config::default());
     let srv = Server::new(opts.ftp, store.clone(), auth.clone(), spool.clone());
+    let _ = srv.forwarder.set(forwarder.clone());
+    let started = std::time::Instant::now();
+    let hooks = Arc::new(Hooks {
+        after_change: Box::new({
+            let (auth, fwd) = (auth.clone(), forwarder.clone());
+            move || {
+                auth.clear_cache();
+                fwd.wake();
+            }
+        }),
+        live_status: Box::new({
+            let (srv, fwd) = (srv.clone(), forwarder.clone());
+            move |view: &mut StatusView| live_status(view, &srv, &fwd, started)
+        }),
+    });
 
     let addrs: Vec<String> = listeners
         .iter()
@@ -144,7 +163,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         for l in listeners {
             smol::spawn(server::accept_loop(srv.clone(), l)).detach();
         }
-        let control_task = smol::spawn(control_loop(control, store.clone(), auth));
+        let control_task = smol::spawn(control_loop(control, store.clone(), hooks));
+        let forward_task = smol::spawn(forwarder.clone().run());
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
         if let Some(Ok(sig)) = signals.next().await {
             log::info!(
@@ -155,9 +175,39 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         srv.begin_shutdown();
         server::drain(&srv, grace).await;
         drop(control_task);
+        drop(forward_task);
         drop(expiry_task);
     });
     let _ = std::fs::remove_file(state.control_socket());
     log::info!("ftpgate stopped");
     Ok(())
+}
+
+/// Adds what only the running daemon knows to a status view.
+fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: std::time::Instant) {
+    use std::sync::atomic::Ordering;
+    view.daemon_running = true;
+    view.uptime_secs = Some(started.elapsed().as_secs());
+    view.sessions = Some(srv.stats.sessions.load(Ordering::Relaxed));
+    view.uploads_received = Some(srv.stats.uploads.load(Ordering::Relaxed));
+    view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
+    view.spool_bytes = srv.spool.used();
+    view.spool_free_bytes = srv.spool.free_space().ok();
+    let health = fwd.health();
+    let now_ms = store::now_secs() * 1000;
+    for p in &mut view.pipes {
+        let h = health.get(&p.id).cloned().unwrap_or_default();
+        p.last_success = h.last_success;
+        p.last_error = h.last_error.clone();
+        p.delivered_ops = h.delivered_ops;
+        p.delivered_bytes = h.delivered_bytes;
+        let window = store::now_secs().saturating_sub(h.window_start).max(1);
+        p.rate_bytes_per_sec = (h.recent_bytes > 0).then(|| h.recent_bytes as f64 / window as f64);
+        if p.state != "parked" {
+            p.state = match h.offline_until_ms {
+                Some(until) if until + 1000 > now_ms => "offline".into(),
+                _ => "online".into(),
+            };
+        }
+    }
 }

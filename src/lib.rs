@@ -26,6 +26,7 @@ pub mod cert;
 pub mod cli;
 pub mod daemon;
 pub mod fleet;
+pub mod forward;
 pub mod ftp;
 pub mod names;
 pub mod net;

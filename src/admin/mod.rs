@@ -7,6 +7,7 @@
 //! carry a hash or an S3 secret unless the request asked for secrets.
 
 pub mod socket;
+pub mod status;
 
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +82,14 @@ pub enum Request {
         fleet: String,
         dry_run: bool,
     },
+    PipeTest {
+        id: String,
+    },
+    Status,
+    SpoolList,
+    SpoolRetry {
+        op_id: Option<u64>,
+    },
 }
 
 impl Request {
@@ -95,6 +104,9 @@ impl Request {
                 | Request::PipeList
                 | Request::PipeShow { .. }
                 | Request::Export { .. }
+                | Request::PipeTest { .. }
+                | Request::Status
+                | Request::SpoolList
         )
     }
 }
@@ -167,6 +179,12 @@ pub enum Response {
     Applied {
         changes: Vec<String>,
         dry_run: bool,
+    },
+    Status {
+        status: status::StatusView,
+    },
+    Ops {
+        ops: Vec<status::OpView>,
     },
 }
 
@@ -254,6 +272,22 @@ fn done(message: String) -> store::Result<Response> {
 /// Carries out `req` against `store`. Blocking: the daemon calls it through
 /// `smol::unblock`. Every change is one transaction, committed only if it succeeds.
 pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
+    if let Request::PipeTest { id } = req {
+        let pipe = store
+            .read()?
+            .pipe(&id)?
+            .ok_or(store::Error::NoSuchPipe(id))?;
+        let probe = crate::forward::sink::for_pipe(&pipe).and_then(|s| s.probe());
+        return match probe {
+            Ok(msg) => Ok(Response::Done {
+                message: format!("pipe {}: ok: {msg}", pipe.id),
+            }),
+            Err(e) => Err(Error::runtime(format!(
+                "pipe {} ({}): {}",
+                pipe.id, pipe.dest, e.message
+            ))),
+        };
+    }
     if let Request::Apply { fleet, dry_run } = req {
         let fleet = crate::fleet::Fleet::parse(&fleet)?;
         let changes = store.write_or_discard(!dry_run, |w| crate::fleet::apply(w, &fleet))?;
@@ -387,7 +421,13 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
             let pipe = spec.build(id.clone(), None, old.created)?;
             w.put_pipe(&pipe)?;
-            done(format!("updated pipe {id}"))
+            // A changed Pipe gets another chance at what it parked.
+            let retried = w.unpark(None, Some(&id), now_secs() * 1000)?;
+            done(if retried > 0 {
+                format!("updated pipe {id}; {retried} waiting operation(s) will be retried")
+            } else {
+                format!("updated pipe {id}")
+            })
         }
         Request::PipeList => {
             let mut out = Vec::new();
@@ -418,7 +458,17 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
         Request::Export { include_secrets } => Ok(Response::Export {
             toml: crate::fleet::export(w, include_secrets)?,
         }),
-        Request::Apply { .. } => unreachable!("handled by execute"),
+        Request::Status => Ok(Response::Status {
+            status: status::from_store(w)?,
+        }),
+        Request::SpoolList => Ok(Response::Ops {
+            ops: status::ops(w)?,
+        }),
+        Request::SpoolRetry { op_id } => {
+            let n = w.unpark(op_id, None, now_secs() * 1000)?;
+            done(format!("{n} operation(s) will be retried now"))
+        }
+        Request::Apply { .. } | Request::PipeTest { .. } => unreachable!("handled by execute"),
     }
 }
 

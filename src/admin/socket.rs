@@ -85,12 +85,20 @@ fn send(mut stream: UnixStream, req: &Request) -> Result<Response, Error> {
     }
 }
 
-/// Daemon side: answers one client connection. `after` runs after each operation that
-/// may have changed state (the daemon clears its credential cache there).
+/// What the daemon adds to the operations: reactions to changes, and live status.
+pub struct Hooks {
+    /// Runs after each operation that may have changed state (clear the credential
+    /// cache, wake the forwarder).
+    pub after_change: Box<dyn Fn() + Send + Sync>,
+    /// Fills in what only the running daemon knows.
+    pub live_status: Box<dyn Fn(&mut super::status::StatusView) + Send + Sync>,
+}
+
+/// Daemon side: answers one client connection.
 pub async fn serve_client(
     mut stream: smol::net::unix::UnixStream,
     store: Arc<Store>,
-    after: impl Fn(&Request),
+    hooks: Arc<Hooks>,
 ) -> io::Result<()> {
     let mut reader = smol::io::BufReader::new(stream.clone().take(MAX_REQUEST));
     let mut line = String::new();
@@ -103,9 +111,13 @@ pub async fn serve_client(
             let r = req.clone();
             let result = smol::unblock(move || execute(&store, r)).await;
             if result.is_ok() && req.mutates() {
-                after(&req);
+                (hooks.after_change)();
             }
             match result {
+                Ok(Response::Status { mut status }) => {
+                    (hooks.live_status)(&mut status);
+                    Reply::Ok(Response::Status { status })
+                }
                 Ok(resp) => Reply::Ok(resp),
                 Err(e) => Reply::Err(e),
             }

@@ -7,6 +7,7 @@ mod fleet;
 mod pipe;
 mod sender;
 mod serve;
+mod status;
 
 use std::ffi::OsString;
 use std::io::{IsTerminal, Read};
@@ -36,6 +37,8 @@ enum Command {
     Demo(serve::DemoArgs),
     Sender(sender::SenderArgs),
     Pipe(pipe::PipeArgs),
+    Status(status::StatusArgs),
+    Spool(status::SpoolArgs),
     Cert(cert::CertArgs),
     Export(fleet::ExportArgs),
     Apply(fleet::ApplyArgs),
@@ -211,6 +214,8 @@ pub fn main() -> ExitCode {
         Command::Demo(a) => serve::demo(&ctx, a, explicit_state),
         Command::Sender(a) => sender::run(&ctx, a),
         Command::Pipe(a) => pipe::run(&ctx, a),
+        Command::Status(a) => status::status(&ctx, a),
+        Command::Spool(a) => status::spool(&ctx, a),
         Command::Cert(a) => cert::run(&ctx, a),
         Command::Export(a) => fleet::export(&ctx, a),
         Command::Apply(a) => fleet::apply(&ctx, a),

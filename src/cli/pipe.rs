@@ -26,6 +26,15 @@ enum Cmd {
     Remove(Remove),
     Enable(Enable),
     Disable(Disable),
+    Test(Test),
+}
+
+/// make a real request to the Pipe's destination with its credentials and say what is wrong
+#[derive(FromArgs)]
+#[argh(subcommand, name = "test")]
+struct Test {
+    #[argh(positional)]
+    id: String,
 }
 
 /// add a Pipe; S3 credentials come from --access-key and --secret-key-stdin, else from
@@ -186,6 +195,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
             id: a.id,
             enabled: false,
         }),
+        Cmd::Test(a) => ctx.change(Request::PipeTest { id: a.id }),
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Server {
     pub bans: Mutex<Bans>,
     pub stats: Stats,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Woken after each upload and namespace change.
+    pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
     /// Closed when the server shuts down: sessions stop between commands.
     pub shutdown: smol::channel::Receiver<()>,
     shutdown_tx: Mutex<Option<smol::channel::Sender<()>>>,
@@ -118,6 +120,7 @@ impl Server {
             spool,
             stats: Stats::default(),
             per_ip: Mutex::new(HashMap::new()),
+            forwarder: std::sync::OnceLock::new(),
             shutdown: rx,
             shutdown_tx: Mutex::new(Some(tx)),
         })
@@ -175,6 +178,13 @@ impl Server {
             server: self.clone(),
             ip,
         })
+    }
+
+    /// Tells the forwarder there is new work.
+    pub fn wake_forwarder(&self) {
+        if let Some(f) = self.forwarder.get() {
+            f.wake();
+        }
     }
 
     /// Records a failed login for the ban score.

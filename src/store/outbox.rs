@@ -205,6 +205,12 @@ impl Writer {
         Ok(id)
     }
 
+    /// The Pipe an op belongs to (`None` if it was removed since).
+    pub fn pipe_for_op(&self, id: u64) -> Result<Option<super::Pipe>> {
+        let op = self.op(id)?.ok_or(Error::NoSuchOp(id))?;
+        self.pipe(&op.pipe)
+    }
+
     /// The forwarder starts `id`: coalescing will no longer rewrite it.
     pub fn claim(&self, id: u64) -> Result<Op> {
         let mut op = self.op(id)?.ok_or(Error::NoSuchOp(id))?;

@@ -17,6 +17,7 @@ impl Session {
         let pipe = self.login().pipe.id.clone();
         match self.srv.write(move |w| f(w, &pipe)).await {
             Ok(freed) => {
+                self.srv.wake_forwarder();
                 if !freed.is_empty() {
                     let spool = self.srv.spool.clone();
                     smol::unblock(move || spool.remove_bodies(&freed)).await;

@@ -147,6 +147,7 @@ impl Session {
                 };
                 match spool.commit(body, publish).await {
                     Ok((published, size, md5)) => {
+                        self.srv.wake_forwarder();
                         log_line("ok", &published.path);
                         self.uploads += 1;
                         self.bytes += received;

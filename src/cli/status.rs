@@ -1,0 +1,164 @@
+//! `ftpgate status`, `ftpgate spool list|retry`.
+
+use argh::FromArgs;
+
+use super::{Ctx, Outcome, print_json, unexpected};
+use crate::admin::{Request, Response};
+
+/// sessions, spool use, and each Pipe's backlog and health
+#[derive(FromArgs)]
+#[argh(subcommand, name = "status")]
+pub struct StatusArgs {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// the outbox: operations waiting for delivery
+#[derive(FromArgs)]
+#[argh(subcommand, name = "spool")]
+pub struct SpoolArgs {
+    #[argh(subcommand)]
+    cmd: SpoolCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum SpoolCmd {
+    List(List),
+    Retry(Retry),
+}
+
+/// list waiting operations
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct List {
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// retry parked or waiting operations now: one, or all
+#[derive(FromArgs)]
+#[argh(subcommand, name = "retry")]
+struct Retry {
+    /// the operation id (from 'spool list'); all when left out
+    #[argh(positional)]
+    op_id: Option<u64>,
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
+    let s = match ctx.request(Request::Status)? {
+        Response::Status { status } => status,
+        other => return Err(unexpected(other)),
+    };
+    if a.json {
+        print_json(&s);
+        return Ok(());
+    }
+    match s.uptime_secs {
+        Some(up) => println!(
+            "daemon:   running for {up}s, {} session(s), {} upload(s) received",
+            s.sessions.unwrap_or(0),
+            s.uploads_received.unwrap_or(0)
+        ),
+        None => println!("daemon:   not running (delivery health is known only while it runs)"),
+    }
+    let free = s
+        .spool_free_bytes
+        .map(|f| format!(", {} free on disk", mib(f)))
+        .unwrap_or_default();
+    println!(
+        "spool:    {} file(s) waiting, {} held{free}",
+        s.spool_files,
+        mib(s.spool_bytes)
+    );
+    if s.pipes.is_empty() {
+        println!("pipes:    none yet");
+    }
+    for p in &s.pipes {
+        println!(
+            "pipe {} ({}) -> {}{}",
+            p.id,
+            p.name,
+            p.dest,
+            if p.enabled { "" } else { " [disabled]" }
+        );
+        println!(
+            "  state:        {}{}",
+            p.state,
+            p.parked_reason
+                .as_ref()
+                .map(|r| format!(": {r}"))
+                .unwrap_or_default()
+        );
+        println!(
+            "  backlog:      {} op(s), {}{}",
+            p.backlog_ops,
+            mib(p.backlog_bytes),
+            p.oldest_secs
+                .map(|a| format!(", oldest {a}s"))
+                .unwrap_or_default()
+        );
+        if s.daemon_running {
+            println!(
+                "  delivered:    {} op(s), {}{}",
+                p.delivered_ops,
+                mib(p.delivered_bytes),
+                p.rate_bytes_per_sec
+                    .map(|r| format!(", {}/s now", mib(r as u64)))
+                    .unwrap_or_default()
+            );
+            println!(
+                "  last success: {}",
+                p.last_success
+                    .map(|t| format!("{}s ago", crate::store::now_secs().saturating_sub(t)))
+                    .unwrap_or_else(|| "never".into())
+            );
+            if let Some(e) = &p.last_error {
+                println!("  last error:   {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn spool(ctx: &Ctx, a: SpoolArgs) -> Outcome {
+    match a.cmd {
+        SpoolCmd::Retry(r) => ctx.change(Request::SpoolRetry { op_id: r.op_id }),
+        SpoolCmd::List(l) => {
+            let ops = match ctx.request(Request::SpoolList)? {
+                Response::Ops { ops } => ops,
+                other => return Err(unexpected(other)),
+            };
+            if l.json {
+                print_json(&ops);
+                return Ok(());
+            }
+            if ops.is_empty() {
+                println!("nothing waiting: every upload has been delivered");
+                return Ok(());
+            }
+            println!(
+                "{:>8} {:<16} {:<7} {:>12} {:>8} {:>5}  PATH / STATE",
+                "ID", "PIPE", "OP", "BYTES", "AGE", "TRIES"
+            );
+            for o in ops {
+                let state = match (&o.parked, &o.last_error) {
+                    (Some(p), _) => format!("  [parked: {p}]"),
+                    (None, Some(e)) => format!("  [retrying: {e}]"),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:>8} {:<16} {:<7} {:>12} {:>7}s {:>5}  {}{state}",
+                    o.id, o.pipe, o.op, o.bytes, o.age_secs, o.attempts, o.path
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The destination seam: a [`Sink`] does one operation, blocking, and says whether a
+//! failure is worth retrying. S3 and directories implement it; tests can plug in their
+//! own to inject faults.
+
+use std::path::Path;
+
+use crate::store::Pipe;
+
+/// Object metadata sent with every put.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub sender: String,
+    pub pipe: String,
+    pub gateway: String,
+    /// Original modification time, seconds since the epoch.
+    pub mtime: u64,
+}
+
+/// A failed operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SinkError {
+    pub transient: bool,
+    pub message: String,
+}
+
+impl SinkError {
+    pub fn transient(message: impl Into<String>) -> SinkError {
+        SinkError {
+            transient: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> SinkError {
+        SinkError {
+            transient: false,
+            message: message.into(),
+        }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.transient
+    }
+}
+
+/// Where a Pipe's operations land. Keys are relative (`prefix/a/b.jpg`); directory
+/// markers end in `/`. Every call blocks: the forwarder runs them off the executor.
+pub trait Sink: Send + Sync {
+    /// Stores `body` (`size` bytes, MD5 `md5` as computed on receipt) under `key`.
+    fn put(
+        &self,
+        key: &str,
+        body: &Path,
+        size: u64,
+        md5: &str,
+        meta: &Meta,
+    ) -> Result<(), SinkError>;
+    fn delete(&self, key: &str) -> Result<(), SinkError>;
+    /// Moves `from` to `to` (server-side copy, then delete). Done already counts as done.
+    fn rename(&self, from: &str, to: &str) -> Result<(), SinkError>;
+    fn mkdir(&self, key: &str) -> Result<(), SinkError>;
+    fn rmdir(&self, key: &str) -> Result<(), SinkError>;
+    /// A harmless real request that proves the destination works (`pipe test`).
+    fn probe(&self) -> Result<String, SinkError>;
+}
+
+/// The sink for a Pipe's destination.
+pub fn for_pipe(pipe: &Pipe) -> Result<Box<dyn Sink>, SinkError> {
+    match &pipe.dest {
+        crate::names::Destination::Dir { path } => {
+            Ok(Box::new(super::dir::DirSink::new(path.into())))
+        }
+        crate::names::Destination::S3 { bucket, .. } => {
+            let s3 = pipe
+                .s3
+                .as_ref()
+                .ok_or_else(|| SinkError::permanent("the pipe has no S3 settings"))?;
+            Ok(Box::new(super::s3::S3Sink::new(bucket, s3)?))
+        }
+    }
+}
+
+/// The key prefix of a Pipe's destination (S3 prefix; empty for directories).
+pub fn prefix(pipe: &Pipe) -> &str {
+    match &pipe.dest {
+        crate::names::Destination::S3 { prefix, .. } => prefix,
+        crate::names::Destination::Dir { .. } => "",
+    }
+}
+
+/// Compares a body on disk with the checksum taken when it was received (blocking).
+pub fn verify_md5(body: &Path, md5: &str) -> Result<(), SinkError> {
+    use md5::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(body)
+        .map_err(|e| SinkError::permanent(format!("spool body unreadable: {e}")))?;
+    let mut h = md5::Md5::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    if got == md5 {
+        Ok(())
+    } else {
+        Err(SinkError::permanent(format!(
+            "the spool body no longer matches its checksum (MD5 {got}, expected {md5}): disk corruption"
+        )))
+    }
+}
