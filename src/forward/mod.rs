@@ -78,8 +78,11 @@ pub struct Forwarder {
     wake_tx: smol::channel::Sender<()>,
     wake_rx: smol::channel::Receiver<()>,
     /// Sinks by Pipe, rebuilt when the Pipe's record changes.
-    sinks: Mutex<HashMap<String, (Pipe, Arc<dyn Sink>)>>,
+    sinks: Mutex<HashMap<String, CachedSink>>,
 }
+
+/// A Pipe's sink and the record it was built from.
+type CachedSink = (Pipe, Arc<dyn Sink>);
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -194,18 +197,15 @@ impl Forwarder {
             if out.len() == free {
                 break;
             }
-            let offline = health.get(&op.pipe).and_then(|h| h.offline_until_ms);
-            match offline {
-                Some(until) if until > now => continue,
-                Some(_) => {
-                    // The first op of an offline Pipe probes it; the rest wait for the answer.
-                    if !probing.insert(op.pipe.clone()) {
-                        continue;
-                    }
-                }
-                None => {}
+            // An offline Pipe waits until its retry time; then its first op probes it and
+            // the rest wait for the answer.
+            let waiting = match health.get(&op.pipe).and_then(|h| h.offline_until_ms) {
+                Some(until) => until > now || !probing.insert(op.pipe.clone()),
+                None => false,
+            };
+            if !waiting {
+                out.push(op);
             }
-            out.push(op);
         }
         Ok(out)
     }

@@ -120,6 +120,11 @@ impl Gate {
     /// Starts `ftpgate serve` with `args` (on 127.0.0.1, an ephemeral port, unless
     /// `--listen` is given) and waits until it is ready.
     pub fn serve(&self, args: &[&str]) -> Daemon {
+        self.serve_env(args, &[])
+    }
+
+    /// [`Gate::serve`] with extra environment variables for the daemon.
+    pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = self.state().join("serve.log");
         let mut all = vec!["serve"];
         if !args.contains(&"--listen") {
@@ -130,6 +135,7 @@ impl Gate {
         }
         all.extend(args);
         let mut c = self.command(&all);
+        c.envs(env.iter().copied());
         c.env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -383,4 +389,185 @@ pub fn data(len: usize, seed: u8) -> Vec<u8> {
                 ^ seed
         })
         .collect()
+}
+
+/// A real S3-compatible server (s3s-fs) on loopback, installed by scripts/test-all.
+pub struct S3Server {
+    child: Option<Child>,
+    pub port: u16,
+    pub root: PathBuf,
+    /// The secret the server accepts (tests change it to break credentials).
+    pub secret: String,
+}
+
+pub const S3_ACCESS: &str = "AKIDFTPGATETEST";
+pub const S3_SECRET: &str = "s3cr3t-key-for-tests-only";
+pub const BUCKET: &str = "plant";
+
+fn s3s_fs() -> PathBuf {
+    if let Ok(p) = std::env::var("S3S_FS") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+    let cache = std::env::var("FTPGATE_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(home).join(".cache/ftpgate-test"));
+    let p = cache.join("bin/s3s-fs");
+    assert!(
+        p.exists(),
+        "s3s-fs not found at {}: run scripts/test-all, which installs it",
+        p.display()
+    );
+    p
+}
+
+impl S3Server {
+    /// Starts s3s-fs with a bucket `plant`, data under `root`.
+    pub fn start(root: &Path) -> S3Server {
+        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut s = S3Server {
+            child: None,
+            port,
+            root: root.to_path_buf(),
+            secret: S3_SECRET.into(),
+        };
+        s.resume();
+        s
+    }
+
+    /// Starts it again on the same port and data (after [`S3Server::stop`]).
+    pub fn resume(&mut self) {
+        let child = Command::new(s3s_fs())
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &self.port.to_string(),
+                "--access-key",
+                S3_ACCESS,
+                "--secret-key",
+                &self.secret,
+            ])
+            .arg(&self.root)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start s3s-fs");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "s3s-fs did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// A client for checking what landed (rust-s3, as the gateway uses).
+    pub fn bucket(&self) -> Box<s3::Bucket> {
+        let region = s3::Region::Custom {
+            region: "us-east-1".into(),
+            endpoint: self.endpoint(),
+        };
+        let creds =
+            s3::creds::Credentials::new(Some(S3_ACCESS), Some(&self.secret), None, None, None)
+                .unwrap();
+        s3::Bucket::new(BUCKET, region, creds)
+            .unwrap()
+            .with_path_style()
+    }
+
+    /// The object's bytes, if it exists.
+    pub fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.bucket()
+            .get_object(format!("/{key}"))
+            .ok()
+            .map(|r| r.to_vec())
+    }
+
+    /// Every key in the bucket.
+    pub fn keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = self
+            .bucket()
+            .list(String::new(), None)
+            .unwrap()
+            .into_iter()
+            .flat_map(|p| p.contents)
+            .map(|o| o.key)
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl Gate {
+    /// A Pipe `cloud` into s3://plant/cell4 on `s3`, and Sender cam1 (password [`PW`]).
+    pub fn with_s3(s3: &S3Server, secret: &str) -> Gate {
+        let g = Gate::new();
+        g.run_stdin(
+            &[
+                "pipe",
+                "add",
+                "Cloud",
+                "--dest",
+                &format!("s3://{BUCKET}/cell4"),
+                "--id",
+                "cloud",
+                "--endpoint",
+                &s3.endpoint(),
+                "--path-style",
+                "--access-key",
+                S3_ACCESS,
+                "--secret-key-stdin",
+            ],
+            secret,
+        )
+        .ok();
+        g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], PW)
+            .ok();
+        g.run(&["sender", "grant", "cam1", "cloud"]).ok();
+        g
+    }
+
+    /// `status --json` as a value.
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_str(self.run(&["status", "--json"]).ok()).unwrap()
+    }
+
+    /// Waits until the outbox is empty (everything delivered), or panics after `secs`.
+    pub fn wait_delivered(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let ops: serde_json::Value =
+                serde_json::from_str(self.run(&["spool", "list", "--json"]).ok()).unwrap();
+            if ops.as_array().is_some_and(|a| a.is_empty()) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "not delivered within {secs}s: {ops}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
 }

@@ -1,0 +1,302 @@
+//! Forwarding to a real S3-compatible server (s3s-fs on loopback) and to a directory:
+//! bytes and metadata, namespace changes, outages, bad credentials, order per key,
+//! crashes during delivery, and multipart with flat memory.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Gate, Raw, S3_SECRET, S3Server, data, sha256};
+
+#[test]
+fn uploads_reach_s3_with_their_bytes_and_metadata_and_changes_follow() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    let body = data(777_777, 5);
+    assert_eq!(c.cmd("MKD cam").code, 257);
+    assert_eq!(
+        c.cmd("MFMT 20250102030405 cam").code,
+        550,
+        "MFMT is for files"
+    );
+    assert_eq!(c.stor("cam/one.jpg", &body).code, 226);
+    g.wait_delivered(20);
+    assert_eq!(
+        sha256(&s3.get("cell4/cam/one.jpg").expect("delivered")),
+        sha256(&body)
+    );
+    let (head, _) = s3.bucket().head_object("/cell4/cam/one.jpg").unwrap();
+    let meta = head.metadata.unwrap_or_default();
+    assert_eq!(
+        meta.get("sender").map(String::as_str),
+        Some("cam1"),
+        "{meta:?}"
+    );
+    assert_eq!(meta.get("pipe").map(String::as_str), Some("cloud"));
+    assert!(meta.get("gateway").is_some_and(|g| !g.is_empty()));
+    assert!(meta.get("mtime").is_some_and(|m| m.parse::<u64>().is_ok()));
+    // s3s-fs keeps a directory marker (`cell4/cam/`) as a directory.
+    assert!(
+        dir.path().join("plant/cell4/cam").is_dir(),
+        "MKD made a directory marker"
+    );
+
+    // Rename a file, then the whole directory, then delete and remove.
+    assert_eq!(c.cmd("RNFR cam/one.jpg").code, 350);
+    assert_eq!(c.cmd("RNTO cam/two.jpg").code, 250);
+    assert_eq!(c.cmd("RNFR cam").code, 350);
+    assert_eq!(c.cmd("RNTO archive").code, 250);
+    g.wait_delivered(20);
+    assert_eq!(s3.keys(), vec!["cell4/archive/two.jpg".to_string()]);
+    assert!(!dir.path().join("plant/cell4/cam/one.jpg").exists());
+    assert_eq!(
+        sha256(&s3.get("cell4/archive/two.jpg").unwrap()),
+        sha256(&body)
+    );
+    assert_eq!(c.cmd("DELE archive/two.jpg").code, 250);
+    assert_eq!(c.cmd("RMD archive").code, 250);
+    g.wait_delivered(20);
+    assert!(s3.keys().is_empty(), "{:?}", s3.keys());
+    assert!(
+        !dir.path().join("plant/cell4/archive").exists(),
+        "RMD removed the marker"
+    );
+
+    let status = g.status();
+    let pipe = &status["pipes"][0];
+    assert_eq!(pipe["state"], "online");
+    assert!(pipe["delivered_ops"].as_u64().unwrap() >= 6);
+    assert!(g.run(&["pipe", "test", "cloud"]).ok().contains("ok"));
+}
+
+#[test]
+fn an_outage_queues_uploads_and_delivers_them_all_when_s3_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    s3.stop();
+    let mut c = Raw::login(d.ftp());
+    for i in 0..50 {
+        assert_eq!(
+            c.stor(&format!("f{i}.bin"), &data(10_000 + i, i as u8))
+                .code,
+            226,
+            "accepted while offline"
+        );
+    }
+    let (_, names) = c.list("NLST");
+    assert_eq!(names.lines().count(), 50, "listed while offline");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(g.status()["pipes"][0]["state"], "offline");
+    assert!(
+        g.status()["pipes"][0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
+    let r = g.run(&["pipe", "test", "cloud"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("connection refused"), "{}", r.stderr);
+
+    s3.resume();
+    g.wait_delivered(40);
+    for i in 0..50 {
+        assert_eq!(
+            sha256(&s3.get(&format!("cell4/f{i}.bin")).unwrap()),
+            sha256(&data(10_000 + i, i as u8)),
+            "f{i}"
+        );
+    }
+    assert!(
+        std::fs::read_dir(g.state().join("spool/ready"))
+            .unwrap()
+            .next()
+            .is_none(),
+        "delivered bodies are deleted"
+    );
+}
+
+#[test]
+fn wrong_credentials_park_with_a_reason_until_the_pipe_is_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, "not-the-secret");
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("a.txt", b"abc").code, 226);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = g.status();
+        if st["pipes"][0]["state"] == "parked" {
+            let reason = st["pipes"][0]["parked_reason"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                reason.contains("secret key is wrong") || reason.contains("access denied"),
+                "{reason}"
+            );
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not parked: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(g.run(&["spool", "list"]).ok().contains("parked"));
+    assert!(g.run(&["status"]).ok().contains("parked"));
+    let r = g.run(&["pipe", "test", "cloud"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(s3.get("cell4/a.txt").is_none());
+
+    let fixed = g.run_stdin(&["pipe", "set", "cloud", "--secret-key-stdin"], S3_SECRET);
+    assert!(fixed.ok().contains("will be retried"), "{}", fixed.stdout);
+    g.wait_delivered(20);
+    assert_eq!(s3.get("cell4/a.txt").unwrap(), b"abc");
+}
+
+#[test]
+fn spool_retry_sends_a_parked_operation_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    // The endpoint's keys were rotated behind the gateway's back: a permanent failure.
+    s3.stop();
+    s3.secret = "rotated".into();
+    s3.resume();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("b.txt", b"bee").code, 226);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while g.status()["pipes"][0]["state"] != "parked" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{}\n{}",
+            g.status(),
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        g.status()["pipes"][0]["parked_reason"]
+            .as_str()
+            .unwrap()
+            .contains("secret key is wrong")
+    );
+    // Someone puts the old key back on the endpoint; nothing changed on the gateway.
+    s3.stop();
+    s3.secret = S3_SECRET.into();
+    s3.resume();
+    assert!(g.run(&["spool", "retry"]).ok().contains("1 operation"));
+    g.wait_delivered(20);
+    assert_eq!(s3.get("cell4/b.txt").unwrap(), b"bee");
+}
+
+#[test]
+fn operations_on_one_key_arrive_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    s3.stop();
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("a", b"old bytes").code, 226);
+    assert_eq!(c.cmd("DELE a").code, 250);
+    assert_eq!(c.stor("a", b"new bytes").code, 226);
+    s3.resume();
+    g.wait_delivered(40);
+    assert_eq!(s3.get("cell4/a").unwrap(), b"new bytes");
+}
+
+#[test]
+fn a_crash_during_delivery_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    let files: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("c{i}.bin"), data(300_000 + i * 1000, i as u8)))
+        .collect();
+    for (name, body) in &files {
+        assert_eq!(c.stor(name, body).code, 226);
+    }
+    // Kill it while the forwarder is busy.
+    d.kill9();
+    let _d = g.serve(&[]);
+    g.wait_delivered(60);
+    for (name, body) in &files {
+        assert_eq!(
+            sha256(&s3.get(&format!("cell4/{name}")).unwrap()),
+            sha256(body),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn a_200_mib_upload_goes_multipart_with_flat_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    // glibc raises its mmap threshold after argon2 frees its 19 MiB, and then keeps freed
+    // part buffers in per-thread arenas; a fixed threshold (as the systemd unit sets, and
+    // as musl behaves in the static builds) returns them.
+    let d = g.serve_env(&[], &[("MALLOC_MMAP_THRESHOLD_", "131072")]);
+    let mut c = Raw::login(d.ftp());
+    let hwm = || -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", d.pid())).unwrap();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // First a 20 MiB file (multipart too), then ten times that: the peak must not move
+    // with the size.
+    let small = data(20 << 20, 41);
+    assert_eq!(c.stor("small.bin", &small).code, 226);
+    g.wait_delivered(60);
+    let after_small = hwm();
+    let body = data(200 << 20, 42);
+    assert_eq!(c.stor("big.bin", &body).code, 226);
+    g.wait_delivered(120);
+    assert_eq!(sha256(&s3.get("cell4/big.bin").unwrap()), sha256(&body));
+    let after_big = hwm();
+    eprintln!("daemon VmHWM: {after_small} KiB after 20 MiB, {after_big} KiB after 200 MiB");
+    assert!(
+        after_big < after_small + 8 * 1024,
+        "peak RSS grew with the file size: {after_small} -> {after_big} KiB"
+    );
+}
+
+#[test]
+fn directory_pipes_get_whole_files_only() {
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.cmd("MKD sub").code, 257);
+    let body = data(123_456, 1);
+    assert_eq!(c.stor("sub/x.bin", &body).code, 226);
+    assert_eq!(c.cmd("MFMT 20200102030405 sub/x.bin").code, 213);
+    g.wait_delivered(20);
+    let out = g.state().join("delivered");
+    assert_eq!(std::fs::read(out.join("sub/x.bin")).unwrap(), body);
+    let names: Vec<String> = std::fs::read_dir(out.join("sub"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, vec!["x.bin".to_string()], "no temporary files left");
+    assert_eq!(c.cmd("RNFR sub/x.bin").code, 350);
+    assert_eq!(c.cmd("RNTO y.bin").code, 250);
+    assert_eq!(c.cmd("RMD sub").code, 250);
+    g.wait_delivered(20);
+    assert_eq!(std::fs::read(out.join("y.bin")).unwrap(), body);
+    assert!(!out.join("sub").exists());
+}
