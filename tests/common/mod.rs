@@ -108,12 +108,8 @@ impl Gate {
             c.env(k, v);
         }
         let mut child = c.spawn().expect("spawn ftpgate");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
+        // The command may exit (say, on a usage error) before reading its input.
+        let _ = child.stdin.take().unwrap().write_all(input.as_bytes());
         Run::from(child.wait_with_output().expect("wait ftpgate"))
     }
 
