@@ -47,6 +47,8 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
 pub struct Options {
     pub ftp: server::Config,
     pub limits: spool::Limits,
+    /// Where to serve Prometheus metrics, if anywhere.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Opens the store for the daemon; says plainly when another daemon owns it.
@@ -121,6 +123,14 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let store = Arc::new(open_store(state)?);
     let spool = Spool::open(state, store.clone(), opts.limits)?;
     let listeners = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
+    let metrics = match opts.metrics {
+        Some(addr) => Some(
+            server::bind(&[addr])
+                .map_err(io_err("metrics listener"))?
+                .remove(0),
+        ),
+        None => None,
+    };
     let control = bind_control(state)?;
     let mut signals =
         Signals::new([Signal::Term, Signal::Int]).map_err(io_err("cannot watch signals"))?;
@@ -165,6 +175,22 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }
         let control_task = smol::spawn(control_loop(control, store.clone(), hooks));
         let forward_task = smol::spawn(forwarder.clone().run());
+        if let Some(listener) = metrics {
+            let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
+            let view = Arc::new(move || {
+                use std::sync::atomic::Ordering;
+                let mut v = store
+                    .write_or_discard(false, crate::admin::status::from_store)
+                    .unwrap_or_default();
+                live_status(&mut v, &srv, &fwd, started);
+                let c = crate::metrics::Counters {
+                    logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
+                    logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
+                };
+                (v, c)
+            });
+            smol::spawn(crate::metrics::serve(listener, view)).detach();
+        }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
         if let Some(Ok(sig)) = signals.next().await {
             log::info!(

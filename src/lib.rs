@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod fleet;
 pub mod forward;
 pub mod ftp;
+pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod spool;

@@ -300,3 +300,56 @@ fn directory_pipes_get_whole_files_only() {
     assert_eq!(std::fs::read(out.join("y.bin")).unwrap(), body);
     assert!(!out.join("sub").exists());
 }
+
+#[test]
+fn prometheus_metrics_count_sessions_uploads_and_backlog() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = g.serve(&["--metrics", &addr]);
+    s3.stop();
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("m.bin", &data(1000, 1)).code, 226);
+    let mut bad = Raw::connect(d.ftp());
+    bad.cmd("USER cam1");
+    assert_eq!(bad.cmd("PASS nope").code, 530);
+    let scrape = || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    let m = scrape();
+    assert!(m.starts_with("HTTP/1.0 200 OK"), "{m}");
+    for line in [
+        "ftpgate_sessions 2",
+        "ftpgate_uploads_total 1",
+        "ftpgate_received_bytes_total 1000",
+        "ftpgate_logins_total{result=\"ok\"} 1",
+        "ftpgate_logins_total{result=\"failed\"} 1",
+        "ftpgate_backlog_ops{pipe=\"cloud\"} 1",
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
+    }
+    s3.resume();
+    g.wait_delivered(30);
+    let m = scrape();
+    assert!(
+        m.lines()
+            .any(|l| l == "ftpgate_backlog_ops{pipe=\"cloud\"} 0"),
+        "{m}"
+    );
+    assert!(
+        m.lines()
+            .any(|l| l == "ftpgate_delivered_ops_total{pipe=\"cloud\"} 1"),
+        "{m}"
+    );
+}

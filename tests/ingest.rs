@@ -21,6 +21,7 @@ fn md5_hex(b: &[u8]) -> String {
 #[test]
 fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
     let g = Gate::provisioned();
+    g.hold_deliveries();
     let d = g.serve(&[]);
     let addr = d.ftp();
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -134,6 +135,7 @@ fn overwrite_policies_through_ftp() {
 #[test]
 fn a_full_spool_answers_452_and_keeps_what_it_accepted() {
     let g = Gate::provisioned();
+    g.hold_deliveries();
     let d = g.serve(&["--spool-max-bytes", "1M"]);
     let mut c = Raw::login(d.ftp());
     let first = data(600_000, 1);

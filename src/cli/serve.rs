@@ -42,6 +42,9 @@ pub struct ServeArgs {
     /// free space to keep on the spool's filesystem, e.g. 512M (default 64M)
     #[argh(option, from_str_fn(bytes), default = "64 << 20")]
     spool_min_free: u64,
+    /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9121
+    #[argh(option)]
+    metrics: Option<SocketAddr>,
 }
 
 /// Parses `LO-HI`.
@@ -99,8 +102,15 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
         min_free: a.spool_min_free,
         ..Limits::default()
     };
-    crate::daemon::run(&ctx.state, Options { ftp, limits })
-        .map_err(|e| Failure::runtime(e.to_string()))
+    crate::daemon::run(
+        &ctx.state,
+        Options {
+            ftp,
+            limits,
+            metrics: a.metrics,
+        },
+    )
+    .map_err(|e| Failure::runtime(e.to_string()))
 }
 
 /// try ftpgate locally: a demo state directory, a Pipe into a local folder, a Sender,
@@ -166,6 +176,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         Options {
             ftp,
             limits: Limits::default(),
+            metrics: None,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))

@@ -253,6 +253,14 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// Makes the `line1` destination unavailable, so uploads stay in the spool (its
+    /// directory is gone: the forwarder retries and waits).
+    pub fn hold_deliveries(&self) {
+        std::fs::remove_dir_all(self.state().join("delivered")).unwrap();
+    }
+}
+
 /// A raw control connection: send lines, read replies, exactly as bytes.
 pub struct Raw {
     pub stream: std::net::TcpStream,

@@ -1,0 +1,192 @@
+//! Prometheus metrics on `--metrics ADDR` (text exposition format 0.0.4), rendered from
+//! the same view as `ftpgate status`. A minimal HTTP/1.0 responder: `GET /metrics`
+//! only, requests bounded in size and time.
+
+use std::fmt::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::TcpListener;
+
+use crate::admin::status::StatusView;
+
+/// Counters the status view does not carry.
+#[derive(Debug, Clone, Default)]
+pub struct Counters {
+    pub logins_ok: u64,
+    pub logins_failed: u64,
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP ftpgate_{name} {help}");
+    let _ = writeln!(out, "# TYPE ftpgate_{name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "ftpgate_{name}{labels} {v}");
+    }
+}
+
+/// The exposition text (pure).
+pub fn render(v: &StatusView, c: &Counters) -> String {
+    let mut out = String::new();
+    let one = |x: f64| vec![(String::new(), x)];
+    let per_pipe = |f: &dyn Fn(&crate::admin::status::PipeStatus) -> f64| {
+        v.pipes
+            .iter()
+            .map(|p| (format!("{{pipe=\"{}\"}}", p.id), f(p)))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        &mut out,
+        "sessions",
+        "gauge",
+        "FTP sessions open now.",
+        &one(v.sessions.unwrap_or(0) as f64),
+    );
+    metric(
+        &mut out,
+        "logins_total",
+        "counter",
+        "Login attempts by outcome.",
+        &[
+            ("{result=\"ok\"}".into(), c.logins_ok as f64),
+            ("{result=\"failed\"}".into(), c.logins_failed as f64),
+        ],
+    );
+    metric(
+        &mut out,
+        "uploads_total",
+        "counter",
+        "Uploads acknowledged with 226.",
+        &one(v.uploads_received.unwrap_or(0) as f64),
+    );
+    metric(
+        &mut out,
+        "received_bytes_total",
+        "counter",
+        "Bytes of acknowledged uploads.",
+        &one(v.bytes_received.unwrap_or(0) as f64),
+    );
+    metric(
+        &mut out,
+        "spool_bytes",
+        "gauge",
+        "Bytes held in the spool.",
+        &one(v.spool_bytes as f64),
+    );
+    metric(
+        &mut out,
+        "backlog_ops",
+        "gauge",
+        "Operations waiting for delivery.",
+        &per_pipe(&|p| p.backlog_ops as f64),
+    );
+    metric(
+        &mut out,
+        "backlog_bytes",
+        "gauge",
+        "Bytes waiting for delivery.",
+        &per_pipe(&|p| p.backlog_bytes as f64),
+    );
+    metric(
+        &mut out,
+        "oldest_backlog_seconds",
+        "gauge",
+        "Age of the oldest undelivered operation.",
+        &per_pipe(&|p| p.oldest_secs.unwrap_or(0) as f64),
+    );
+    metric(
+        &mut out,
+        "parked_ops",
+        "gauge",
+        "Operations parked by a permanent failure.",
+        &per_pipe(&|p| p.parked_ops as f64),
+    );
+    metric(
+        &mut out,
+        "delivered_ops_total",
+        "counter",
+        "Operations delivered.",
+        &per_pipe(&|p| p.delivered_ops as f64),
+    );
+    metric(
+        &mut out,
+        "delivered_bytes_total",
+        "counter",
+        "Bytes delivered.",
+        &per_pipe(&|p| p.delivered_bytes as f64),
+    );
+    metric(
+        &mut out,
+        "pipe_online",
+        "gauge",
+        "1 when the destination answers.",
+        &per_pipe(&|p| f64::from(u8::from(p.state == "online"))),
+    );
+    out
+}
+
+/// Serves `GET /metrics`; `view` builds the current status (blocking, run off the
+/// executor).
+pub async fn serve(
+    listener: TcpListener,
+    view: Arc<dyn Fn() -> (StatusView, Counters) + Send + Sync>,
+) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            smol::Timer::after(Duration::from_millis(100)).await;
+            continue;
+        };
+        let view = view.clone();
+        smol::spawn(async move {
+            let mut req = vec![0u8; 4096];
+            let read = smol::future::or(async { stream.read(&mut req).await.ok() }, async {
+                smol::Timer::after(Duration::from_secs(5)).await;
+                None
+            })
+            .await;
+            let Some(n) = read else { return };
+            let response = if req[..n].starts_with(b"GET /metrics ") || req[..n].starts_with(b"GET /metrics\r") {
+                let (v, c) = smol::unblock(move || view()).await;
+                let body = render(&v, &c);
+                format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            } else {
+                "HTTP/1.0 404 Not Found\r\nContent-Length: 20\r\n\r\nonly /metrics here.\n".to_string()
+            };
+            let _ = stream.write_all(response.as_bytes()).await;
+        })
+        .detach();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin::status::PipeStatus;
+
+    #[test]
+    fn renders_the_exposition_format() {
+        let v = StatusView {
+            sessions: Some(3),
+            uploads_received: Some(10),
+            pipes: vec![PipeStatus {
+                id: "cloud".into(),
+                backlog_ops: 4,
+                state: "online".into(),
+                ..PipeStatus::default()
+            }],
+            ..StatusView::default()
+        };
+        let text = render(
+            &v,
+            &Counters {
+                logins_ok: 7,
+                logins_failed: 2,
+            },
+        );
+        assert!(text.contains("# TYPE ftpgate_sessions gauge\nftpgate_sessions 3\n"));
+        assert!(text.contains("ftpgate_logins_total{result=\"failed\"} 2\n"));
+        assert!(text.contains("ftpgate_backlog_ops{pipe=\"cloud\"} 4\n"));
+        assert!(text.contains("ftpgate_pipe_online{pipe=\"cloud\"} 1\n"));
+    }
+}
