@@ -35,6 +35,8 @@ pub enum Error {
     Spool(#[from] spool::Error),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::ftp::tls::Error),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
@@ -49,6 +51,8 @@ pub struct Options {
     pub limits: spool::Limits,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--cert` and `--key`; without them `state/tls/` is used (generated if missing).
+    pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Opens the store for the daemon; says plainly when another daemon owns it.
@@ -132,13 +136,39 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         None => None,
     };
     let control = bind_control(state)?;
-    let mut signals =
-        Signals::new([Signal::Term, Signal::Int]).map_err(io_err("cannot watch signals"))?;
+    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+        .map_err(io_err("cannot watch signals"))?;
+    let tls = match opts.ftp.tls {
+        crate::ftp::tls::Policy::Off => None,
+        _ => {
+            let mut names = crate::cert::default_names(&[]);
+            for l in &listeners {
+                if let Ok(a) = l.local_addr()
+                    && !a.ip().is_unspecified()
+                {
+                    names.push(a.ip().to_string());
+                }
+            }
+            let (cert, key) = opts.cert.clone().unzip();
+            let t = crate::ftp::tls::Tls::load(
+                state,
+                crate::ftp::tls::Source::new(state, cert, key, names),
+            )?;
+            log::info!("TLS certificate SHA-256 fingerprint {}", t.fingerprint());
+            Some(Arc::new(t))
+        }
+    };
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     let grace = opts.ftp.shutdown_grace;
     forward::init();
     let forwarder = Forwarder::new(store.clone(), spool.clone(), forward::Config::default());
-    let srv = Server::new(opts.ftp, store.clone(), auth.clone(), spool.clone());
+    let srv = Server::new(
+        opts.ftp,
+        store.clone(),
+        auth.clone(),
+        spool.clone(),
+        tls.clone(),
+    );
     let _ = srv.forwarder.set(forwarder.clone());
     let started = std::time::Instant::now();
     let hooks = Arc::new(Hooks {
@@ -192,11 +222,22 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             smol::spawn(crate::metrics::serve(listener, view)).detach();
         }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
-        if let Some(Ok(sig)) = signals.next().await {
+        while let Some(Ok(sig)) = signals.next().await {
+            if sig == Signal::Hup {
+                match tls.as_ref().map(|t| t.reload()) {
+                    Some(Ok(fp)) => {
+                        log::info!("SIGHUP: reloaded the TLS certificate, SHA-256 fingerprint {fp}")
+                    }
+                    Some(Err(e)) => log::error!("SIGHUP: kept the old TLS certificate: {e}"),
+                    None => log::info!("SIGHUP: TLS is off, nothing to reload"),
+                }
+                continue;
+            }
             log::info!(
                 "received {sig:?}: no new sessions; running transfers have {}s to finish",
                 grace.as_secs()
             );
+            break;
         }
         srv.begin_shutdown();
         server::drain(&srv, grace).await;
@@ -219,6 +260,7 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
     view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
     view.spool_bytes = srv.spool.used();
     view.spool_free_bytes = srv.spool.free_space().ok();
+    view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
     let health = fwd.health();
     let now_ms = store::now_secs() * 1000;
     for p in &mut view.pipes {

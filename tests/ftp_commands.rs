@@ -44,10 +44,13 @@ fn reply_codes_of_every_command() {
             feat.text
         );
     }
-    assert!(
-        !feat.text.contains("AUTH"),
-        "no TLS yet, so FEAT must not offer it"
-    );
+    for f in ["AUTH TLS", "PBSZ", "PROT"] {
+        assert!(
+            feat.text.lines().any(|l| l.trim() == f),
+            "FEAT lists {f} when TLS is available: {}",
+            feat.text
+        );
+    }
     assert_eq!(c.cmd("OPTS UTF8 ON").code, 200);
     assert_eq!(c.cmd("NOOP").code, 200);
     assert_eq!(c.cmd("HELP").code, 214);
@@ -96,10 +99,9 @@ fn reply_codes_of_every_command() {
         ("RMD missing", 550, ""),
         ("RMD inbox", 550, "not empty"),
         ("ABOR", 225, ""),
-        ("AUTH TLS", 502, ""),
         ("PBSZ 0", 503, ""),
         ("PROT P", 503, ""),
-        ("CCC", 502, ""),
+        ("CCC", 533, ""),
         ("STAT", 211, "cam1"),
         ("MLST /inbox", 250, "type=dir"),
         ("PORT 127,0,0,1,0,21", 501, "privileged port"),

@@ -40,6 +40,8 @@ pub struct StatusView {
     pub spool_bytes: u64,
     pub spool_files: u64,
     pub spool_free_bytes: Option<u64>,
+    /// SHA-256 of the FTPS certificate, to pin in devices.
+    pub tls_fingerprint: Option<String>,
     pub pipes: Vec<PipeStatus>,
 }
 

@@ -45,6 +45,18 @@ pub struct ServeArgs {
     /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9121
     #[argh(option)]
     metrics: Option<SocketAddr>,
+    /// off|optional|required: explicit FTPS (AUTH TLS) policy (default optional)
+    #[argh(option, default = "crate::ftp::tls::Policy::Optional")]
+    tls: crate::ftp::tls::Policy,
+    /// server certificate chain, PEM (with --key; default: STATE/tls/, generated on first start)
+    #[argh(option)]
+    cert: Option<std::path::PathBuf>,
+    /// the certificate's private key, PEM
+    #[argh(option)]
+    key: Option<std::path::PathBuf>,
+    /// required|optional: must TLS data connections resume the control session (default required)
+    #[argh(option, default = "crate::names::TlsReuse::Required")]
+    tls_reuse: crate::names::TlsReuse,
 }
 
 /// Parses `LO-HI`.
@@ -78,6 +90,11 @@ pub fn bytes(s: &str) -> Result<u64, String> {
 }
 
 pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
+    if a.cert.is_some() != a.key.is_some() {
+        return Err(Failure::usage(
+            "--cert and --key go together: give both, or neither to use STATE/tls/",
+        ));
+    }
     if a.max_sessions == 0 || a.max_sessions_per_ip == 0 || a.idle_timeout == 0 {
         return Err(Failure::usage(
             "--max-sessions, --max-sessions-per-ip and --idle-timeout must be at least 1",
@@ -95,8 +112,11 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
         idle_timeout: Duration::from_secs(a.idle_timeout),
         max_sessions: a.max_sessions,
         max_sessions_per_ip: a.max_sessions_per_ip,
+        tls: a.tls,
+        tls_reuse: a.tls_reuse,
         ..Config::default()
     };
+    let cert = a.cert.zip(a.key);
     let limits = Limits {
         max_bytes: a.spool_max_bytes,
         min_free: a.spool_min_free,
@@ -108,6 +128,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             ftp,
             limits,
             metrics: a.metrics,
+            cert,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))
@@ -177,6 +198,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             ftp,
             limits: Limits::default(),
             metrics: None,
+            cert: None,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))

@@ -38,6 +38,9 @@ pub struct Config {
     /// How long running transfers may continue after SIGTERM.
     pub shutdown_grace: Duration,
     pub bans: BanPolicy,
+    pub tls: crate::ftp::tls::Policy,
+    /// Gateway-wide default for data connections resuming the control TLS session.
+    pub tls_reuse: crate::names::TlsReuse,
 }
 
 impl Default for Config {
@@ -55,6 +58,8 @@ impl Default for Config {
             login_fail_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             bans: BanPolicy::default(),
+            tls: crate::ftp::tls::Policy::Off,
+            tls_reuse: crate::names::TlsReuse::Required,
         }
     }
 }
@@ -75,6 +80,8 @@ pub struct Server {
     pub store: Arc<Store>,
     pub auth: Arc<Authenticator>,
     pub spool: Arc<Spool>,
+    /// None when TLS is off.
+    pub tls: Option<Arc<crate::ftp::tls::Tls>>,
     pub bans: Mutex<Bans>,
     pub stats: Stats,
     per_ip: Mutex<HashMap<IpAddr, usize>>,
@@ -110,6 +117,7 @@ impl Server {
         store: Arc<Store>,
         auth: Arc<Authenticator>,
         spool: Arc<Spool>,
+        tls: Option<Arc<crate::ftp::tls::Tls>>,
     ) -> Arc<Server> {
         let (tx, rx) = smol::channel::bounded(1);
         Arc::new(Server {
@@ -118,6 +126,7 @@ impl Server {
             store,
             auth,
             spool,
+            tls,
             stats: Stats::default(),
             per_ip: Mutex::new(HashMap::new()),
             forwarder: std::sync::OnceLock::new(),

@@ -46,6 +46,12 @@ pub struct Session {
     pub(super) epsv_all: bool,
     pub(super) uploads: u64,
     pub(super) bytes: u64,
+    /// The control connection is TLS.
+    pub(super) tls: bool,
+    /// PROT P: data connections are TLS.
+    pub(super) prot_p: bool,
+    /// Embedded in this session's TLS tickets; data connections must bring it back.
+    pub(super) token: [u8; 16],
 }
 
 enum Input {
@@ -79,6 +85,9 @@ impl Session {
             epsv_all: false,
             uploads: 0,
             bytes: 0,
+            tls: false,
+            prot_p: false,
+            token: crate::ftp::tls::session_token(),
         }
     }
 
@@ -294,6 +303,7 @@ impl Session {
             self.rest = None;
         }
         let reply = match cmd {
+            C::User(_) | C::Pass(_) if let Some(refusal) = self.tls_required_for_login() => refusal,
             C::User(name) => self.user(name),
             C::Pass(pw) => return self.pass(pw).await,
             C::Acct => Reply::new(202, "No account is needed on this gateway."),
@@ -302,10 +312,11 @@ impl Session {
                 return Ok(Flow::Close);
             }
             C::Rein => self.rein(),
-            C::Auth(_) => Reply::new(502, "TLS is not available on this gateway."),
-            C::Pbsz(_) | C::Prot(_) => Reply::new(503, "PBSZ and PROT need AUTH TLS first."),
+            C::Auth(m) => return self.auth(&m).await,
+            C::Pbsz(size) => self.pbsz(&size),
+            C::Prot(level) => self.prot(&level),
             C::Ccc => Reply::new(
-                502,
+                533,
                 "CCC is refused: the control connection stays as it is.",
             ),
             C::Feat => self.feat(),

@@ -84,8 +84,14 @@ impl Session {
         Reply::new(200, "Active mode target accepted.")
     }
 
-    /// The data connection for the current transfer (the plan is used up).
+    /// The data connection for the current transfer (the plan is used up). Under PROT P
+    /// the caller sends `150` and then calls [`Session::protect`]: clients start the TLS
+    /// handshake only after the `150`.
     pub(crate) async fn open_data(&mut self) -> Result<Box<dyn Conn>, Reply> {
+        if let Some(refusal) = self.clear_data_refused() {
+            self.plan = Plan::None;
+            return Err(refusal);
+        }
         let timeout = self.data_timeout();
         let opened = match std::mem::take(&mut self.plan) {
             Plan::None => Err(DataError::NoPlan),

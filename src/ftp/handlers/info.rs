@@ -11,24 +11,25 @@ use crate::store::catalog::Kind;
 impl Session {
     /// Lists exactly what works.
     pub(crate) fn feat(&self) -> Reply {
-        let features = [
+        let mut features: Vec<String> = Vec::new();
+        if self.srv.tls.is_some() {
+            features.extend(["AUTH TLS", "PBSZ", "PROT"].map(String::from));
+        }
+        let mlst = format!("MLST {MLST_FACTS}");
+        let always = [
             "EPRT",
             "EPSV",
             "MDTM",
             "MFMT",
-            &format!("MLST {MLST_FACTS}"),
+            &mlst,
             "PASV",
             "REST STREAM",
             "SIZE",
             "TVFS",
             "UTF8",
         ];
-        Reply::multi(
-            211,
-            "Features:",
-            features.iter().map(|f| f.to_string()).collect(),
-            "End",
-        )
+        features.extend(always.iter().map(|f| f.to_string()));
+        Reply::multi(211, "Features:", features, "End")
     }
 
     pub(crate) fn opts(&self, arg: &str) -> Reply {

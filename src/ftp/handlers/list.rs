@@ -48,12 +48,16 @@ impl Session {
                 return Ok(r);
             }
         };
-        let mut data = match self.open_data().await {
+        let data = match self.open_data().await {
             Ok(d) => d,
             Err(r) => return Ok(r),
         };
         self.reply(Reply::new(150, "Here comes the listing."))
             .await?;
+        let mut data = match self.protect(data).await {
+            Ok(d) => d,
+            Err(r) => return Ok(r),
+        };
         let body = render(&entries, style, now_secs());
         let sent = async {
             data.write_all(&body).await?;

@@ -31,7 +31,7 @@ impl Session {
             return Ok(Flow::Continue);
         };
         let auth = self.srv.auth.clone();
-        match auth.login(&user, &password, self.peer.ip(), false).await {
+        match auth.login(&user, &password, self.peer.ip(), self.tls).await {
             Ok(login) => {
                 self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
                 log::info!(
@@ -81,6 +81,7 @@ impl Session {
         self.rnfr = None;
         self.plan = Plan::None;
         self.epsv_all = false;
+        // RFC 4217: REIN keeps the TLS of the control connection as it is.
         Reply::new(220, "Session reset; log in again.")
     }
 }

@@ -7,4 +7,5 @@ pub mod info;
 pub mod list;
 pub mod login;
 pub mod nav;
+pub mod tls;
 pub mod upload;

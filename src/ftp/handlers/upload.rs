@@ -7,8 +7,10 @@
 
 use std::io;
 use std::sync::atomic::AtomicBool;
+
+use smol::io::AsyncWriteExt;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
@@ -94,7 +96,7 @@ impl Session {
             }
         };
         let start_size = body.size();
-        let mut data = match self.open_data().await {
+        let data = match self.open_data().await {
             Ok(d) => d,
             Err(r) => {
                 drop_or_keep(body, &login.pipe.id, &path, start_size).await;
@@ -107,6 +109,13 @@ impl Session {
             format!("Ready to receive {path}.")
         };
         self.reply(Reply::new(150, opening)).await?;
+        let mut data = match self.protect(data).await {
+            Ok(d) => d,
+            Err(r) => {
+                drop_or_keep(body, &login.pipe.id, &path, start_size).await;
+                return Ok(r);
+            }
+        };
 
         let started = Instant::now();
         let (abort_tx, abort_rx) = smol::channel::bounded(1);
@@ -125,6 +134,14 @@ impl Session {
             })
             .await
         };
+        if matches!(ended, Ended::Complete) {
+            // Answer the client's close_notify with ours (clients that unwrap wait for it).
+            let _ = smol::future::or(async { data.close().await }, async {
+                smol::Timer::after(Duration::from_secs(2)).await;
+                Ok(())
+            })
+            .await;
+        }
         drop(data);
         let received = body.size() - start_size;
         let secs = started.elapsed().as_secs_f64();
