@@ -23,6 +23,11 @@ pub enum Error {
     },
 }
 
+/// Validity of generated certificates: under the 398 days clients and scanners accept.
+pub const VALID_DAYS: i64 = 397;
+/// A generated certificate older than this is renewed when the daemon starts.
+pub const RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(365 * 86_400);
+
 /// What `cert generate` made.
 #[derive(Debug, Clone)]
 pub struct Generated {
@@ -76,6 +81,9 @@ pub fn generate(state: &StateDir, names: &[String]) -> Result<Generated, Error> 
     }
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
     let mut params = CertificateParams::new(names.to_vec())?;
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(VALID_DAYS);
     let mut dn = DistinguishedName::new();
     dn.push(
         DnType::CommonName,

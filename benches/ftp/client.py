@@ -5,14 +5,36 @@
   client.py idle HOST PORT USER PASS N RSS_CMD      holds N logged-in sessions, prints RSS_CMD's output
 
 FTP_DIR=dir makes every session change into dir first (vsftpd's anonymous upload dir).
+FTP_TLS=1 uses explicit FTPS with PROT P, resuming the control session on data connections.
 """
-import ftplib, io, os, subprocess, sys, threading, time
+import ftplib, io, os, ssl, subprocess, sys, threading, time
+
+
+class ReuseTLS(ftplib.FTP_TLS):
+    """FTPS that offers the control session on data connections, as devices that
+    resume do (stock ftplib does not)."""
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
 
 
 def connect(host, port, user, pw):
-    f = ftplib.FTP()
-    f.connect(host, int(port), timeout=60)
-    f.login(user, pw)
+    if os.environ.get("FTP_TLS"):
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        f = ReuseTLS(context=ctx)
+        f.connect(host, int(port), timeout=60)
+        f.auth()
+        f.login(user, pw)
+        f.prot_p()
+    else:
+        f = ftplib.FTP()
+        f.connect(host, int(port), timeout=60)
+        f.login(user, pw)
     if os.environ.get("FTP_DIR"):
         f.cwd(os.environ["FTP_DIR"])
     f.voidcmd("TYPE I")

@@ -138,6 +138,8 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, Error> {
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
+    // Our suite order (strongest first), not the client's.
+    config.ignore_client_order = true;
     config.ticketer = rustls::crypto::ring::Ticketer::new()?;
     config.session_storage = ServerSessionMemoryCache::new(4096);
     config.send_tls13_tickets = 4;
@@ -153,15 +155,25 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, Error> {
 impl Tls {
     /// Loads (or first generates) the certificate.
     pub fn load(state: &StateDir, source: Source) -> Result<Tls, Error> {
-        if let Some(names) = &source.generate_names
-            && !source.cert.exists()
-        {
-            let made = crate::cert::generate(state, names)?;
-            log::info!(
-                "generated a TLS certificate for {} in {}",
-                made.names.join(", "),
-                state.tls_dir().display()
-            );
+        if let Some(names) = &source.generate_names {
+            let age = std::fs::metadata(&source.cert)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok());
+            let stale = age.is_some_and(|a| a > crate::cert::RENEW_AFTER);
+            if age.is_none() || stale {
+                let made = crate::cert::generate(state, names)?;
+                let why = if stale {
+                    "renewed the expiring"
+                } else {
+                    "generated a"
+                };
+                log::info!(
+                    "{why} TLS certificate for {} in {} (devices that pin it need the new fingerprint)",
+                    made.names.join(", "),
+                    state.tls_dir().display()
+                );
+            }
         }
         let current = build(&source.cert, &source.key)?;
         Ok(Tls {
