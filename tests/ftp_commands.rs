@@ -275,15 +275,7 @@ fn hostile_input_gets_clear_answers_and_the_server_stays_up() {
     assert_eq!(c.cmd("PORT 127,0,0,1,0,25").code, 501);
 
     // A passive connection from another address is closed; the real client still gets in.
-    let r = c.cmd("EPSV");
-    let port: u16 = r
-        .text
-        .split("|||")
-        .nth(1)
-        .unwrap()
-        .trim_end_matches(['|', ')'])
-        .parse()
-        .unwrap();
+    let port = c.epsv_port();
     let sock = std::net::SocketAddr::from(([127, 0, 0, 2], 0));
     let intruder = socket_from(sock, ([127, 0, 0, 1], port).into());
     c.send_bytes(b"STOR pasv.txt\r\n");

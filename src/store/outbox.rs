@@ -99,31 +99,60 @@ fn all_ops(t: &impl ReadableTable<u64, &'static [u8]>) -> Result<Vec<Op>> {
     Ok(out)
 }
 
-/// Ops that may start now: due, not parked, not in `busy`, and with no earlier op on any
-/// of their keys (in the same Pipe) still queued.
+/// Keys still owed an earlier op, in one Pipe's namespace. A key conflicts with itself,
+/// its ancestors and its descendants: `RMD /d` must wait for a rename out of `/d/x`, and a
+/// put into `/d/x` for an earlier `MKD /d` or `RMD /d`.
+#[derive(Default)]
+struct Blocked {
+    keys: HashSet<(String, String)>,
+    /// Every ancestor directory of a blocked key.
+    ancestors: HashSet<(String, String)>,
+}
+
+fn parents(key: &str) -> impl Iterator<Item = &str> {
+    key.match_indices('/')
+        .map(|(i, _)| &key[..i])
+        .filter(|p| !p.is_empty())
+}
+
+impl Blocked {
+    fn conflicts(&self, pipe: &str, key: &str) -> bool {
+        let k = (pipe.to_string(), key.to_string());
+        self.keys.contains(&k)
+            || self.ancestors.contains(&k)
+            || parents(key).any(|p| self.keys.contains(&(pipe.to_string(), p.to_string())))
+    }
+
+    fn add(&mut self, pipe: &str, key: &str) {
+        for p in parents(key) {
+            self.ancestors.insert((pipe.to_string(), p.to_string()));
+        }
+        self.keys.insert((pipe.to_string(), key.to_string()));
+    }
+}
+
+/// Ops that may start now: due, not parked, not in `busy`, and with no earlier op still
+/// queued on any of their keys, or on a key above or below them, in the same Pipe.
 fn due(ops: Vec<Op>, now_ms: u64, limit: usize, busy: &HashSet<u64>) -> Vec<Op> {
-    let mut blocked: HashSet<(String, String)> = HashSet::new();
+    let mut blocked = Blocked::default();
     let mut out = Vec::new();
     for op in ops {
-        let keys: Vec<(String, String)> = op
-            .action
-            .keys()
-            .iter()
-            .map(|k| (op.pipe.clone(), k.to_string()))
-            .collect();
-        let free = keys.iter().all(|k| !blocked.contains(k));
+        let keys = op.action.keys();
+        let free = keys.iter().all(|k| !blocked.conflicts(&op.pipe, k));
         if free
             && op.parked.is_none()
             && op.due_ms <= now_ms
             && !busy.contains(&op.id)
             && !op.in_flight
         {
-            out.push(op);
+            out.push(op.clone());
             if out.len() == limit {
                 break;
             }
         }
-        blocked.extend(keys);
+        for k in keys {
+            blocked.add(&op.pipe, k);
+        }
     }
     out
 }
@@ -342,5 +371,39 @@ mod tests {
             vec![3, 4]
         );
         assert_eq!(ids(due(ops, 0, 2, &HashSet::new())), vec![1, 3]);
+    }
+
+    #[test]
+    fn directories_wait_for_what_is_below_them_and_the_reverse() {
+        let ops = vec![
+            op(1, "p", Action::MkDir { path: "/d".into() }, 0),
+            op(2, "p", put("/d/x"), 0),
+            op(
+                3,
+                "p",
+                Action::Rename {
+                    from: "/d/x".into(),
+                    to: "/y".into(),
+                },
+                0,
+            ),
+            op(4, "p", Action::RmDir { path: "/d".into() }, 0),
+            op(5, "p", put("/dd/z"), 0),
+            op(6, "p", put("/e/f/g"), 0),
+            op(7, "p", Action::RmDir { path: "/e".into() }, 0),
+        ];
+        let ids = |v: Vec<Op>| v.iter().map(|o| o.id).collect::<Vec<_>>();
+        // /dd is not below /d; /e waits for /e/f/g.
+        assert_eq!(ids(due(ops.clone(), 0, 10, &HashSet::new())), vec![1, 5, 6]);
+        let rest: Vec<Op> = ops
+            .into_iter()
+            .filter(|o| ![1, 5, 6].contains(&o.id))
+            .collect();
+        assert_eq!(ids(due(rest.clone(), 0, 10, &HashSet::new())), vec![2, 7]);
+        let rest: Vec<Op> = rest
+            .into_iter()
+            .filter(|o| o.id != 2 && o.id != 7)
+            .collect();
+        assert_eq!(ids(due(rest.clone(), 0, 10, &HashSet::new())), vec![3]);
     }
 }

@@ -334,18 +334,22 @@ impl Raw {
         self.read()
     }
 
-    /// EPSV and connects to the data port.
-    pub fn epsv(&mut self) -> std::net::TcpStream {
+    /// Sends EPSV and returns the announced port.
+    pub fn epsv_port(&mut self) -> u16 {
         let r = self.cmd("EPSV");
         assert_eq!(r.code, 229, "{}", r.text);
-        let port: u16 = r
+        let port = r
             .text
             .split("|||")
             .nth(1)
-            .unwrap()
-            .trim_end_matches(['|', ')'])
-            .parse()
-            .unwrap();
+            .map(|p| p.trim_end_matches(['|', ')']));
+        port.and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {:?}", r.text))
+    }
+
+    /// EPSV and connects to the data port.
+    pub fn epsv(&mut self) -> std::net::TcpStream {
+        let port = self.epsv_port();
         let ip = self.stream.peer_addr().unwrap().ip();
         std::net::TcpStream::connect((ip, port)).unwrap()
     }
