@@ -176,7 +176,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             let (auth, fwd) = (auth.clone(), forwarder.clone());
             move || {
                 auth.clear_cache();
-                fwd.wake();
+                fwd.retry_now();
             }
         }),
         live_status: Box::new({

@@ -110,6 +110,20 @@ impl Forwarder {
         let _ = self.wake_tx.try_send(());
     }
 
+    /// A person asked for it (`spool retry`, a changed Pipe): probe offline Pipes now
+    /// instead of waiting out their backoff.
+    pub fn retry_now(&self) {
+        for h in self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values_mut()
+        {
+            h.offline_until_ms = h.offline_until_ms.map(|_| 0);
+        }
+        self.wake();
+    }
+
     /// A copy of every Pipe's health.
     pub fn health(&self) -> HashMap<String, Health> {
         self.health
