@@ -62,15 +62,21 @@ pub fn check_pipe_name(name: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A random string of `len` characters from [`UNAMBIGUOUS`].
+/// A random string of `len` characters from [`UNAMBIGUOUS`], each equally likely
+/// (bytes that would bias the choice are drawn again).
 pub fn random_token(len: usize) -> String {
-    let mut bytes = vec![0u8; len];
-    // getrandom only fails when the OS has no entropy source at all; nothing can run then.
-    getrandom::getrandom(&mut bytes).expect("the operating system's random source failed");
-    bytes
-        .iter()
-        .map(|b| UNAMBIGUOUS[*b as usize % UNAMBIGUOUS.len()] as char)
-        .collect()
+    let n = UNAMBIGUOUS.len();
+    let limit = (256 / n * n) as u8;
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        // getrandom only fails when the OS has no entropy source at all; nothing can run then.
+        getrandom::getrandom(&mut buf).expect("the operating system's random source failed");
+        for b in buf.iter().filter(|b| **b < limit).take(len - out.len()) {
+            out.push(UNAMBIGUOUS[*b as usize % n] as char);
+        }
+    }
+    out
 }
 
 /// Where a Pipe delivers: parsed from `s3://BUCKET[/PREFIX]` or `file:///ABSOLUTE/DIR`.

@@ -96,7 +96,6 @@ impl Source {
 /// The live TLS setup: a config that SIGHUP can replace.
 pub struct Tls {
     source: Source,
-    state: StateDir,
     current: RwLock<Configs>,
 }
 
@@ -178,14 +177,12 @@ impl Tls {
         let current = build(&source.cert, &source.key)?;
         Ok(Tls {
             source,
-            state: state.clone(),
             current: RwLock::new(current),
         })
     }
 
     /// Reads the certificate again (SIGHUP). On error the old one stays.
     pub fn reload(&self) -> Result<String, Error> {
-        let _ = &self.state;
         let fresh = build(&self.source.cert, &self.source.key)?;
         let fp = fresh.fingerprint.clone();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
