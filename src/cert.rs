@@ -48,9 +48,7 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// The names a certificate covers: those asked for, the host name, and `localhost`.
 pub fn default_names(asked: &[String]) -> Vec<String> {
     let mut names: Vec<String> = asked.to_vec();
-    if let Ok(host) = fs::read_to_string("/proc/sys/kernel/hostname") {
-        names.push(host.trim().to_string());
-    }
+    names.extend(crate::state::host_name());
     names.push("localhost".into());
     let mut seen = std::collections::BTreeSet::new();
     names.retain(|n| !n.is_empty() && seen.insert(n.clone()));

@@ -83,3 +83,14 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
     fs::rename(&tmp, path)?;
     fs::File::open(dir)?.sync_all()
 }
+
+/// This machine's host name (from `uname`, which works where `/proc/sys` is hidden, as in
+/// the systemd unit).
+pub fn host_name() -> Option<String> {
+    let name = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    (!name.is_empty()).then_some(name)
+}

@@ -60,9 +60,7 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        let gateway = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "ftpgate".into());
+        let gateway = crate::state::host_name().unwrap_or_else(|| "ftpgate".into());
         Config {
             parallel: 4,
             gateway,

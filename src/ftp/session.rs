@@ -302,8 +302,13 @@ impl Session {
         ) {
             self.rest = None;
         }
+        if matches!(cmd, C::User(_) | C::Pass(_))
+            && let Some(refusal) = self.tls_required_for_login()
+        {
+            self.reply(refusal).await?;
+            return Ok(Flow::Continue);
+        }
         let reply = match cmd {
-            C::User(_) | C::Pass(_) if let Some(refusal) = self.tls_required_for_login() => refusal,
             C::User(name) => self.user(name),
             C::Pass(pw) => return self.pass(pw).await,
             C::Acct => Reply::new(202, "No account is needed on this gateway."),
