@@ -199,6 +199,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         spool.used()
     );
 
+    notify_systemd("READY=1");
     smol::block_on(async {
         for l in listeners {
             smol::spawn(server::accept_loop(srv.clone(), l)).detach();
@@ -239,6 +240,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             );
             break;
         }
+        notify_systemd("STOPPING=1");
         srv.begin_shutdown();
         server::drain(&srv, grace).await;
         drop(control_task);
@@ -277,5 +279,28 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
                 _ => "online".into(),
             };
         }
+    }
+}
+
+/// Tells systemd (`Type=notify`) about our state: one datagram to `$NOTIFY_SOCKET`, a path
+/// or an abstract name (`@...`). Does nothing outside systemd.
+fn notify_systemd(state: &str) {
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let sent = (|| -> io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        let target = target.to_string_lossy();
+        if let Some(name) = target.strip_prefix('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            sock.send_to_addr(state.as_bytes(), &addr)?;
+        } else {
+            sock.send_to(state.as_bytes(), target.as_ref())?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = sent {
+        log::warn!("could not notify systemd ({state}): {e}");
     }
 }
