@@ -293,7 +293,9 @@ pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
         let changes = store.write_or_discard(!dry_run, |w| crate::fleet::apply(w, &fleet))?;
         return Ok(Response::Applied { changes, dry_run });
     }
-    Ok(store.write(|w| run(w, req))?)
+    // Reads run in a transaction that is rolled back: no durable commit, no fsync.
+    let commit = req.mutates();
+    Ok(store.write_or_discard(commit, |w| run(w, req))?)
 }
 
 /// The operations that are one ordinary transaction; an error aborts it.
