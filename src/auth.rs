@@ -27,7 +27,7 @@ use sha2::Sha256;
 use smol::lock::Semaphore;
 
 use crate::names::{Invalid, random_token};
-use crate::store::{Pipe, Sender, Store};
+use crate::store::{Pipe, Sender, Store, View};
 
 /// OWASP minimum for argon2id: 19 MiB of memory, 2 passes, 1 lane.
 const M_COST_KIB: u32 = 19 * 1024;

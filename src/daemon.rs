@@ -173,10 +173,15 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let started = std::time::Instant::now();
     let hooks = Arc::new(Hooks {
         after_change: Box::new({
-            let (auth, fwd) = (auth.clone(), forwarder.clone());
+            let (auth, fwd, spool) = (auth.clone(), forwarder.clone(), spool.clone());
             move || {
                 auth.clear_cache();
                 fwd.retry_now();
+                // Bodies a change let go of (a removed Pipe's) go now; blocking, but the
+                // hook already runs off the executor.
+                if let Err(e) = spool.collect_garbage() {
+                    log::warn!("deleting spool bodies of a removed pipe: {e}");
+                }
             }
         }),
         live_status: Box::new({
@@ -211,7 +216,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             let view = Arc::new(move || {
                 use std::sync::atomic::Ordering;
                 let mut v = store
-                    .write_or_discard(false, crate::admin::status::from_store)
+                    .read()
+                    .and_then(|r| crate::admin::status::from_store(&r))
                     .unwrap_or_default();
                 live_status(&mut v, &srv, &fwd, started);
                 let c = crate::metrics::Counters {

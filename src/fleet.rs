@@ -13,7 +13,7 @@ use crate::auth::check_hash;
 use crate::names::{Invalid, TlsReuse, check_sender_name};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
-use crate::store::{self, Sender, Writer, now_secs};
+use crate::store::{self, Sender, View, Writer, now_secs};
 
 /// A whole gateway's provisioning.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -89,7 +89,7 @@ impl Fleet {
 }
 
 /// The current state as a fleet file.
-pub fn export(w: &Writer, include_secrets: bool) -> store::Result<String> {
+pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
     let mut fleet = Fleet::default();
     for p in w.pipes()? {
         fleet.pipes.push(PipeSpec::of(&p, include_secrets));

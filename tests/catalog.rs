@@ -1,12 +1,10 @@
 //! Catalog and outbox against a real store: namespace rules, overwrite policies, and
 //! the coalescing rules of DESIGN §3.
 
-use std::collections::HashSet;
-
 use ftpgate::names::Overwrite;
-use ftpgate::store::Store;
 use ftpgate::store::catalog::{Delivery, Kind, Upload};
-use ftpgate::store::outbox::Action;
+use ftpgate::store::outbox::{Action, Op, Outcome};
+use ftpgate::store::{Store, View};
 use ftpgate::vfs::VPath;
 
 const P: &str = "line1";
@@ -31,14 +29,17 @@ fn store() -> (tempfile::TempDir, Store) {
     (d, s)
 }
 
+fn ops(s: &Store) -> Vec<Op> {
+    s.read().unwrap().ops_page(None, 0, usize::MAX).unwrap()
+}
+
 fn actions(s: &Store) -> Vec<Action> {
-    s.read()
-        .unwrap()
-        .ops()
-        .unwrap()
-        .into_iter()
-        .map(|o| o.action)
-        .collect()
+    ops(s).into_iter().map(|o| o.action).collect()
+}
+
+/// Ops of the Pipe that may start at `now`.
+fn ready(s: &Store, now: u64) -> Vec<u64> {
+    s.read().unwrap().ready(P, now, 100).unwrap()
 }
 
 fn put(path: &str, body: &str, size: u64) -> Action {
@@ -145,8 +146,7 @@ fn an_in_flight_put_is_never_rewritten() {
     let (_d, s) = store();
     s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
         .unwrap();
-    let id = s.read().unwrap().ops().unwrap()[0].id;
-    s.write(|w| w.claim(id)).unwrap();
+    s.write(|w| w.claim_ready(P, u64::MAX, 10)).unwrap();
     let p = s
         .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 2), 0))
         .unwrap();
@@ -160,11 +160,7 @@ fn an_in_flight_put_is_never_rewritten() {
         vec![put("/a", "b1", 1), Action::Delete { path: "/a".into() }]
     );
     // Only the first may run (order per key); the others wait behind it.
-    let due = s
-        .read()
-        .unwrap()
-        .due_ops(u64::MAX, 10, &HashSet::new())
-        .unwrap();
+    let due = ready(&s, u64::MAX);
     assert!(due.is_empty(), "{due:?}");
 }
 
@@ -174,14 +170,16 @@ fn delivered_files_are_deleted_and_renamed_at_the_destination() {
     s.write(|w| w.mkdir(P, &v("/d"), "cam1", 1)).unwrap();
     s.write(|w| w.publish(P, &v("/d/f"), Overwrite::Replace, up("b1", 1), 0))
         .unwrap();
-    for op in s.read().unwrap().ops().unwrap() {
-        let body = s
+    // The put waits for the MKD of its directory.
+    assert_eq!(ready(&s, u64::MAX).len(), 1);
+    for op in ops(&s) {
+        let freed = s
             .write(|w| {
-                w.claim(op.id)?;
-                w.complete(op.id)
+                assert_eq!(w.claim_ready(P, u64::MAX, 10)?.len(), 1);
+                w.settle(&[(op.id, Outcome::Done)])
             })
             .unwrap();
-        assert_eq!(body.is_some(), matches!(op.action, Action::Put { .. }));
+        assert_eq!(!freed.is_empty(), matches!(op.action, Action::Put { .. }));
     }
     let e = s.read().unwrap().entry(P, &v("/d/f")).unwrap().unwrap();
     assert_eq!((e.state, e.body), (Delivery::Delivered, None));
@@ -218,47 +216,31 @@ fn retry_park_and_unpark() {
     let (_d, s) = store();
     s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
         .unwrap();
-    let id = s.read().unwrap().ops().unwrap()[0].id;
+    let id = ops(&s)[0].id;
+    let retry = Outcome::Retry {
+        due_ms: 5_000,
+        error: "connection refused".into(),
+    };
     s.write(|w| {
-        w.claim(id)?;
-        w.retry_later(id, 5_000, "connection refused")
+        w.claim_ready(P, 0, 10)?;
+        w.settle(&[(id, retry)])
     })
     .unwrap();
-    assert!(
-        s.read()
-            .unwrap()
-            .due_ops(4_999, 10, &HashSet::new())
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.read()
-            .unwrap()
-            .due_ops(5_000, 10, &HashSet::new())
-            .unwrap()
-            .len(),
-        1
-    );
-    s.write(|w| w.park(id, "AccessDenied")).unwrap();
-    assert!(
-        s.read()
-            .unwrap()
-            .due_ops(u64::MAX, 10, &HashSet::new())
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(
-        s.read().unwrap().ops().unwrap()[0].parked.as_deref(),
-        Some("AccessDenied")
-    );
+    assert!(ready(&s, 4_999).is_empty());
+    assert_eq!(ready(&s, 5_000), vec![id]);
+    let park = Outcome::Park {
+        reason: "AccessDenied".into(),
+    };
+    s.write(|w| {
+        w.claim_ready(P, 5_000, 10)?;
+        w.settle(&[(id, park)])
+    })
+    .unwrap();
+    assert!(ready(&s, u64::MAX).is_empty());
+    assert_eq!(ops(&s)[0].parked.as_deref(), Some("AccessDenied"));
+    assert_eq!(s.read().unwrap().backlog(P).unwrap().parked, 1);
     assert_eq!(s.write(|w| w.unpark(None, Some(P), 6_000)).unwrap(), 1);
-    assert_eq!(
-        s.read()
-            .unwrap()
-            .due_ops(6_000, 10, &HashSet::new())
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(ready(&s, 6_000), vec![id]);
+    assert_eq!(s.read().unwrap().backlog(P).unwrap().parked, 0);
     assert!(s.write(|w| w.unpark(Some(999), None, 0)).is_err());
 }

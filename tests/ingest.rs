@@ -3,6 +3,7 @@
 
 mod common;
 
+use ftpgate::store::View;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -69,7 +70,7 @@ fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
     let r = store.read().unwrap();
     let ready = g.state().join("spool/ready");
     let mut queued = HashMap::new();
-    for op in r.ops().unwrap() {
+    for op in r.ops_page(None, 0, usize::MAX).unwrap() {
         if let ftpgate::store::outbox::Action::Put {
             path,
             body,

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::names::{Invalid, TlsReuse, check_sender_name, random_token};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
-use crate::store::{self, Pipe, Sender, Store, Writer, now_secs};
+use crate::store::{self, Pipe, Sender, Store, View, Writer, now_secs};
 
 /// One admin operation.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -86,13 +86,29 @@ pub enum Request {
         id: String,
     },
     Status,
-    SpoolList,
+    /// A page of the outbox: up to `limit` ops after op `after`.
+    SpoolList {
+        #[serde(default)]
+        after: Option<u64>,
+        #[serde(default)]
+        limit: Option<usize>,
+        #[serde(default)]
+        pipe: Option<String>,
+    },
     SpoolRetry {
         op_id: Option<u64>,
     },
 }
 
 impl Request {
+    /// The operation's name, for messages.
+    pub fn name(&self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v["op"].as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
+
     /// Whether the operation can change Senders, Pipes or Grants (the daemon then drops
     /// its verified-credential cache).
     pub fn mutates(&self) -> bool {
@@ -106,7 +122,7 @@ impl Request {
                 | Request::Export { .. }
                 | Request::PipeTest { .. }
                 | Request::Status
-                | Request::SpoolList
+                | Request::SpoolList { .. }
         )
     }
 }
@@ -121,6 +137,8 @@ pub struct PipeChanges {
     pub access_key: Option<String>,
     pub secret_key: Option<String>,
     pub overwrite: Option<crate::names::Overwrite>,
+    #[serde(default)]
+    pub parallel: Option<u32>,
 }
 
 /// A Sender as shown by `list`/`show`: no password hash.
@@ -147,6 +165,8 @@ pub struct PipeView {
     pub access_key: Option<String>,
     pub secret_key_set: bool,
     pub overwrite: String,
+    /// Deliveries at once.
+    pub parallel: usize,
     pub enabled: bool,
     pub senders: Vec<String>,
     pub created: u64,
@@ -185,6 +205,9 @@ pub enum Response {
     },
     Ops {
         ops: Vec<status::OpView>,
+        /// The cursor of the next page, if there is one.
+        #[serde(default)]
+        next: Option<u64>,
     },
 }
 
@@ -251,14 +274,15 @@ fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
         access_key: spec.access_key,
         secret_key_set: p.s3.as_ref().is_some_and(|s| !s.secret_key.is_empty()),
         overwrite: p.overwrite.to_string(),
+        parallel: p.parallel(),
         enabled: p.enabled,
         senders,
         created: p.created,
     }
 }
 
-fn senders_of(w: &Writer, id: &str) -> store::Result<Vec<String>> {
-    Ok(w.grants()?
+fn senders_of(r: &impl View, id: &str) -> store::Result<Vec<String>> {
+    Ok(r.grants()?
         .into_iter()
         .filter(|(_, p)| p == id)
         .map(|(s, _)| s)
@@ -293,15 +317,64 @@ pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
         let changes = store.write_or_discard(!dry_run, |w| crate::fleet::apply(w, &fleet))?;
         return Ok(Response::Applied { changes, dry_run });
     }
-    // Reads run in a transaction that is rolled back: no durable commit, no fsync.
-    let commit = req.mutates();
-    Ok(store.write_or_discard(commit, |w| run(w, req))?)
+    if !req.mutates() {
+        // A read snapshot: never waits for, nor holds up, the writers.
+        return Ok(read(&store.read()?, req)?);
+    }
+    Ok(store.write(|w| run(w, req))?)
 }
 
-/// The operations that are one ordinary transaction; an error aborts it.
-fn run(w: &Writer, req: Request) -> store::Result<Response> {
+/// Most ops one `spool list` page carries.
+pub const MAX_PAGE: usize = 10_000;
+
+/// The operations that only look.
+fn read(r: &impl View, req: Request) -> store::Result<Response> {
     match req {
         Request::Ping => Ok(Response::Pong),
+        Request::SenderList => {
+            let mut out = Vec::new();
+            for s in r.senders()? {
+                out.push(sender_view(&s, r.grants_of(&s.name)?));
+            }
+            Ok(Response::Senders { senders: out })
+        }
+        Request::SenderShow { name } => {
+            let s = r.existing_sender(&name)?;
+            Ok(Response::Sender {
+                sender: sender_view(&s, r.grants_of(&name)?),
+            })
+        }
+        Request::PipeList => {
+            let mut out = Vec::new();
+            for p in r.pipes()? {
+                out.push(pipe_view(&p, senders_of(r, &p.id)?));
+            }
+            Ok(Response::Pipes { pipes: out })
+        }
+        Request::PipeShow { id } => {
+            let p = r.existing_pipe(&id)?;
+            Ok(Response::Pipe {
+                pipe: pipe_view(&p, senders_of(r, &id)?),
+            })
+        }
+        Request::Export { include_secrets } => Ok(Response::Export {
+            toml: crate::fleet::export(r, include_secrets)?,
+        }),
+        Request::Status => Ok(Response::Status {
+            status: status::from_store(r)?,
+        }),
+        Request::SpoolList { after, limit, pipe } => {
+            let limit = limit.unwrap_or(100).clamp(1, MAX_PAGE);
+            let (ops, next) = status::ops(r, pipe.as_deref(), after.unwrap_or(0), limit)?;
+            Ok(Response::Ops { ops, next })
+        }
+        other => unreachable!("{} changes state: it is run by run()", other.name()),
+    }
+}
+
+/// The operations that change state: one transaction each; an error aborts it.
+fn run(w: &Writer, req: Request) -> store::Result<Response> {
+    match req {
         Request::SenderAdd {
             name,
             password_hash,
@@ -354,19 +427,6 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             s.tls_reuse = tls_reuse.unwrap_or(s.tls_reuse);
             w.put_sender(&s)?;
             done(format!("updated sender {name}"))
-        }
-        Request::SenderList => {
-            let mut out = Vec::new();
-            for s in w.senders()? {
-                out.push(sender_view(&s, w.grants_of(&s.name)?));
-            }
-            Ok(Response::Senders { senders: out })
-        }
-        Request::SenderShow { name } => {
-            let s = w.existing_sender(&name)?;
-            Ok(Response::Sender {
-                sender: sender_view(&s, w.grants_of(&name)?),
-            })
         }
         Request::SenderRemove { name } => {
             w.remove_sender(&name)?;
@@ -421,6 +481,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.access_key = c.access_key.or(spec.access_key);
             spec.secret_key = c.secret_key.or(spec.secret_key);
             spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
+            spec.parallel = c.parallel.or(spec.parallel);
             let pipe = spec.build(id.clone(), None, old.created)?;
             w.put_pipe(&pipe)?;
             // A changed Pipe gets another chance at what it parked.
@@ -431,22 +492,17 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 format!("updated pipe {id}")
             })
         }
-        Request::PipeList => {
-            let mut out = Vec::new();
-            for p in w.pipes()? {
-                out.push(pipe_view(&p, senders_of(w, &p.id)?));
-            }
-            Ok(Response::Pipes { pipes: out })
-        }
-        Request::PipeShow { id } => {
-            let p = w.existing_pipe(&id)?;
-            Ok(Response::Pipe {
-                pipe: pipe_view(&p, senders_of(w, &id)?),
-            })
-        }
         Request::PipeRemove { id } => {
+            let b = w.backlog(&id)?;
             w.remove_pipe(&id)?;
-            done(format!("removed pipe {id}"))
+            done(if b.ops > 0 {
+                format!(
+                    "removed pipe {id} and its {} undelivered operation(s), {} byte(s)",
+                    b.ops, b.bytes
+                )
+            } else {
+                format!("removed pipe {id}")
+            })
         }
         Request::PipeEnable { id, enabled } => {
             let mut p = w.existing_pipe(&id)?;
@@ -457,20 +513,12 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 if enabled { "enabled" } else { "disabled" }
             ))
         }
-        Request::Export { include_secrets } => Ok(Response::Export {
-            toml: crate::fleet::export(w, include_secrets)?,
-        }),
-        Request::Status => Ok(Response::Status {
-            status: status::from_store(w)?,
-        }),
-        Request::SpoolList => Ok(Response::Ops {
-            ops: status::ops(w)?,
-        }),
         Request::SpoolRetry { op_id } => {
             let n = w.unpark(op_id, None, now_secs() * 1000)?;
             done(format!("{n} operation(s) will be retried now"))
         }
         Request::Apply { .. } | Request::PipeTest { .. } => unreachable!("handled by execute"),
+        other => unreachable!("{} only reads: it is run by read()", other.name()),
     }
 }
 

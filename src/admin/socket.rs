@@ -38,7 +38,14 @@ pub fn dispatch(state: &StateDir, req: Request) -> Result<Response, Error> {
             ) =>
         {
             let store = open_store(state)?;
-            execute(&store, req)
+            let mutates = req.mutates();
+            let response = execute(&store, req)?;
+            if mutates {
+                // Spool bodies a change let go of (a removed Pipe's) go now.
+                crate::spool::purge_garbage(state, &store)
+                    .map_err(|e| Error::runtime(format!("deleting spool bodies: {e}")))?;
+            }
+            Ok(response)
         }
         Err(e) => Err(Error::runtime(format!(
             "cannot reach the daemon at {}: {e}",
@@ -111,7 +118,8 @@ pub async fn serve_client(
             let r = req.clone();
             let result = smol::unblock(move || execute(&store, r)).await;
             if result.is_ok() && req.mutates() {
-                (hooks.after_change)();
+                let hooks = hooks.clone();
+                smol::unblock(move || (hooks.after_change)()).await;
             }
             match result {
                 Ok(Response::Status { mut status }) => {

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::outbox::Action;
-use crate::store::{self, Writer, now_secs};
+use crate::store::outbox::Op;
+use crate::store::{self, View, now_secs};
 
 /// One Pipe's delivery picture.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -59,54 +59,72 @@ pub struct OpView {
     pub last_error: Option<String>,
 }
 
-pub fn ops(w: &Writer) -> store::Result<Vec<OpView>> {
-    let now = now_secs();
-    Ok(w.ops()?
-        .into_iter()
-        .map(|op| OpView {
+impl OpView {
+    pub fn of(op: &Op, now: u64) -> OpView {
+        OpView {
             id: op.id,
             pipe: op.pipe.clone(),
             op: op.action.name().to_string(),
             path: op.action.keys().join(" -> "),
-            bytes: if let Action::Put { size, .. } = &op.action {
-                *size
-            } else {
-                0
-            },
+            bytes: op.action.bytes(),
             age_secs: now.saturating_sub(op.queued_ms / 1000),
             attempts: op.attempts,
             parked: op.parked.clone(),
             last_error: op.last_error.clone(),
-        })
-        .collect())
+        }
+    }
 }
 
-/// The store's part of the status.
-pub fn from_store(w: &Writer) -> store::Result<StatusView> {
-    let ops = ops(w)?;
+/// One page of `spool list`: up to `limit` ops after op `after`, and the cursor for the
+/// next page if there is one.
+pub fn ops(
+    r: &impl View,
+    pipe: Option<&str>,
+    after: u64,
+    limit: usize,
+) -> store::Result<(Vec<OpView>, Option<u64>)> {
+    let now = now_secs();
+    let mut ops = r.ops_page(pipe, after, limit + 1)?;
+    let more = ops.len() > limit;
+    ops.truncate(limit);
+    let next = if more { ops.last().map(|o| o.id) } else { None };
+    Ok((ops.iter().map(|o| OpView::of(o, now)).collect(), next))
+}
+
+/// The store's part of the status, from counters kept with every change: its cost does
+/// not grow with the backlog.
+pub fn from_store(r: &impl View) -> store::Result<StatusView> {
+    let now = now_secs();
     let mut view = StatusView::default();
-    for p in w.pipes()? {
-        let mine: Vec<&OpView> = ops.iter().filter(|o| o.pipe == p.id).collect();
-        let parked: Vec<&&OpView> = mine.iter().filter(|o| o.parked.is_some()).collect();
+    for p in r.pipes()? {
+        let b = r.backlog(&p.id)?;
+        let parked = if b.parked > 0 {
+            r.first_parked(&p.id)?
+        } else {
+            None
+        };
         view.pipes.push(PipeStatus {
             id: p.id.clone(),
             name: p.name.clone(),
             dest: p.dest.to_string(),
             enabled: p.enabled,
-            state: if parked.is_empty() {
-                "unknown".into()
+            state: if parked.is_some() {
+                "parked"
             } else {
-                "parked".into()
-            },
-            backlog_ops: mine.len() as u64,
-            backlog_bytes: mine.iter().map(|o| o.bytes).sum(),
-            oldest_secs: mine.iter().map(|o| o.age_secs).max(),
-            parked_ops: parked.len() as u64,
-            parked_reason: parked.first().and_then(|o| o.parked.clone()),
+                "unknown"
+            }
+            .into(),
+            backlog_ops: b.ops,
+            backlog_bytes: b.bytes,
+            oldest_secs: r
+                .oldest_op(&p.id)?
+                .map(|o| now.saturating_sub(o.queued_ms / 1000)),
+            parked_ops: b.parked,
+            parked_reason: parked.and_then(|o| o.parked),
             ..PipeStatus::default()
         });
+        view.spool_files += b.puts;
+        view.spool_bytes += b.bytes;
     }
-    view.spool_files = ops.iter().filter(|o| o.op == "put").count() as u64;
-    view.spool_bytes = ops.iter().map(|o| o.bytes).sum();
     Ok(view)
 }

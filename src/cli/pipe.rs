@@ -69,6 +69,9 @@ struct Add {
     /// replace|keep-both|refuse: what a second upload to the same path does
     #[argh(option, default = "Overwrite::Replace")]
     overwrite: Overwrite,
+    /// deliveries at once, 1-64 (default 8 for S3, 2 for a directory)
+    #[argh(option)]
+    parallel: Option<u32>,
 }
 
 /// change a Pipe's settings
@@ -98,6 +101,9 @@ struct Set {
     /// replace|keep-both|refuse
     #[argh(option)]
     overwrite: Option<Overwrite>,
+    /// deliveries at once, 1-64
+    #[argh(option)]
+    parallel: Option<u32>,
 }
 
 /// list Pipes
@@ -161,6 +167,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
                 access_key: a.access_key,
                 secret_key,
                 overwrite: a.overwrite,
+                parallel: a.parallel,
             };
             ctx.change(Request::PipeSet { id: a.id, changes })
         }
@@ -224,6 +231,7 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
         secret_key,
         overwrite: a.overwrite,
         enabled: true,
+        parallel: a.parallel,
     };
     match ctx.request(Request::PipeAdd { spec })? {
         Response::Pipe { pipe } => {
@@ -254,6 +262,7 @@ fn print_pipe(p: &PipeView) {
         );
     }
     println!("overwrite:  {}", p.overwrite);
+    println!("parallel:   {}", p.parallel);
     println!("enabled:    {}", yes_no(p.enabled));
     println!("senders:    {}", list_or(&p.senders, "none"));
 }

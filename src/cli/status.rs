@@ -29,14 +29,29 @@ enum SpoolCmd {
     Retry(Retry),
 }
 
-/// list waiting operations
+/// list waiting operations, oldest first, a page at a time
 #[derive(FromArgs)]
 #[argh(subcommand, name = "list")]
 struct List {
     /// print JSON
     #[argh(switch)]
     json: bool,
+    /// operations per page (default 100, at most 10000)
+    #[argh(option, default = "100")]
+    limit: usize,
+    /// start after this operation id (the cursor a previous page printed)
+    #[argh(option)]
+    after: Option<u64>,
+    /// only this Pipe's operations
+    #[argh(option)]
+    pipe: Option<String>,
+    /// every page, printed as it arrives
+    #[argh(switch)]
+    all: bool,
 }
+
+/// Largest page the daemon is asked for.
+const MAX_PAGE: usize = 10_000;
 
 /// retry parked or waiting operations now: one, or all
 #[derive(FromArgs)]
@@ -133,35 +148,90 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
 pub fn spool(ctx: &Ctx, a: SpoolArgs) -> Outcome {
     match a.cmd {
         SpoolCmd::Retry(r) => ctx.change(Request::SpoolRetry { op_id: r.op_id }),
-        SpoolCmd::List(l) => {
-            let ops = match ctx.request(Request::SpoolList)? {
-                Response::Ops { ops } => ops,
-                other => return Err(unexpected(other)),
-            };
-            if l.json {
-                print_json(&ops);
-                return Ok(());
-            }
-            if ops.is_empty() {
-                println!("nothing waiting: every upload has been delivered");
-                return Ok(());
-            }
-            println!(
-                "{:>8} {:<16} {:<7} {:>12} {:>8} {:>5}  PATH / STATE",
-                "ID", "PIPE", "OP", "BYTES", "AGE", "TRIES"
-            );
-            for o in ops {
-                let state = match (&o.parked, &o.last_error) {
-                    (Some(p), _) => format!("  [parked: {p}]"),
-                    (None, Some(e)) => format!("  [retrying: {e}]"),
-                    _ => String::new(),
-                };
+        SpoolCmd::List(l) => list(ctx, l),
+    }
+}
+
+/// `spool list`: one page, or with `--all` every page as it arrives (the JSON form is
+/// then one array, written element by element).
+fn list(ctx: &Ctx, l: List) -> Outcome {
+    if l.limit == 0 || l.limit > MAX_PAGE {
+        return Err(crate::cli::Failure::usage(format!(
+            "--limit {} is out of range: give 1 to {MAX_PAGE}",
+            l.limit
+        )));
+    }
+    let mut after = l.after;
+    let mut first = true;
+    if l.json && l.all {
+        println!("[");
+    }
+    loop {
+        let (ops, next) = match ctx.request(Request::SpoolList {
+            after,
+            limit: Some(l.limit),
+            pipe: l.pipe.clone(),
+        })? {
+            Response::Ops { ops, next } => (ops, next),
+            other => return Err(unexpected(other)),
+        };
+        if l.json && l.all {
+            for o in &ops {
+                let sep = if first { "" } else { "," };
+                first = false;
                 println!(
-                    "{:>8} {:<16} {:<7} {:>12} {:>7}s {:>5}  {}{state}",
-                    o.id, o.pipe, o.op, o.bytes, o.age_secs, o.attempts, o.path
+                    "{sep}{}",
+                    serde_json::to_string(o).expect("views serialize")
                 );
             }
-            Ok(())
+        } else if l.json {
+            print_json(&ops);
+        } else {
+            print_ops(&ops, first);
+            first = false;
         }
+        match next {
+            Some(n) if l.all => after = Some(n),
+            Some(n) => {
+                let hint = format!("more operations wait: ftpgate spool list --after {n}");
+                if l.json {
+                    eprintln!("{hint}");
+                } else {
+                    println!("{hint}");
+                }
+                break;
+            }
+            None => break,
+        }
+    }
+    if l.json && l.all {
+        println!("]");
+    }
+    Ok(())
+}
+
+fn print_ops(ops: &[crate::admin::status::OpView], first_page: bool) {
+    if ops.is_empty() {
+        if first_page {
+            println!("nothing waiting: every upload has been delivered");
+        }
+        return;
+    }
+    if first_page {
+        println!(
+            "{:>8} {:<16} {:<7} {:>12} {:>8} {:>5}  PATH / STATE",
+            "ID", "PIPE", "OP", "BYTES", "AGE", "TRIES"
+        );
+    }
+    for o in ops {
+        let state = match (&o.parked, &o.last_error) {
+            (Some(p), _) => format!("  [parked: {p}]"),
+            (None, Some(e)) => format!("  [retrying: {e}]"),
+            _ => String::new(),
+        };
+        println!(
+            "{:>8} {:<16} {:<7} {:>12} {:>7}s {:>5}  {}{state}",
+            o.id, o.pipe, o.op, o.bytes, o.age_secs, o.attempts, o.path
+        );
     }
 }

@@ -1,30 +1,37 @@
 //! The forwarder: delivers the outbox to each Pipe's destination (DESIGN §3, §9).
 //!
-//! One loop picks due ops ([`crate::store::Reader::due_ops`] keeps the order per key)
-//! and runs at most `parallel` at a time, each off the executor. Completion is
-//! crash-safe and in this order: the destination confirmed → one transaction marks the
-//! catalog and removes the op → the spool body is deleted. A crash in between sends the
-//! op again, which is harmless.
+//! One loop works in rounds. A round is one write transaction that records the outcome
+//! of every delivery that ended since the last round (a group commit: many settled ops,
+//! one durable commit) and claims the ready ops each Pipe has room for
+//! ([`crate::store::Writer::claim_ready`] reads the front of an index, so a round costs
+//! the same with ten queued ops or ten million). Deliveries run off the executor, up to
+//! each Pipe's `parallel` at a time; ops on one key are never ready together, so order
+//! per key holds however many run.
+//!
+//! Completion is crash-safe and in this order: the destination confirmed → the round's
+//! commit marks the catalog and removes the op → the spool body is deleted. A crash in
+//! between sends the ops of that round again, which is harmless.
 //!
 //! A transient failure retries the op with backoff and marks its Pipe offline: until
-//! the retry time only that op is tried (it is the probe), so a dead endpoint is not
-//! hammered and a live one is used again within [`backoff::CAP`]. A permanent failure
-//! parks the op with its reason until `spool retry` or a changed Pipe.
+//! the retry time that Pipe gets no slot, then one (the probe), so a dead endpoint is not
+//! hammered, a live one is used again within [`backoff::CAP`], and other Pipes are not
+//! held up. A permanent failure parks the op with its reason until `spool retry` or a
+//! changed Pipe.
 
 pub mod backoff;
 pub mod dir;
 pub mod s3;
 pub mod sink;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::spool::Spool;
-use crate::store::outbox::{Action, Op};
-use crate::store::{Pipe, Store, now_secs};
+use crate::store::outbox::{Action, Op, Outcome};
+use crate::store::{Pipe, Store, View, now_ms, now_secs};
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
 
@@ -52,8 +59,8 @@ pub struct Health {
 /// Forwarder settings.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Ops delivered at once across all Pipes.
-    pub parallel: usize,
+    /// Most deliveries at once across all Pipes (each Pipe has its own `parallel` too).
+    pub max_parallel: usize,
     /// Sent as object metadata.
     pub gateway: String,
 }
@@ -62,7 +69,7 @@ impl Default for Config {
     fn default() -> Self {
         let gateway = crate::state::host_name().unwrap_or_else(|| "ftpgate".into());
         Config {
-            parallel: 4,
+            max_parallel: 64,
             gateway,
         }
     }
@@ -82,11 +89,32 @@ pub struct Forwarder {
 /// A Pipe's sink and the record it was built from.
 type CachedSink = (Pipe, Arc<dyn Sink>);
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// A delivery that ended: the op and what the sink said (bytes sent, or the error).
+type Ended = (Op, Result<u64, SinkError>);
+
+/// What one round committed and claimed.
+struct Round {
+    freed: Vec<String>,
+    claimed: Vec<(Pipe, Op)>,
+}
+
+/// Deliveries running now, per Pipe.
+#[derive(Default)]
+struct Running {
+    per_pipe: HashMap<String, usize>,
+    total: usize,
+}
+
+impl Running {
+    fn add(&mut self, pipe: &str, n: isize) {
+        let c = self.per_pipe.entry(pipe.to_string()).or_default();
+        *c = c.saturating_add_signed(n);
+        self.total = self.total.saturating_add_signed(n);
+    }
+
+    fn of(&self, pipe: &str) -> usize {
+        self.per_pipe.get(pipe).copied().unwrap_or(0)
+    }
 }
 
 impl Forwarder {
@@ -151,105 +179,256 @@ impl Forwarder {
         Ok(s)
     }
 
+    /// How many more deliveries `pipe` may start now: none while it is offline and its
+    /// retry time has not come or its probe is still out, one (the probe) after that.
+    fn slots(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
+        let offline = self
+            .health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&pipe.id)
+            .and_then(|h| h.offline_until_ms);
+        let busy = running.of(&pipe.id);
+        let room = match offline {
+            Some(until) if until > now || busy > 0 => 0,
+            Some(_) => 1,
+            None => pipe.parallel().saturating_sub(busy),
+        };
+        room.min(self.config.max_parallel.saturating_sub(running.total))
+    }
+
     /// Runs until the process ends.
     pub async fn run(self: Arc<Self>) {
-        let mut busy: HashSet<u64> = HashSet::new();
-        let (done_tx, done_rx) = smol::channel::unbounded::<u64>();
+        let mut running = Running::default();
+        let (done_tx, done_rx) = smol::channel::unbounded::<Ended>();
+        let mut ended: Vec<Ended> = Vec::new();
         loop {
-            let free = self.config.parallel.saturating_sub(busy.len());
-            if free > 0 {
-                match self.pick(free, &busy).await {
-                    Ok(ops) => {
-                        for op in ops {
-                            busy.insert(op.id);
-                            let (me, done) = (self.clone(), done_tx.clone());
-                            smol::spawn(async move {
-                                let id = op.id;
-                                me.deliver(op).await;
-                                let _ = done.send(id).await;
-                            })
-                            .detach();
-                        }
+            let outcomes = self.outcomes(&mut ended, &mut running);
+            match self.round(outcomes, &running).await {
+                Ok(Some(round)) => {
+                    if !round.freed.is_empty() {
+                        let spool = self.spool.clone();
+                        smol::unblock(move || spool.collect(&round.freed)).await;
                     }
-                    Err(e) => log::error!("forwarder: reading the outbox: {e}"),
+                    for (pipe, op) in round.claimed {
+                        running.add(&op.pipe, 1);
+                        let (me, done) = (self.clone(), done_tx.clone());
+                        smol::spawn(async move {
+                            let job = op.clone();
+                            let me2 = me.clone();
+                            let result = smol::unblock(move || me2.execute(&pipe, &job)).await;
+                            let _ = done.send((op, result)).await;
+                        })
+                        .detach();
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    log::error!("forwarder: {e}; trying again in a second");
+                    smol::Timer::after(Duration::from_secs(1)).await;
                 }
             }
-            let event = smol::future::or(async { done_rx.recv().await.ok() }, async {
+            // Wait for a delivery to end, a wake-up, or the next due time.
+            let wait = self.next_wake(&running).await;
+            if let Some(first) = smol::future::or(async { done_rx.recv().await.ok() }, async {
                 smol::future::or(
                     async {
                         let _ = self.wake_rx.recv().await;
                     },
                     async {
-                        smol::Timer::after(Duration::from_millis(500)).await;
+                        smol::Timer::after(wait).await;
                     },
                 )
                 .await;
                 None
             })
-            .await;
-            if let Some(id) = event {
-                busy.remove(&id);
-                while let Ok(id) = done_rx.try_recv() {
-                    busy.remove(&id);
-                }
+            .await
+            {
+                ended.push(first);
+            }
+            while let Ok(e) = done_rx.try_recv() {
+                ended.push(e);
             }
         }
     }
 
-    /// Due ops to start now; one probe op for a Pipe that is offline.
-    async fn pick(&self, free: usize, busy: &HashSet<u64>) -> crate::store::Result<Vec<Op>> {
+    /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
+    /// offline Pipe's probe time; at most a second.
+    async fn next_wake(&self, running: &Running) -> Duration {
+        let store = self.store.clone();
         let now = now_ms();
-        let store = self.store.clone();
-        let busy_ids = busy.clone();
-        let ops = smol::unblock(move || store.read()?.due_ops(now, 256, &busy_ids)).await?;
         let health = self.health();
-        let mut probing: HashSet<String> = HashSet::new();
-        let mut out = Vec::new();
-        for op in ops {
-            if out.len() == free {
-                break;
+        let busy: HashMap<String, usize> = running.per_pipe.clone();
+        let found = smol::unblock(move || -> crate::store::Result<Option<u64>> {
+            let r = store.read()?;
+            let mut earliest: Option<u64> = None;
+            for p in r.pipes()? {
+                let offline = health.get(&p.id).and_then(|h| h.offline_until_ms);
+                let at = match offline {
+                    Some(until) => Some(until),
+                    None if busy.get(&p.id).copied().unwrap_or(0) >= p.parallel() => None,
+                    None => r.next_due(&p.id)?,
+                };
+                earliest = match (earliest, at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
             }
-            // An offline Pipe waits until its retry time; then its first op probes it and
-            // the rest wait for the answer.
-            let waiting = match health.get(&op.pipe).and_then(|h| h.offline_until_ms) {
-                Some(until) => until > now || !probing.insert(op.pipe.clone()),
-                None => false,
-            };
-            if !waiting {
-                out.push(op);
-            }
+            Ok(earliest)
+        })
+        .await;
+        let max = Duration::from_secs(1);
+        match found {
+            Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now)).min(max),
+            _ => max,
         }
-        Ok(out)
     }
 
-    /// Delivers one op and records the outcome.
-    async fn deliver(self: &Arc<Self>, op: Op) {
-        let store = self.store.clone();
-        let id = op.id;
-        let claimed =
-            smol::unblock(move || store.write(|w| Ok((w.claim(id)?, w.pipe_for_op(id)?)))).await;
-        let (op, pipe) = match claimed {
-            Ok((op, Some(pipe))) => (op, pipe),
-            Ok((op, None)) => {
-                self.settle(
-                    &op,
-                    Err(SinkError::permanent(format!(
-                        "pipe {} no longer exists",
-                        op.pipe
-                    ))),
-                )
-                .await;
-                return;
+    /// Turns ended deliveries into outcomes to record, updating health and logs.
+    fn outcomes(&self, ended: &mut Vec<Ended>, running: &mut Running) -> Vec<(u64, Outcome)> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(ended.len());
+        for (op, result) in ended.drain(..) {
+            running.add(&op.pipe, -1);
+            let outcome = match result {
+                Ok(bytes) => {
+                    self.delivered(&op, bytes);
+                    Outcome::Done
+                }
+                Err(e) if e.is_transient() => {
+                    let wait = backoff::delay(op.attempts.max(1), backoff::jitter());
+                    let due_ms = now + wait.as_millis() as u64;
+                    log::warn!(
+                        "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
+                        op.pipe,
+                        op.id,
+                        op.action.name(),
+                        e.message,
+                        wait.as_secs_f64()
+                    );
+                    self.update(&op.pipe, |h| {
+                        h.offline_until_ms = Some(due_ms);
+                        h.last_error = Some(e.message.clone());
+                        h.failed_ops += 1;
+                    });
+                    Outcome::Retry {
+                        due_ms,
+                        error: e.message,
+                    }
+                }
+                Err(e) => {
+                    log::error!(
+                        "pipe {}: op {} {} parked: {}",
+                        op.pipe,
+                        op.id,
+                        op.action.name(),
+                        e.message
+                    );
+                    self.update(&op.pipe, |h| {
+                        h.last_error = Some(e.message.clone());
+                        h.failed_ops += 1;
+                    });
+                    Outcome::Park { reason: e.message }
+                }
+            };
+            out.push((op.id, outcome));
+        }
+        out
+    }
+
+    fn delivered(&self, op: &Op, bytes: u64) {
+        log::info!(
+            "delivered pipe={} op={} {} {}",
+            op.pipe,
+            op.id,
+            op.action.name(),
+            op.action.keys().join(" -> ")
+        );
+        self.update(&op.pipe, |h| {
+            let secs = now_secs();
+            if secs >= h.window_start + 60 {
+                h.window_start = secs;
+                h.recent_bytes = 0;
             }
-            Err(e) => {
-                log::error!("forwarder: claiming op {id}: {e}");
-                return;
-            }
-        };
+            h.recent_bytes += bytes;
+            h.offline_until_ms = None;
+            h.last_success = Some(secs);
+            h.delivered_ops += 1;
+            h.delivered_bytes += bytes;
+        });
+    }
+
+    /// One transaction: record `outcomes` (durably, if there are any) and claim what
+    /// every Pipe has room for. `None` when there was nothing to do.
+    async fn round(
+        self: &Arc<Self>,
+        outcomes: Vec<(u64, Outcome)>,
+        running: &Running,
+    ) -> crate::store::Result<Option<Round>> {
+        let now = now_ms();
         let me = self.clone();
-        let job = op.clone();
-        let result = smol::unblock(move || me.execute(&pipe, &job)).await;
-        self.settle(&op, result).await;
+        let store = self.store.clone();
+        let collected = self.spool.take_collected();
+        let room: HashMap<String, usize> = {
+            let pipes = {
+                let store = store.clone();
+                smol::unblock(move || store.read()?.pipes()).await?
+            };
+            pipes
+                .iter()
+                .map(|p| (p.id.clone(), me.slots(p, running, now)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        };
+        if outcomes.is_empty() && collected.is_empty() {
+            // Nothing to record: skip the write unless some Pipe with room has work due.
+            let (store, room) = (store.clone(), room.clone());
+            let due = smol::unblock(move || -> crate::store::Result<bool> {
+                let r = store.read()?;
+                for id in room.keys() {
+                    if r.next_due(id)?.is_some_and(|at| at <= now) {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            })
+            .await?;
+            if !due {
+                return Ok(None);
+            }
+        }
+        let durable = !outcomes.is_empty();
+        let round = smol::unblock(move || {
+            let work = |w: &crate::store::Writer| {
+                w.forget_garbage(&collected)?;
+                let freed = w.settle(&outcomes)?;
+                let mut claimed = Vec::new();
+                for p in w.pipes()? {
+                    if let Some(n) = room.get(&p.id) {
+                        for op in w.claim_ready(&p.id, now, *n)? {
+                            claimed.push((p.clone(), op));
+                        }
+                    }
+                }
+                Ok(Round { freed, claimed })
+            };
+            if durable {
+                store.write(work)
+            } else {
+                store.write_volatile(work)
+            }
+        })
+        .await?;
+        for (p, _) in &round.claimed {
+            if me
+                .health()
+                .get(&p.id)
+                .is_some_and(|h| h.offline_until_ms.is_some())
+            {
+                log::info!("pipe {}: probing the destination", p.id);
+            }
+        }
+        Ok(Some(round))
     }
 
     /// The blocking part: one call to the sink.
@@ -266,97 +445,25 @@ impl Forwarder {
                 mtime,
                 sender,
             } => {
+                let file = self.spool.body_path(body);
+                if !file.exists() {
+                    return Err(SinkError::permanent(
+                        "the spool body is missing from spool/ready (deleted by hand?)",
+                    ));
+                }
                 let meta = Meta {
                     sender: sender.clone(),
                     pipe: pipe.id.clone(),
                     gateway: self.config.gateway.clone(),
                     mtime: *mtime,
                 };
-                sink.put(&key(path), &self.spool.body_path(body), *size, md5, &meta)?;
+                sink.put(&key(path), &file, *size, md5, &meta)?;
                 Ok(*size)
             }
             Action::Delete { path } => sink.delete(&key(path)).map(|_| 0),
             Action::Rename { from, to } => sink.rename(&key(from), &key(to)).map(|_| 0),
             Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| 0),
             Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| 0),
-        }
-    }
-
-    /// Records the outcome: completion (then the body goes), a retry, or a park.
-    async fn settle(&self, op: &Op, result: Result<u64, SinkError>) {
-        let store = self.store.clone();
-        let id = op.id;
-        let now = now_ms();
-        match result {
-            Ok(bytes) => {
-                match smol::unblock(move || store.write(|w| w.complete(id))).await {
-                    Ok(Some(body)) => {
-                        let spool = self.spool.clone();
-                        smol::unblock(move || spool.remove_bodies(&[body])).await;
-                    }
-                    Ok(None) => {}
-                    Err(e) => log::error!("forwarder: recording op {id} as delivered: {e}"),
-                }
-                log::info!(
-                    "delivered pipe={} op={} {} {}",
-                    op.pipe,
-                    op.id,
-                    op.action.name(),
-                    op.action.keys().join(" -> ")
-                );
-                self.update(&op.pipe, |h| {
-                    let secs = now_secs();
-                    if secs >= h.window_start + 60 {
-                        h.window_start = secs;
-                        h.recent_bytes = 0;
-                    }
-                    h.recent_bytes += bytes;
-                    h.offline_until_ms = None;
-                    h.last_success = Some(secs);
-                    h.delivered_ops += 1;
-                    h.delivered_bytes += bytes;
-                });
-            }
-            Err(e) if e.is_transient() => {
-                let wait = backoff::delay(op.attempts.max(1), backoff::jitter());
-                let due = now + wait.as_millis() as u64;
-                let msg = e.message.clone();
-                if let Err(err) =
-                    smol::unblock(move || store.write(|w| w.retry_later(id, due, &msg))).await
-                {
-                    log::error!("forwarder: recording a retry of op {id}: {err}");
-                }
-                log::warn!(
-                    "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
-                    op.pipe,
-                    op.id,
-                    op.action.name(),
-                    e.message,
-                    wait.as_secs_f64()
-                );
-                self.update(&op.pipe, |h| {
-                    h.offline_until_ms = Some(due);
-                    h.last_error = Some(e.message.clone());
-                    h.failed_ops += 1;
-                });
-            }
-            Err(e) => {
-                let msg = e.message.clone();
-                if let Err(err) = smol::unblock(move || store.write(|w| w.park(id, &msg))).await {
-                    log::error!("forwarder: parking op {id}: {err}");
-                }
-                log::error!(
-                    "pipe {}: op {} {} parked: {}",
-                    op.pipe,
-                    op.id,
-                    op.action.name(),
-                    e.message
-                );
-                self.update(&op.pipe, |h| {
-                    h.last_error = Some(e.message.clone());
-                    h.failed_ops += 1;
-                });
-            }
         }
     }
 }

@@ -11,6 +11,7 @@ use md5::{Digest, Md5};
 use smol::io::{AsyncRead, AsyncReadExt};
 
 use super::{Error, Spool, new_id};
+use crate::store::View;
 use crate::store::catalog::Kind;
 use crate::store::now_secs;
 use crate::store::partials::Partial;
@@ -242,7 +243,7 @@ impl Spool {
             }
             spool.check_room(want)?;
             let mut body = spool_start_blocking(&spool)?;
-            let mut from = File::open(spool.ready_path(&src))?;
+            let mut from = File::open(spool.body_path(&src))?;
             io::copy(&mut (&mut from).take(want), &mut body.file)?;
             body.md5 = rehash(&mut body.file, want)?;
             body.size = want;

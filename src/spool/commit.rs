@@ -1,9 +1,11 @@
 //! Group commit: one thread publishes acknowledged bodies in batches.
 //!
 //! Each upload fsyncs its own body (in parallel, off the executor), then hands it here.
-//! The thread takes every job waiting, renames each body into `ready/`, fsyncs `ready/`
-//! once, and records all of them in one redb transaction (one durable commit). Under load
-//! 32 sessions pay for a handful of commits instead of 32.
+//! The thread takes every job waiting, fsyncs `tmp/` once (the bodies' names are then
+//! durable), and records all of them in one redb transaction (one durable commit); only
+//! then are the bodies renamed into `ready/`. Under load 32 sessions pay for a handful of
+//! commits instead of 32. A crash after the commit and before a rename leaves a body in
+//! `tmp/` that the outbox names: start-up recovery finishes the rename.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,27 +66,8 @@ fn run(rx: Receiver<Job>, tmp: PathBuf, ready: PathBuf, store: Arc<Store>) {
 }
 
 fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path, store: &Store) {
-    let mut moved = Vec::with_capacity(batch.len());
-    for job in batch {
-        let id = &job.upload.body;
-        match std::fs::rename(tmp.join(id), ready.join(id)) {
-            Ok(()) => moved.push(job),
-            Err(e) => {
-                let _ = job.reply.try_send(Err(e.into()));
-            }
-        }
-    }
-    if moved.is_empty() {
-        return;
-    }
-    let unpublish = |jobs: &[Job]| {
-        for j in jobs {
-            let _ = std::fs::rename(ready.join(&j.upload.body), tmp.join(&j.upload.body));
-        }
-    };
-    if let Err(e) = fsync_dir(ready) {
-        unpublish(&moved);
-        for j in moved {
+    if let Err(e) = fsync_dir(tmp) {
+        for j in batch {
             let _ = j.reply.try_send(Err(Error::Disk(std::io::Error::new(
                 e.kind(),
                 e.to_string(),
@@ -92,10 +75,10 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
         }
         return;
     }
-    let now_ms = now_ms();
+    let now_ms = crate::store::now_ms();
     let results = store.write(|w| {
-        let mut results = Vec::with_capacity(moved.len());
-        for j in &moved {
+        let mut results = Vec::with_capacity(batch.len());
+        for j in &batch {
             let p = &j.publish;
             let mut r = w.publish(&p.pipe, &p.path, p.policy, j.upload.clone(), now_ms);
             // A partial this upload continued (or superseded) is done with.
@@ -103,6 +86,7 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
                 && let Some(old) = w.take_partial(&p.pipe, &p.path)?
                 && old.body != j.upload.body
             {
+                w.discard_bodies(std::slice::from_ref(&old.body))?;
                 published.freed.push(old.body);
             }
             results.push(r);
@@ -111,28 +95,27 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
     });
     match results {
         Ok(results) => {
-            for (j, r) in moved.into_iter().zip(results) {
-                if r.is_err() {
-                    let _ = std::fs::rename(ready.join(&j.upload.body), tmp.join(&j.upload.body));
+            for (j, r) in batch.into_iter().zip(results) {
+                if r.is_ok() {
+                    // Recorded: from here on the body is the outbox's. If this rename
+                    // is lost, recovery redoes it.
+                    let id = &j.upload.body;
+                    if let Err(e) = std::fs::rename(tmp.join(id), ready.join(id)) {
+                        log::warn!(
+                            "spool: moving body {id} into ready/: {e} (it is delivered from tmp/)"
+                        );
+                    }
                 }
                 let _ = j.reply.try_send(r.map_err(Error::from));
             }
         }
         Err(e) => {
-            unpublish(&moved);
             let msg = e.to_string();
-            for j in moved {
+            for j in batch {
                 let _ = j.reply.try_send(Err(Error::Commit(msg.clone())));
             }
         }
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 impl Spool {
@@ -182,7 +165,7 @@ impl Spool {
                 body.settle();
                 if !published.freed.is_empty() {
                     let (spool, freed) = (self.clone(), published.freed.clone());
-                    smol::unblock(move || spool.remove_bodies(&freed)).await;
+                    smol::unblock(move || spool.collect(&freed)).await;
                 }
                 Ok((published, upload.size, upload.md5))
             }

@@ -2,10 +2,14 @@
 //! id and never by the client's name.
 //!
 //! * A body is written into `spool/tmp/ID` with its MD5 computed on the way
-//!   ([`Body`]), fsynced, renamed into `spool/ready/ID`, the directory fsynced, and only
-//!   then recorded in the catalog and outbox in one redb commit. That order makes a `226`
-//!   durable: after a crash, a body without a record is an orphan and is deleted; a
-//!   record always has its body.
+//!   ([`Body`]), fsynced, `tmp/` fsynced, and recorded in the catalog and outbox in one
+//!   redb commit; then it is renamed into `spool/ready/ID`. That order makes a `226`
+//!   durable: after a crash, a `tmp/` body without a record is an orphan and is deleted,
+//!   one with a record is moved on; a record always has its body.
+//! * A body no record needs any more (delivered, cancelled, replaced, its Pipe removed) is
+//!   listed in the store's garbage in the transaction that lets go of it, and deleted after
+//!   that commit ([`Spool::collect`]); recovery finishes what a crash interrupted. Neither
+//!   needs to read `ready/`, however many bodies wait there.
 //! * Concurrent uploads share the directory fsync and the redb commit ([`commit`]).
 //! * An upload that ended badly stays in `spool/tmp` as a resumable partial (recorded
 //!   with its fsynced size), never in the outbox, until it expires.
@@ -27,7 +31,7 @@ pub use body::{Body, Ended, receive};
 pub use commit::Publish;
 
 use crate::state::StateDir;
-use crate::store::{self, Store};
+use crate::store::{self, Store, View};
 
 /// What can go wrong with an upload's body. Mapped to FTP replies in `ftp::errors`.
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +83,8 @@ pub struct Spool {
     used: AtomicU64,
     /// Bodies a session is writing now.
     busy: Mutex<HashSet<String>>,
+    /// Garbage deleted from disk, to be forgotten by the store's next write.
+    collected: Mutex<Vec<String>>,
     committer: commit::Committer,
 }
 
@@ -98,6 +104,7 @@ impl Spool {
             store,
             used: AtomicU64::new(used),
             busy: Mutex::new(HashSet::new()),
+            collected: Mutex::default(),
             committer,
         }))
     }
@@ -188,9 +195,39 @@ impl Spool {
         }
     }
 
-    /// The ready/ file of a body (for the forwarder).
+    /// Deletes bodies the store has listed as garbage (after the commit that listed
+    /// them). Blocking. The store forgets them with its next write
+    /// ([`Spool::take_collected`]); a crash before that only repeats the deletion.
+    pub fn collect(&self, ids: &[String]) {
+        self.remove_bodies(ids);
+        self.collected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(ids);
+    }
+
+    /// Deletes whatever the store lists as garbage now (after an admin change such as
+    /// `pipe remove`). Blocking.
+    pub fn collect_garbage(&self) -> Result<usize, Error> {
+        let garbage = self.store.read()?.garbage()?;
+        self.collect(&garbage);
+        Ok(garbage.len())
+    }
+
+    /// Garbage deleted since the last call, for the store to forget.
+    pub fn take_collected(&self) -> Vec<String> {
+        std::mem::take(&mut *self.collected.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Where a queued body is: `ready/`, or still `tmp/` for the moment between its
+    /// commit and its rename.
     pub fn body_path(&self, id: &str) -> PathBuf {
-        self.ready_path(id)
+        let ready = self.ready_path(id);
+        if ready.exists() {
+            ready
+        } else {
+            self.tmp_path(id)
+        }
     }
 
     /// Deletes expired partials. Blocking; the daemon runs it now and then.
@@ -214,6 +251,24 @@ impl Spool {
         }
         Ok(expired.len())
     }
+}
+
+/// Deletes the bodies the store lists as garbage, without a running daemon (the CLI
+/// after `pipe remove` or `apply`). Blocking.
+pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
+    let garbage = store.read()?.garbage()?;
+    for id in &garbage {
+        for dir in [state.spool_tmp(), state.spool_ready()] {
+            match std::fs::remove_file(dir.join(id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+    }
+    if !garbage.is_empty() {
+        store.write(|w| w.forget_garbage(&garbage))?;
+    }
+    Ok(garbage.len())
 }
 
 /// A new random body id (128 bits, hex).

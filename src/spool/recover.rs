@@ -1,94 +1,90 @@
-//! Start-up recovery: makes the spool and the store agree after a crash at any point.
+//! Start-up recovery: makes the spool and the store agree after a crash at any point, in
+//! time proportional to what was under way, not to the backlog.
 //!
-//! * `tmp/` files that are not recorded partials are bodies of uploads that never got a
-//!   `226`: deleted. Expired partials are deleted too.
-//! * `ready/` files that no outbox op or catalog entry names were renamed just before a
-//!   crash, before their commit: the client never got a `226`, so they are deleted.
-//! * A put whose body is missing cannot be delivered: it is parked with that reason (the
-//!   commit order makes this impossible short of someone deleting files by hand).
+//! * Bodies the store lists as garbage are deleted (a crash came between the commit that
+//!   freed them and their deletion).
+//! * `tmp/` holds bodies being received, partial uploads, and bodies committed just before
+//!   a crash and not yet renamed: the last are moved into `ready/`, recorded partials are
+//!   kept, everything else never got a `226` and is deleted. Expired partials go too.
+//! * `ready/` is not read: every body there was recorded before it was moved there.
 //! * Nothing is in flight after a restart.
+//!
+//! The bytes the spool holds come from the store's counters (queued puts and partials).
 
 use std::collections::HashSet;
-use std::io;
 use std::path::Path;
 
 use super::Error;
-use crate::store::outbox::Action;
-use crate::store::{Store, now_secs};
+use crate::store::{Store, View, now_secs};
+use crate::vfs::VPath;
 
 /// Returns the bytes the spool holds afterwards.
 pub(super) fn recover(tmp: &Path, ready: &Path, store: &Store) -> Result<u64, Error> {
     let now = now_secs();
     let r = store.read()?;
+    let garbage = r.garbage()?;
     let partials = r.partials()?;
-    let ops = r.ops()?;
     drop(r);
 
+    for id in &garbage {
+        for dir in [tmp, ready] {
+            match std::fs::remove_file(dir.join(id)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
     let mut expired = Vec::new();
-    let mut keep_tmp = HashSet::new();
+    let mut keep = HashSet::new();
+    let mut used = 0;
     for (pipe, path, p) in partials {
         if p.expires <= now {
             expired.push((pipe, path));
         } else {
-            keep_tmp.insert(p.body);
+            used += p.size;
+            keep.insert(p.body);
         }
     }
-    if !expired.is_empty() {
-        store.write(|w| {
-            for (pipe, path) in &expired {
-                w.take_partial(pipe, &crate::vfs::VPath::from_normalised(path))?;
-            }
-            Ok(())
-        })?;
-    }
 
-    let mut referenced = HashSet::new();
-    for op in &ops {
-        if let Action::Put { body, .. } = &op.action {
-            referenced.insert(body.clone());
-        }
-    }
-    let mut used = sweep(tmp, &keep_tmp, "unfinished upload")?;
-    used += sweep(ready, &referenced, "unrecorded body")?;
-
-    let missing: Vec<u64> = ops
-        .iter()
-        .filter_map(|op| match &op.action {
-            Action::Put { body, .. } if !ready.join(body).exists() => Some(op.id),
-            _ => None,
-        })
-        .collect();
-    store.write(|w| {
-        w.release_claims()?;
-        for id in &missing {
-            log::error!("outbox op {id}: its spool body is missing; parked");
-            w.park(*id, "the spool body is missing from spool/ready")?;
-        }
-        Ok(())
-    })?;
-    Ok(used)
-}
-
-/// Deletes files in `dir` not in `keep`; returns the size of those kept.
-fn sweep(dir: &Path, keep: &HashSet<String>, what: &str) -> io::Result<u64> {
-    let mut used = 0;
-    let mut removed = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
+    let r = store.read()?;
+    let (mut moved, mut removed) = (0, 0);
+    for entry in std::fs::read_dir(tmp)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
         if keep.contains(&name) {
-            used += entry.metadata()?.len();
+            continue;
+        }
+        if r.body_queued(&name)? {
+            std::fs::rename(tmp.join(&name), ready.join(&name))?;
+            moved += 1;
         } else {
-            std::fs::remove_file(entry.path())?;
+            std::fs::remove_file(tmp.join(&name))?;
             removed += 1;
         }
     }
+    for b in r.pipes()? {
+        used += r.backlog(&b.id)?.bytes;
+    }
+    drop(r);
+    if moved > 0 {
+        super::fsync_dir(ready)?;
+        log::info!("recovery: moved {moved} recorded upload(s) into spool/ready");
+    }
     if removed > 0 {
+        super::fsync_dir(tmp)?;
+        log::info!("recovery: removed {removed} unfinished upload(s) from spool/tmp");
+    }
+    let released = store.write(|w| {
+        for (pipe, path) in &expired {
+            w.take_partial(pipe, &VPath::from_normalised(path))?;
+        }
+        w.forget_garbage(&garbage)?;
+        w.release_claims()
+    })?;
+    if released > 0 {
         log::info!(
-            "recovery: removed {removed} {what} file(s) from {}",
-            dir.display()
+            "recovery: {released} delivery attempt(s) were cut short; they will be sent again"
         );
-        super::fsync_dir(dir)?;
     }
     Ok(used)
 }

@@ -1,12 +1,15 @@
-//! The gateway's durable state in one redb database (DESIGN §5): Senders, Pipes, Grants
-//! and settings. Tables are defined in [`schema`]; records live in [`senders`] and
-//! [`pipes`].
+//! The gateway's durable state in one redb database (DESIGN §5): Senders, Pipes, Grants,
+//! each Pipe's namespace and outbox, partial uploads. Tables are defined in [`schema`];
+//! records live in [`senders`], [`pipes`], [`namespace`] and [`partials`].
+//!
+//! Reads go through the [`View`] trait, implemented by both a read snapshot ([`Reader`],
+//! of which redb allows many at once) and a write transaction ([`Writer`], one at a
+//! time): code that only looks never takes the write lock.
 //!
 //! Every call here blocks on disk I/O: async code calls it through `smol::unblock`, and
 //! no transaction outlives the closure that uses it, so none is held across an `.await`.
 
-pub mod catalog;
-pub mod outbox;
+pub mod namespace;
 pub mod partials;
 pub mod pipes;
 pub mod schema;
@@ -14,13 +17,18 @@ pub mod senders;
 
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
+use redb::{
+    Database, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
+    Value, WriteTransaction,
+};
 use serde::{Serialize, de::DeserializeOwned};
 
+pub use namespace::{catalog, outbox};
 pub use pipes::{Pipe, S3Settings};
 pub use senders::Sender;
 
-use crate::names::Invalid;
+use crate::names::{Invalid, Overwrite};
+use crate::vfs::VPath;
 use schema::{META, SCHEMA_VERSION};
 
 /// What can go wrong with the store. The messages are for the technician: they say what
@@ -103,7 +111,8 @@ from_redb!(
     redb::TransactionError,
     redb::TableError,
     redb::StorageError,
-    redb::CommitError
+    redb::CommitError,
+    redb::SetDurabilityError
 );
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -150,9 +159,17 @@ impl Store {
             });
         }
         if found < SCHEMA_VERSION {
-            let txn = db.begin_write()?;
-            schema::migrate(&txn, found)?;
-            txn.commit()?;
+            let w = Writer {
+                txn: db.begin_write()?,
+            };
+            schema::migrate(&w, found)?;
+            w.txn.commit()?;
+            if found > 0 {
+                log::info!(
+                    "{}: migrated from schema {found} to {SCHEMA_VERSION}",
+                    path.display()
+                );
+            }
         }
         Ok(Store { db })
     }
@@ -167,6 +184,18 @@ impl Store {
     /// Runs `f` in one write transaction, committed (durably) only if `f` succeeds.
     pub fn write<R>(&self, f: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
         self.write_or_discard(true, f)
+    }
+
+    /// Like [`Store::write`], but the commit is not made durable by itself: it reaches the
+    /// disk with the next durable commit, and is lost if the process dies first. For state
+    /// that start-up resets anyway (claims of in-flight ops).
+    pub fn write_volatile<R>(&self, f: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(Durability::None)?;
+        let w = Writer { txn };
+        let r = f(&w)?;
+        w.txn.commit()?;
+        Ok(r)
     }
 
     /// Like [`Store::write`], but with `commit == false` the transaction is rolled back
@@ -197,6 +226,149 @@ pub struct Reader {
 /// A view inside a write transaction: reads see its own writes.
 pub struct Writer {
     txn: WriteTransaction,
+}
+
+/// Read access to the store, the same for a snapshot and for a write transaction: every
+/// read is written once, here, over [`View::table`].
+pub trait View: Sized {
+    /// Opens a table for reading.
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_>;
+
+    fn sender(&self, name: &str) -> Result<Option<Sender>> {
+        senders::get(self, name)
+    }
+
+    /// The Sender named `name`, or [`Error::NoSuchSender`].
+    fn existing_sender(&self, name: &str) -> Result<Sender> {
+        self.sender(name)?
+            .ok_or_else(|| Error::NoSuchSender(name.to_string()))
+    }
+
+    fn senders(&self) -> Result<Vec<Sender>> {
+        senders::all(self)
+    }
+
+    /// Pipe ids granted to `name`, in id order.
+    fn grants_of(&self, name: &str) -> Result<Vec<String>> {
+        senders::grants_of(self, name)
+    }
+
+    /// Every (Sender, Pipe) Grant, ordered by Sender then Pipe.
+    fn grants(&self) -> Result<Vec<(String, String)>> {
+        senders::grants(self)
+    }
+
+    fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
+        pipes::get(self, id)
+    }
+
+    /// The Pipe with `id`, or [`Error::NoSuchPipe`].
+    fn existing_pipe(&self, id: &str) -> Result<Pipe> {
+        self.pipe(id)?
+            .ok_or_else(|| Error::NoSuchPipe(id.to_string()))
+    }
+
+    fn pipes(&self) -> Result<Vec<Pipe>> {
+        pipes::all(self)
+    }
+
+    /// The catalog entry at `path` (the root always exists).
+    fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<catalog::Entry>> {
+        catalog::entry(self, pipe, path)
+    }
+
+    /// Direct children of `dir`, in name order.
+    fn children(&self, pipe: &str, dir: &VPath) -> Result<Vec<(String, catalog::Entry)>> {
+        catalog::list(self, pipe, dir)
+    }
+
+    /// Where an upload to `path` may go under `policy`, or the refusal.
+    fn check_upload(&self, pipe: &str, path: &VPath, policy: Overwrite) -> Result<VPath> {
+        catalog::check_upload(self, pipe, path, policy)
+    }
+
+    fn op(&self, id: u64) -> Result<Option<outbox::Op>> {
+        outbox::op(self, id)
+    }
+
+    /// Up to `limit` queued ops after op `after`, in acknowledgement order.
+    fn ops_page(&self, pipe: Option<&str>, after: u64, limit: usize) -> Result<Vec<outbox::Op>> {
+        outbox::page(self, pipe, after, limit)
+    }
+
+    /// A Pipe's backlog counters.
+    fn backlog(&self, pipe: &str) -> Result<outbox::Backlog> {
+        outbox::backlog(self, pipe)
+    }
+
+    /// A Pipe's oldest queued op.
+    fn oldest_op(&self, pipe: &str) -> Result<Option<outbox::Op>> {
+        outbox::oldest(self, pipe)
+    }
+
+    /// A Pipe's first parked op.
+    fn first_parked(&self, pipe: &str) -> Result<Option<outbox::Op>> {
+        outbox::first_parked(self, pipe)
+    }
+
+    /// Ids of up to `limit` ops of a Pipe that may start by `now_ms`, earliest due first.
+    fn ready(&self, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
+        outbox::ready(self, pipe, now_ms, limit)
+    }
+
+    /// When a Pipe's earliest ready op is due (ms since the epoch).
+    fn next_due(&self, pipe: &str) -> Result<Option<u64>> {
+        outbox::next_due(self, pipe)
+    }
+
+    /// The newest queued op that touches (pipe, key).
+    fn last_op_on(&self, pipe: &str, key: &str) -> Result<Option<u64>> {
+        outbox::last_on(self, pipe, key)
+    }
+
+    /// Whether a queued put owns this spool body.
+    fn body_queued(&self, body: &str) -> Result<bool> {
+        Ok(self.table(schema::BODIES)?.get(body)?.is_some())
+    }
+
+    /// Spool bodies waiting to be deleted.
+    fn garbage(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for row in self.table(schema::GARBAGE)?.iter()? {
+            out.push(row?.0.value().to_string());
+        }
+        Ok(out)
+    }
+
+    fn partial(&self, pipe: &str, path: &VPath) -> Result<Option<partials::Partial>> {
+        partials::get(self, pipe, path)
+    }
+
+    /// Every partial upload as (pipe, path, partial).
+    fn partials(&self) -> Result<Vec<(String, String, partials::Partial)>> {
+        partials::all(self)
+    }
+}
+
+impl View for Reader {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_> {
+        Ok(self.txn.open_table(def)?)
+    }
+}
+
+impl View for Writer {
+    fn table<K: Key + 'static, V: Value + 'static>(
+        &self,
+        def: TableDefinition<K, V>,
+    ) -> Result<impl ReadableTable<K, V> + '_> {
+        Ok(self.txn.open_table(def)?)
+    }
 }
 
 /// Decodes a JSON record, naming the table and key if it is damaged.
@@ -239,8 +411,13 @@ fn one_record<T: DeserializeOwned>(
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> u64 {
+    now_ms() / 1000
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
+        .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }

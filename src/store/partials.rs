@@ -6,7 +6,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::schema::PARTIALS;
-use super::{Reader, Result, Writer, decode, encode};
+use super::{Result, View, Writer, decode, encode};
 use crate::vfs::VPath;
 
 /// A broken upload's body in `spool/tmp`.
@@ -19,28 +19,25 @@ pub struct Partial {
     pub expires: u64,
 }
 
-impl Reader {
-    pub fn partial(&self, pipe: &str, path: &VPath) -> Result<Option<Partial>> {
-        match self.txn.open_table(PARTIALS)?.get((pipe, path.as_str()))? {
-            Some(v) => Ok(Some(decode("partials", path.as_str(), v.value())?)),
-            None => Ok(None),
-        }
+pub(super) fn get(v: &impl View, pipe: &str, path: &VPath) -> Result<Option<Partial>> {
+    match v.table(PARTIALS)?.get((pipe, path.as_str()))? {
+        Some(bytes) => Ok(Some(decode("partials", path.as_str(), bytes.value())?)),
+        None => Ok(None),
     }
+}
 
-    /// Every partial as (pipe, path, partial).
-    pub fn partials(&self) -> Result<Vec<(String, String, Partial)>> {
-        let mut out = Vec::new();
-        for row in self.txn.open_table(PARTIALS)?.iter()? {
-            let (k, v) = row?;
-            let (pipe, path) = k.value();
-            out.push((
-                pipe.to_string(),
-                path.to_string(),
-                decode("partials", path, v.value())?,
-            ));
-        }
-        Ok(out)
+pub(super) fn all(v: &impl View) -> Result<Vec<(String, String, Partial)>> {
+    let mut out = Vec::new();
+    for row in v.table(PARTIALS)?.iter()? {
+        let (k, bytes) = row?;
+        let (pipe, path) = k.value();
+        out.push((
+            pipe.to_string(),
+            path.to_string(),
+            decode("partials", path, bytes.value())?,
+        ));
     }
+    Ok(out)
 }
 
 impl Writer {

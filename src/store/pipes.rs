@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::schema::{GRANTS, PIPES};
-use super::{Error, Reader, Result, Writer, all_records, encode, one_record};
+use super::{Error, Result, View, Writer, all_records, encode, one_record};
 use crate::names::{Destination, Overwrite};
 
 /// S3 connection settings of a Pipe whose destination is `s3://`.
@@ -33,33 +33,34 @@ pub struct Pipe {
     pub enabled: bool,
     #[serde(default)]
     pub created: u64,
+    /// Deliveries at once; `None`: the destination's default ([`Pipe::parallel`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
-impl Reader {
-    pub fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
-        one_record(&self.txn.open_table(PIPES)?, "pipes", id)
-    }
+/// Most deliveries at once a Pipe may ask for.
+pub const MAX_PARALLEL: u32 = 64;
 
-    pub fn pipes(&self) -> Result<Vec<Pipe>> {
-        all_records(&self.txn.open_table(PIPES)?, "pipes")
+impl Pipe {
+    /// Deliveries this Pipe runs at once. S3 is an HTTP service that serves many
+    /// requests in parallel and each costs a round trip, so it gets 8 by default; a
+    /// directory is one disk, where a few writers overlap their fsyncs and more only
+    /// queue, so it gets 2.
+    pub fn parallel(&self) -> usize {
+        let default = if self.dest.is_s3() { 8 } else { 2 };
+        self.parallel.map_or(default, |n| n.clamp(1, MAX_PARALLEL)) as usize
     }
+}
+
+pub(super) fn get(v: &impl View, id: &str) -> Result<Option<Pipe>> {
+    one_record(&v.table(PIPES)?, "pipes", id)
+}
+
+pub(super) fn all(v: &impl View) -> Result<Vec<Pipe>> {
+    all_records(&v.table(PIPES)?, "pipes")
 }
 
 impl Writer {
-    pub fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
-        one_record(&self.txn.open_table(PIPES)?, "pipes", id)
-    }
-
-    /// The Pipe with `id`, or [`Error::NoSuchPipe`].
-    pub fn existing_pipe(&self, id: &str) -> Result<Pipe> {
-        self.pipe(id)?
-            .ok_or_else(|| Error::NoSuchPipe(id.to_string()))
-    }
-
-    pub fn pipes(&self) -> Result<Vec<Pipe>> {
-        all_records(&self.txn.open_table(PIPES)?, "pipes")
-    }
-
     /// Inserts or replaces a Pipe.
     pub fn put_pipe(&self, p: &Pipe) -> Result<()> {
         crate::names::check_pipe_id(&p.id)?;
@@ -70,8 +71,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Removes a Pipe and every Grant of it.
-    pub fn remove_pipe(&self, id: &str) -> Result<()> {
+    /// Removes a Pipe, every Grant of it, and its whole namespace: catalog, queued ops,
+    /// partial uploads. Returns the spool bodies to delete once this commits (they are in
+    /// `GARBAGE` already), so that nothing of it counts against the spool any more and a
+    /// new Pipe with the same id starts empty.
+    pub fn remove_pipe(&self, id: &str) -> Result<Vec<String>> {
         if self.txn.open_table(PIPES)?.remove(id)?.is_none() {
             return Err(Error::NoSuchPipe(id.to_string()));
         }
@@ -82,7 +86,8 @@ impl Writer {
                 grants.remove((sender.as_str(), pipe.as_str()))?;
             }
         }
-        Ok(())
+        drop(grants);
+        self.forget_namespace(id)
     }
 }
 
@@ -108,6 +113,8 @@ pub struct PipeSpec {
     pub overwrite: Overwrite,
     #[serde(default = "yes")]
     pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -131,6 +138,7 @@ impl PipeSpec {
             secret_key: s3.filter(|_| with_secret).map(|s| s.secret_key.clone()),
             overwrite: p.overwrite,
             enabled: p.enabled,
+            parallel: p.parallel,
         }
     }
 
@@ -146,6 +154,13 @@ impl PipeSpec {
         check_pipe_id(&id)?;
         check_pipe_name(&self.name)?;
         let dest = Destination::parse(&self.dest)?;
+        if let Some(n) = self.parallel
+            && !(1..=MAX_PARALLEL).contains(&n)
+        {
+            return Err(Invalid(format!(
+                "--parallel {n} is out of range: give 1 to {MAX_PARALLEL} deliveries at once"
+            )));
+        }
         let s3 = if dest.is_s3() {
             if let Some(e) = &self.endpoint {
                 check_endpoint(e)?;
@@ -205,6 +220,7 @@ impl PipeSpec {
             overwrite: self.overwrite,
             enabled: self.enabled,
             created,
+            parallel: self.parallel,
         })
     }
 }

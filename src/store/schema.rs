@@ -4,13 +4,15 @@
 //! and need no migration; a change of meaning bumps [`SCHEMA_VERSION`] and adds a step to
 //! [`migrate`]. A database written by a newer ftpgate is refused, never guessed at.
 
-use redb::{TableDefinition, WriteTransaction};
+use redb::TableDefinition;
 
-use super::Error;
+use super::{Error, Writer};
 
 /// The schema this build writes. History: 1 = senders, pipes, grants, settings;
-/// 2 = catalog, outbox, put index, partial uploads, counters.
-pub const SCHEMA_VERSION: u64 = 2;
+/// 2 = catalog, outbox, put index, partial uploads, counters; 3 = the outbox's indexes
+/// (ops per key, dependencies, ready queue, per-Pipe ops, parked, in flight), per-Pipe
+/// counters, spool bodies and garbage, keep-both suffixes; the put index is gone.
+pub const SCHEMA_VERSION: u64 = 3;
 
 /// `schema_version` (decimal) and `written_by` (`ftpgate X.Y.Z`).
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -27,18 +29,40 @@ pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings
 pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
 /// Op id → JSON [`super::outbox::Op`], in acknowledgement order.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
-/// (Pipe id, path) → id of the queued put that is the last op on that key (coalescing).
-pub const PUT_INDEX: TableDefinition<(&str, &str), u64> = TableDefinition::new("put_index");
+/// (Pipe id, path, op id) → nothing: the queued ops that touch each path, in order.
+pub const KEY_OPS: TableDefinition<(&str, &str, u64), ()> = TableDefinition::new("key_ops");
+/// (op id, id of a later op that waits for it) → nothing.
+pub const WAITERS: TableDefinition<(u64, u64), ()> = TableDefinition::new("waiters");
+/// (Pipe id, due ms, op id) → nothing: ops nothing blocks, neither parked nor in flight.
+pub const READY: TableDefinition<(&str, u64, u64), ()> = TableDefinition::new("ready");
+/// (Pipe id, op id) → nothing: every queued op of a Pipe, oldest first.
+pub const PIPE_OPS: TableDefinition<(&str, u64), ()> = TableDefinition::new("pipe_ops");
+/// (Pipe id, op id) → nothing: parked ops.
+pub const PARKED: TableDefinition<(&str, u64), ()> = TableDefinition::new("parked");
+/// Op id → nothing: ops the forwarder has claimed (released at start-up).
+pub const IN_FLIGHT: TableDefinition<u64, ()> = TableDefinition::new("in_flight");
+/// Pipe id → JSON [`super::outbox::Backlog`]: counters kept with every change.
+pub const BACKLOG: TableDefinition<&str, &[u8]> = TableDefinition::new("backlog");
+/// Spool body id → the op id of the put that owns it.
+pub const BODIES: TableDefinition<&str, u64> = TableDefinition::new("bodies");
+/// Spool body id → nothing: bodies no record needs any more, to be deleted from disk.
+pub const GARBAGE: TableDefinition<&str, ()> = TableDefinition::new("garbage");
+/// (Pipe id, path) → the next `-N` suffix to try for a keep-both upload of that path.
+pub const KEEP_BOTH: TableDefinition<(&str, &str), u64> = TableDefinition::new("keep_both");
 /// (Pipe id, path) → JSON [`super::partials::Partial`]: resumable broken uploads.
 pub const PARTIALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("partials");
 /// Named counters (`next_op`).
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
+/// Version 2's index of coalescable puts, dropped by the migration to version 3.
+const PUT_INDEX_V2: TableDefinition<(&str, &str), u64> = TableDefinition::new("put_index");
+
 pub const WRITTEN_BY: &str = concat!("ftpgate ", env!("CARGO_PKG_VERSION"));
 
 /// Brings the database to [`SCHEMA_VERSION`] inside `txn`; `found` is what it holds now
 /// (0 for a new, empty database).
-pub(super) fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), Error> {
+pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
+    let txn = &w.txn;
     // One arm per step; each leaves the database at the next version.
     let mut version = found;
     while version < SCHEMA_VERSION {
@@ -52,9 +76,23 @@ pub(super) fn migrate(txn: &WriteTransaction, found: u64) -> Result<(), Error> {
             1 => {
                 txn.open_table(CATALOG)?;
                 txn.open_table(OUTBOX)?;
-                txn.open_table(PUT_INDEX)?;
+                txn.open_table(PUT_INDEX_V2)?;
                 txn.open_table(PARTIALS)?;
                 txn.open_table(COUNTERS)?;
+            }
+            2 => {
+                txn.open_table(KEY_OPS)?;
+                txn.open_table(KEEP_BOTH)?;
+                txn.open_table(WAITERS)?;
+                txn.open_table(READY)?;
+                txn.open_table(PIPE_OPS)?;
+                txn.open_table(PARKED)?;
+                txn.open_table(IN_FLIGHT)?;
+                txn.open_table(BACKLOG)?;
+                txn.open_table(BODIES)?;
+                txn.open_table(GARBAGE)?;
+                txn.delete_table(PUT_INDEX_V2)?;
+                w.rebuild_outbox_indexes()?;
             }
             _ => unreachable!("every version below SCHEMA_VERSION has a step"),
         }

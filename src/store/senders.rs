@@ -4,7 +4,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::schema::{GRANTS, PIPES, SENDERS};
-use super::{Error, Reader, Result, Writer, all_records, encode, one_record};
+use super::{Error, Result, View, Writer, all_records, encode, one_record};
 use crate::names::TlsReuse;
 use crate::net::Cidr;
 
@@ -61,48 +61,24 @@ fn all_grants(
     Ok(out)
 }
 
-impl Reader {
-    pub fn sender(&self, name: &str) -> Result<Option<Sender>> {
-        one_record(&self.txn.open_table(SENDERS)?, "senders", name)
-    }
+/// The Sender named `name`.
+pub(super) fn get(v: &impl View, name: &str) -> Result<Option<Sender>> {
+    one_record(&v.table(SENDERS)?, "senders", name)
+}
 
-    pub fn senders(&self) -> Result<Vec<Sender>> {
-        all_records(&self.txn.open_table(SENDERS)?, "senders")
-    }
+pub(super) fn all(v: &impl View) -> Result<Vec<Sender>> {
+    all_records(&v.table(SENDERS)?, "senders")
+}
 
-    pub fn grants_of(&self, name: &str) -> Result<Vec<String>> {
-        granted(&self.txn.open_table(GRANTS)?, name)
-    }
+pub(super) fn grants_of(v: &impl View, name: &str) -> Result<Vec<String>> {
+    granted(&v.table(GRANTS)?, name)
+}
 
-    /// Every (Sender, Pipe) Grant, ordered by Sender then Pipe.
-    pub fn grants(&self) -> Result<Vec<(String, String)>> {
-        all_grants(&self.txn.open_table(GRANTS)?)
-    }
+pub(super) fn grants(v: &impl View) -> Result<Vec<(String, String)>> {
+    all_grants(&v.table(GRANTS)?)
 }
 
 impl Writer {
-    pub fn sender(&self, name: &str) -> Result<Option<Sender>> {
-        one_record(&self.txn.open_table(SENDERS)?, "senders", name)
-    }
-
-    /// The Sender named `name`, or [`Error::NoSuchSender`].
-    pub fn existing_sender(&self, name: &str) -> Result<Sender> {
-        self.sender(name)?
-            .ok_or_else(|| Error::NoSuchSender(name.to_string()))
-    }
-
-    pub fn senders(&self) -> Result<Vec<Sender>> {
-        all_records(&self.txn.open_table(SENDERS)?, "senders")
-    }
-
-    pub fn grants_of(&self, name: &str) -> Result<Vec<String>> {
-        granted(&self.txn.open_table(GRANTS)?, name)
-    }
-
-    pub fn grants(&self) -> Result<Vec<(String, String)>> {
-        all_grants(&self.txn.open_table(GRANTS)?)
-    }
-
     /// Inserts or replaces a Sender.
     pub fn put_sender(&self, s: &Sender) -> Result<()> {
         crate::names::check_sender_name(&s.name)?;

@@ -6,6 +6,7 @@ use crate::ftp::listing::{MLST_FACTS, mlsx_line};
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::time::format_timeval;
 use crate::ftp::session::Session;
+use crate::store::View;
 use crate::store::catalog::Kind;
 
 impl Session {

@@ -8,6 +8,7 @@ use smol::io::AsyncWriteExt;
 use crate::ftp::listing::{Style, ls_line, render};
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
+use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
 use crate::store::now_secs;
 

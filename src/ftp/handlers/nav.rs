@@ -3,6 +3,7 @@
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::reply::quote_path;
 use crate::ftp::session::Session;
+use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
 use crate::vfs::VPath;
 

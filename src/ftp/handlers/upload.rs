@@ -16,6 +16,7 @@ use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
 use crate::names::Overwrite;
 use crate::spool::{Ended, Publish, receive};
+use crate::store::View;
 use crate::store::now_secs;
 use crate::vfs::VPath;
 
@@ -57,13 +58,12 @@ impl Session {
         let resumes = kind == Kind::Appe || self.rest.is_some_and(|n| n > 0);
         let store = self.srv.store.clone();
         let checked = smol::unblock(move || {
-            store.write_or_discard(false, |w| {
-                // Continuing one's own partial is not an overwrite.
-                if resumes && policy == Overwrite::Refuse && w.entry(&id, &p)?.is_none() {
-                    return w.check_upload(&id, &p, Overwrite::Replace);
-                }
-                w.check_upload(&id, &p, policy)
-            })
+            let r = store.read()?;
+            // Continuing one's own partial is not an overwrite.
+            if resumes && policy == Overwrite::Refuse && r.entry(&id, &p)?.is_none() {
+                return r.check_upload(&id, &p, Overwrite::Replace);
+            }
+            r.check_upload(&id, &p, policy)
         })
         .await;
         match checked {

@@ -3,17 +3,17 @@
 //! listing shows and what the forwarder will do never disagree.
 //!
 //! Coalescing (DESIGN §3) happens here: a `DELE` of an undelivered file cancels its put,
-//! a rename retargets it, a replacing `STOR` swaps its body. Only a put that is the last
-//! op on its key and is not being delivered right now is ever rewritten (see
-//! [`super::outbox`]); everything else is queued in order.
+//! a rename of one queues its put again under the new name, a replacing `STOR` swaps its
+//! body. Only a put that is the last op on its key and is not being delivered right now
+//! is ever rewritten (see [`super`]); everything else is queued in order.
 
 use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::{Action, Op};
-use super::schema::{CATALOG, PUT_INDEX};
-use super::{Error, Reader, Result, Writer, decode, encode};
+use super::schema::{CATALOG, KEEP_BOTH, PARTIALS};
 use crate::names::Overwrite;
+use crate::store::{Error, Result, View, Writer, decode, encode};
 use crate::vfs::VPath;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,28 +148,76 @@ fn root_entry() -> Entry {
     }
 }
 
-impl Reader {
-    /// The entry at `path` (the root always exists).
-    pub fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
-        if path.is_root() {
-            return Ok(Some(root_entry()));
-        }
-        get(&self.txn.open_table(CATALOG)?, pipe, path)
+/// The entry at `path` (the root always exists).
+pub(crate) fn entry(v: &impl View, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
+    if path.is_root() {
+        return Ok(Some(root_entry()));
     }
+    get(&v.table(CATALOG)?, pipe, path)
+}
 
-    pub fn children(&self, pipe: &str, dir: &VPath) -> Result<Vec<(String, Entry)>> {
-        children(&self.txn.open_table(CATALOG)?, pipe, dir)
+pub(crate) fn list(v: &impl View, pipe: &str, dir: &VPath) -> Result<Vec<(String, Entry)>> {
+    children(&v.table(CATALOG)?, pipe, dir)
+}
+
+/// Checks that `path`'s parent is a directory.
+fn check_parent(v: &impl View, pipe: &str, path: &VPath) -> Result<()> {
+    let parent = path.parent().unwrap_or_else(VPath::root);
+    match v.entry(pipe, &parent)? {
+        Some(e) if e.kind == Kind::Dir => Ok(()),
+        Some(_) => Err(Error::NotADirectory(parent.to_string())),
+        None => Err(Error::NoParent(path.to_string())),
     }
 }
 
-impl Writer {
-    pub fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
-        if path.is_root() {
-            return Ok(Some(root_entry()));
-        }
-        get(&self.txn.open_table(CATALOG)?, pipe, path)
+/// Where an upload to `path` may go under `policy`, before any data is accepted:
+/// `Ok(path)` or the refusal the client should get. Under keep-both the name is only a
+/// candidate until [`Writer::publish`] settles it.
+pub(crate) fn check_upload(
+    v: &impl View,
+    pipe: &str,
+    path: &VPath,
+    policy: Overwrite,
+) -> Result<VPath> {
+    if path.is_root() {
+        return Err(Error::IsADirectory(path.to_string()));
     }
+    check_parent(v, pipe, path)?;
+    match v.entry(pipe, path)? {
+        None => Ok(path.clone()),
+        Some(e) if e.kind == Kind::Dir => Err(Error::IsADirectory(path.to_string())),
+        Some(_) => match policy {
+            Overwrite::Replace => Ok(path.clone()),
+            Overwrite::Refuse => Err(Error::OverwriteRefused(path.to_string())),
+            Overwrite::KeepBoth => Ok(free_name(v, pipe, path)?.0),
+        },
+    }
+}
 
+/// `name-N.ext` for the first free N from the suffix last handed out for `path` (so a
+/// camera that always sends `img.jpg` costs one look-up, not one per earlier copy), and
+/// the N to start from next time.
+fn free_name(v: &impl View, pipe: &str, path: &VPath) -> Result<(VPath, u64)> {
+    let name = path.name();
+    let (stem, ext) = match name.rfind('.') {
+        Some(i) if i > 0 => (&name[..i], &name[i..]),
+        _ => (name, ""),
+    };
+    let parent = path.parent().unwrap_or_else(VPath::root);
+    let start = v
+        .table(KEEP_BOTH)?
+        .get((pipe, path.as_str()))?
+        .map_or(2, |n| n.value());
+    for n in start.. {
+        let candidate = parent.child(&format!("{stem}-{n}{ext}"));
+        if v.entry(pipe, &candidate)?.is_none() {
+            return Ok((candidate, n + 1));
+        }
+    }
+    unreachable!("some suffix is free")
+}
+
+impl Writer {
     fn put_entry(&self, pipe: &str, path: &VPath, e: &Entry) -> Result<()> {
         self.txn
             .open_table(CATALOG)?
@@ -184,58 +232,14 @@ impl Writer {
         Ok(())
     }
 
-    /// Checks that `path`'s parent is a directory.
-    fn check_parent(&self, pipe: &str, path: &VPath) -> Result<()> {
-        let parent = path.parent().unwrap_or_else(VPath::root);
-        match self.entry(pipe, &parent)? {
-            Some(e) if e.kind == Kind::Dir => Ok(()),
-            Some(_) => Err(Error::NotADirectory(parent.to_string())),
-            None => Err(Error::NoParent(path.to_string())),
-        }
-    }
-
     /// The queued put that is the last op on (pipe, path) and not in flight, if any.
     fn coalescable_put(&self, pipe: &str, path: &VPath) -> Result<Option<Op>> {
-        let id = match self.txn.open_table(PUT_INDEX)?.get((pipe, path.as_str()))? {
-            Some(v) => v.value(),
-            None => return Ok(None),
+        let Some(id) = self.last_op_on(pipe, path.as_str())? else {
+            return Ok(None);
         };
-        Ok(self.op(id)?.filter(|op| !op.in_flight))
-    }
-
-    /// Where an upload to `path` may go under `policy`, before any data is accepted:
-    /// `Ok(path)` or the refusal the client should get.
-    pub fn check_upload(&self, pipe: &str, path: &VPath, policy: Overwrite) -> Result<VPath> {
-        if path.is_root() {
-            return Err(Error::IsADirectory(path.to_string()));
-        }
-        self.check_parent(pipe, path)?;
-        match self.entry(pipe, path)? {
-            None => Ok(path.clone()),
-            Some(e) if e.kind == Kind::Dir => Err(Error::IsADirectory(path.to_string())),
-            Some(_) => match policy {
-                Overwrite::Replace => Ok(path.clone()),
-                Overwrite::Refuse => Err(Error::OverwriteRefused(path.to_string())),
-                Overwrite::KeepBoth => self.free_name(pipe, path),
-            },
-        }
-    }
-
-    /// `name-2.ext`, `name-3.ext`, ... : the first that is free.
-    fn free_name(&self, pipe: &str, path: &VPath) -> Result<VPath> {
-        let name = path.name();
-        let (stem, ext) = match name.rfind('.') {
-            Some(i) if i > 0 => (&name[..i], &name[i..]),
-            _ => (name, ""),
-        };
-        let parent = path.parent().unwrap_or_else(VPath::root);
-        for n in 2u32.. {
-            let candidate = parent.child(&format!("{stem}-{n}{ext}"));
-            if self.entry(pipe, &candidate)?.is_none() {
-                return Ok(candidate);
-            }
-        }
-        unreachable!("some suffix is free")
+        Ok(self.op(id)?.filter(|op| {
+            !op.in_flight && matches!(&op.action, Action::Put { path: p, .. } if p == path.as_str())
+        }))
     }
 
     /// Records an acknowledged upload and queues its delivery. Checks everything before
@@ -243,12 +247,19 @@ impl Writer {
     pub fn publish(
         &self,
         pipe: &str,
-        path: &VPath,
+        path_arg: &VPath,
         policy: Overwrite,
         up: Upload,
         now_ms: u64,
     ) -> Result<Published> {
-        let path = self.check_upload(pipe, path, policy)?;
+        let path = self.check_upload(pipe, path_arg, policy)?;
+        if policy == Overwrite::KeepBoth && self.entry(pipe, path_arg)?.is_some() {
+            // Remember where the suffixes got to, so the next copy starts there.
+            let (_, next) = free_name(self, pipe, path_arg)?;
+            self.txn
+                .open_table(KEEP_BOTH)?
+                .insert((pipe, path_arg.as_str()), next)?;
+        }
         let old = self.entry(pipe, &path)?;
         let mut freed = Vec::new();
         let mut coalesced = false;
@@ -261,18 +272,20 @@ impl Writer {
             sender: up.sender.clone(),
         };
         match self.coalescable_put(pipe, &path)? {
-            Some(mut op) => {
+            Some(op) => {
                 if let Action::Put { body, .. } = &op.action {
                     freed.push(body.clone());
                 }
-                op.action = put;
-                self.put_op(&op)?;
-                coalesced = true;
+                // A put tried before may have reached the destination (a crash can come
+                // between the destination's answer and our record of it).
+                coalesced = op.attempts == 0;
+                self.rewrite_put(op, put)?;
             }
             None => {
                 self.enqueue(pipe, put, now_ms)?;
             }
         }
+        self.discard_bodies(&freed)?;
         // The destination has, or will get, an older version unless we just replaced it.
         let remote = old
             .as_ref()
@@ -298,7 +311,7 @@ impl Writer {
         if self.entry(pipe, path)?.is_some() {
             return Err(Error::Exists(path.to_string()));
         }
-        self.check_parent(pipe, path)?;
+        check_parent(self, pipe, path)?;
         self.put_entry(
             pipe,
             path,
@@ -330,7 +343,7 @@ impl Writer {
             Some(_) if path.is_root() => return Err(Error::NotEmpty(path.to_string())),
             Some(_) => {}
         }
-        if !children(&self.txn.open_table(CATALOG)?, pipe, path)?.is_empty() {
+        if !self.children(pipe, path)?.is_empty() {
             return Err(Error::NotEmpty(path.to_string()));
         }
         self.remove_entry(pipe, path)?;
@@ -355,10 +368,11 @@ impl Writer {
         let mut must_send = e.remote || e.state == Delivery::Delivered;
         match self.coalescable_put(pipe, path)? {
             Some(op) => {
-                if let Action::Put { body, .. } = &op.action {
+                must_send |= op.attempts > 0;
+                if let Action::Put { body, .. } = &self.remove_op(op.id)?.action {
                     freed.push(body.clone());
                 }
-                self.remove_op(op.id)?;
+                self.discard_bodies(&freed)?;
             }
             // A put is in flight or queued behind other ops: the object may appear.
             None => must_send |= e.state == Delivery::Pending,
@@ -390,7 +404,7 @@ impl Writer {
         if to.is_within(from) {
             return Err(Error::IntoItself(from.to_string()));
         }
-        self.check_parent(pipe, to)?;
+        check_parent(self, pipe, to)?;
         let mut freed = Vec::new();
         match self.entry(pipe, to)? {
             Some(t) if t.kind == Kind::Dir => return Err(Error::IsADirectory(to.to_string())),
@@ -403,6 +417,7 @@ impl Writer {
             return Ok(freed);
         }
         let tree = subtree(&self.txn.open_table(CATALOG)?, pipe, from)?;
+        // The table must be closed before the calls below open it again.
         for (path, entry) in &tree {
             if entry.kind == Kind::Dir {
                 let dest = path.rebase(from, to);
@@ -445,17 +460,17 @@ impl Writer {
         now: u64,
     ) -> Result<()> {
         match self.coalescable_put(pipe, from)? {
-            Some(mut op) => {
-                // Retarget the undelivered put; an older delivered version must go.
-                if let Action::Put { path, .. } = &mut op.action {
+            Some(op) => {
+                // The undelivered put goes to the new name, queued again behind whatever
+                // is already queued there (a delete of the file it replaces, say); an
+                // older delivered version at the old name must go.
+                let maybe_sent = op.attempts > 0;
+                let mut action = self.remove_op(op.id)?.action;
+                if let Action::Put { path, .. } = &mut action {
                     *path = to.to_string();
                 }
-                self.put_op(&op)?;
-                let mut index = self.txn.open_table(PUT_INDEX)?;
-                index.remove((pipe, from.as_str()))?;
-                index.insert((pipe, to.as_str()), op.id)?;
-                drop(index);
-                if e.remote {
+                self.enqueue(pipe, action, now * 1000)?;
+                if e.remote || maybe_sent {
                     self.enqueue(
                         pipe,
                         Action::Delete {
@@ -492,13 +507,40 @@ impl Writer {
         }
         e.mtime = mtime;
         self.put_entry(pipe, path, &e)?;
-        if let Some(mut op) = self.coalescable_put(pipe, path)?
-            && let Action::Put { mtime: m, .. } = &mut op.action
-        {
-            *m = mtime;
-            self.put_op(&op)?;
+        if let Some(op) = self.coalescable_put(pipe, path)? {
+            let mut action = op.action.clone();
+            if let Action::Put { mtime: m, .. } = &mut action {
+                *m = mtime;
+            }
+            self.rewrite_put(op, action)?;
         }
         Ok(())
+    }
+
+    /// Forgets a Pipe's whole namespace: catalog, queued ops, partial uploads, keep-both
+    /// suffixes. Returns the spool bodies no longer needed (already in `GARBAGE`).
+    pub(crate) fn forget_namespace(&self, pipe: &str) -> Result<Vec<String>> {
+        let mut bodies = self.remove_pipe_ops(pipe)?;
+        let all = |p| (p, "")..(p, "\u{10FFFF}");
+        self.txn
+            .open_table(CATALOG)?
+            .retain_in(all(pipe), |_, _| false)?;
+        self.txn
+            .open_table(KEEP_BOTH)?
+            .retain_in(all(pipe), |_, _| false)?;
+        let mut partials = Vec::new();
+        for row in self
+            .txn
+            .open_table(PARTIALS)?
+            .extract_from_if(all(pipe), |_, _| true)?
+        {
+            let (k, v) = row?;
+            let p: crate::store::partials::Partial = decode("partials", k.value().1, v.value())?;
+            partials.push(p.body);
+        }
+        self.discard_bodies(&partials)?;
+        bodies.extend(partials);
+        Ok(bodies)
     }
 
     /// Marks a delivered put in the catalog, if the entry still holds that body.

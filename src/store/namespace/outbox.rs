@@ -1,0 +1,654 @@
+//! The outbox: the durable, ordered queue of operations for destinations, with the
+//! indexes that let the forwarder find the next due ops without reading the queue.
+//!
+//! Ops are keyed by an increasing id, so id order is acknowledgement order. An op waits
+//! for the earlier ops on its keys (see the module docs of [`super`]); once nothing holds
+//! it, it sits in `READY` under (Pipe, due time). The forwarder claims ready ops
+//! ([`Writer::claim_ready`]), delivers them, and settles a whole batch of outcomes in one
+//! transaction ([`Writer::settle`]): completion (the op goes, its waiters may become
+//! ready), a retry time, or a park with a reason.
+
+use std::collections::BTreeSet;
+
+use redb::ReadableTable;
+use serde::{Deserialize, Serialize};
+
+use super::schema::{
+    BACKLOG, BODIES, COUNTERS, GARBAGE, IN_FLIGHT, KEY_OPS, OUTBOX, PARKED, PIPE_OPS, READY,
+    WAITERS,
+};
+use crate::store::{Error, Result, View, Writer, decode, encode};
+
+/// What to do at the destination. Paths are namespace paths (`/a/b`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Action {
+    Put {
+        path: String,
+        body: String,
+        size: u64,
+        md5: String,
+        mtime: u64,
+        sender: String,
+    },
+    Delete {
+        path: String,
+    },
+    /// Server-side copy, then delete.
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// A directory marker (`key/`).
+    MkDir {
+        path: String,
+    },
+    RmDir {
+        path: String,
+    },
+}
+
+impl Action {
+    /// The namespace paths this op touches.
+    pub fn keys(&self) -> Vec<&str> {
+        match self {
+            Action::Put { path, .. }
+            | Action::Delete { path }
+            | Action::MkDir { path }
+            | Action::RmDir { path } => vec![path],
+            Action::Rename { from, to } => vec![from, to],
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Put { .. } => "put",
+            Action::Delete { .. } => "delete",
+            Action::Rename { .. } => "rename",
+            Action::MkDir { .. } => "mkdir",
+            Action::RmDir { .. } => "rmdir",
+        }
+    }
+
+    /// Spool bytes this op holds (a put's body).
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Action::Put { size, .. } => *size,
+            _ => 0,
+        }
+    }
+
+    fn body(&self) -> Option<&str> {
+        match self {
+            Action::Put { body, .. } => Some(body),
+            _ => None,
+        }
+    }
+}
+
+/// One queued operation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Op {
+    pub id: u64,
+    pub pipe: String,
+    pub action: Action,
+    /// When the op was acknowledged (ms since the epoch).
+    pub queued_ms: u64,
+    /// Not to be tried before this (ms since the epoch).
+    pub due_ms: u64,
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Set: a permanent failure; the op waits for `spool retry` or a changed Pipe.
+    #[serde(default)]
+    pub parked: Option<String>,
+    /// Claimed by the forwarder: coalescing leaves it alone. Cleared at start-up.
+    #[serde(default)]
+    pub in_flight: bool,
+    /// Earlier ops this one still waits for.
+    #[serde(default)]
+    pub waits_for: u32,
+}
+
+impl Op {
+    fn is_ready(&self) -> bool {
+        self.waits_for == 0 && self.parked.is_none() && !self.in_flight
+    }
+}
+
+/// A Pipe's backlog, kept up to date by every change to its ops.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backlog {
+    pub ops: u64,
+    /// Spool bytes of the queued puts.
+    pub bytes: u64,
+    pub puts: u64,
+    pub parked: u64,
+}
+
+/// How a delivery attempt ended, as the forwarder reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The destination confirmed it.
+    Done,
+    /// Worth trying again at this time (ms since the epoch).
+    Retry { due_ms: u64, error: String },
+    /// Cannot succeed until a person changes something.
+    Park { reason: String },
+}
+
+/// Ancestor directories of `key`, nearest last (`/a/b/c` → `/a`, `/a/b`).
+fn parents(key: &str) -> impl Iterator<Item = &str> {
+    key.match_indices('/')
+        .map(|(i, _)| &key[..i])
+        .filter(|p| !p.is_empty())
+}
+
+pub(crate) fn op(v: &impl View, id: u64) -> Result<Option<Op>> {
+    match v.table(OUTBOX)?.get(id)? {
+        Some(bytes) => Ok(Some(decode("outbox", &id.to_string(), bytes.value())?)),
+        None => Ok(None),
+    }
+}
+
+/// Up to `limit` ops after `after` in id order, of one Pipe or all.
+pub(crate) fn page(v: &impl View, pipe: Option<&str>, after: u64, limit: usize) -> Result<Vec<Op>> {
+    let mut out = Vec::new();
+    match pipe {
+        None => {
+            for row in v.table(OUTBOX)?.range(after.saturating_add(1)..)? {
+                if out.len() == limit {
+                    break;
+                }
+                let (k, bytes) = row?;
+                out.push(decode("outbox", &k.value().to_string(), bytes.value())?);
+            }
+        }
+        Some(p) => {
+            let ids = v.table(PIPE_OPS)?;
+            for row in ids.range((p, after.saturating_add(1))..=(p, u64::MAX))? {
+                if out.len() == limit {
+                    break;
+                }
+                let id = row?.0.value().1;
+                out.extend(op(v, id)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) fn backlog(v: &impl View, pipe: &str) -> Result<Backlog> {
+    match v.table(BACKLOG)?.get(pipe)? {
+        Some(bytes) => decode("backlog", pipe, bytes.value()),
+        None => Ok(Backlog::default()),
+    }
+}
+
+/// The oldest queued op of a Pipe.
+pub(crate) fn oldest(v: &impl View, pipe: &str) -> Result<Option<Op>> {
+    let first = v
+        .table(PIPE_OPS)?
+        .range((pipe, 0)..=(pipe, u64::MAX))?
+        .next()
+        .transpose()?
+        .map(|(k, _)| k.value().1);
+    match first {
+        Some(id) => op(v, id),
+        None => Ok(None),
+    }
+}
+
+/// The first parked op of a Pipe (its reason is the Pipe's).
+pub(crate) fn first_parked(v: &impl View, pipe: &str) -> Result<Option<Op>> {
+    let first = v
+        .table(PARKED)?
+        .range((pipe, 0)..=(pipe, u64::MAX))?
+        .next()
+        .transpose()?
+        .map(|(k, _)| k.value().1);
+    match first {
+        Some(id) => op(v, id),
+        None => Ok(None),
+    }
+}
+
+pub(crate) fn ready(v: &impl View, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
+    let mut ids = Vec::new();
+    for row in v
+        .table(READY)?
+        .range((pipe, 0, 0)..=(pipe, now_ms, u64::MAX))?
+        .take(limit)
+    {
+        ids.push(row?.0.value().2);
+    }
+    Ok(ids)
+}
+
+/// When the earliest ready op of a Pipe is due, if it has one.
+pub(crate) fn next_due(v: &impl View, pipe: &str) -> Result<Option<u64>> {
+    Ok(v.table(READY)?
+        .range((pipe, 0, 0)..=(pipe, u64::MAX, u64::MAX))?
+        .next()
+        .transpose()?
+        .map(|(k, _)| k.value().1))
+}
+
+/// The last queued op on (pipe, key).
+pub(crate) fn last_on(v: &impl View, pipe: &str, key: &str) -> Result<Option<u64>> {
+    last_in(&v.table(KEY_OPS)?, pipe, key)
+}
+
+fn last_in(
+    t: &impl ReadableTable<(&'static str, &'static str, u64), ()>,
+    pipe: &str,
+    key: &str,
+) -> Result<Option<u64>> {
+    Ok(t.range((pipe, key, 0)..=(pipe, key, u64::MAX))?
+        .next_back()
+        .transpose()?
+        .map(|(k, _)| k.value().2))
+}
+
+impl Writer {
+    pub(crate) fn put_op(&self, op: &Op) -> Result<()> {
+        self.txn
+            .open_table(OUTBOX)?
+            .insert(op.id, encode(op).as_slice())?;
+        Ok(())
+    }
+
+    fn existing_op(&self, id: u64) -> Result<Op> {
+        self.op(id)?.ok_or(Error::NoSuchOp(id))
+    }
+
+    fn change_backlog(&self, pipe: &str, f: impl FnOnce(&mut Backlog)) -> Result<()> {
+        let mut b = backlog(self, pipe)?;
+        f(&mut b);
+        let mut t = self.txn.open_table(BACKLOG)?;
+        if b == Backlog::default() {
+            t.remove(pipe)?;
+        } else {
+            t.insert(pipe, encode(&b).as_slice())?;
+        }
+        Ok(())
+    }
+
+    fn set_ready(&self, op: &Op, ready: bool) -> Result<()> {
+        let mut t = self.txn.open_table(READY)?;
+        if ready {
+            t.insert((op.pipe.as_str(), op.due_ms, op.id), ())?;
+        } else {
+            t.remove((op.pipe.as_str(), op.due_ms, op.id))?;
+        }
+        Ok(())
+    }
+
+    /// Appends an op behind every earlier op it must follow; returns its id.
+    pub fn enqueue(&self, pipe: &str, action: Action, now_ms: u64) -> Result<u64> {
+        let mut counters = self.txn.open_table(COUNTERS)?;
+        let id = counters.get("next_op")?.map_or(1, |v| v.value());
+        counters.insert("next_op", id + 1)?;
+        drop(counters);
+        let op = Op {
+            id,
+            pipe: pipe.to_string(),
+            action,
+            queued_ms: now_ms,
+            due_ms: now_ms,
+            attempts: 0,
+            last_error: None,
+            parked: None,
+            in_flight: false,
+            waits_for: 0,
+        };
+        self.insert_op(op)?;
+        Ok(id)
+    }
+
+    /// Records `op` (its id is new and the largest) with its dependencies and indexes.
+    fn insert_op(&self, mut op: Op) -> Result<()> {
+        let deps = self.earlier_ops_blocking(&op)?;
+        let mut waiters = self.txn.open_table(WAITERS)?;
+        for d in &deps {
+            waiters.insert((*d, op.id), ())?;
+        }
+        drop(waiters);
+        op.waits_for = deps.len() as u32;
+        let mut by_key = self.txn.open_table(KEY_OPS)?;
+        for k in op.action.keys() {
+            by_key.insert((op.pipe.as_str(), k, op.id), ())?;
+        }
+        drop(by_key);
+        self.txn
+            .open_table(PIPE_OPS)?
+            .insert((op.pipe.as_str(), op.id), ())?;
+        if let Some(body) = op.action.body() {
+            self.txn.open_table(BODIES)?.insert(body, op.id)?;
+        }
+        if op.parked.is_some() {
+            self.txn
+                .open_table(PARKED)?
+                .insert((op.pipe.as_str(), op.id), ())?;
+        }
+        if op.in_flight {
+            self.txn.open_table(IN_FLIGHT)?.insert(op.id, ())?;
+        }
+        self.set_ready(&op, op.is_ready())?;
+        let (bytes, put, parked) = (
+            op.action.bytes(),
+            op.action.body().is_some(),
+            op.parked.is_some(),
+        );
+        self.change_backlog(&op.pipe, |b| {
+            b.ops += 1;
+            b.bytes += bytes;
+            b.puts += u64::from(put);
+            b.parked += u64::from(parked);
+        })?;
+        self.put_op(&op)
+    }
+
+    /// The queued ops `op` must wait for: the last op on each of its keys and on each of
+    /// their ancestors (each waits for the one before it on its key in turn), and for
+    /// `RmDir` every op below it.
+    fn earlier_ops_blocking(&self, op: &Op) -> Result<BTreeSet<u64>> {
+        let pipe = op.pipe.as_str();
+        let by_key = self.txn.open_table(KEY_OPS)?;
+        let mut deps = BTreeSet::new();
+        for key in op.action.keys() {
+            for k in parents(key).chain([key]) {
+                deps.extend(last_in(&by_key, pipe, k)?);
+            }
+        }
+        if let Action::RmDir { path } = &op.action {
+            // Every key below `path` starts with `path/`; '0' is the character after '/'.
+            let (lo, hi) = (format!("{path}/"), format!("{path}0"));
+            for row in by_key.range((pipe, lo.as_str(), 0)..(pipe, hi.as_str(), 0))? {
+                deps.insert(row?.0.value().2);
+            }
+        }
+        deps.remove(&op.id);
+        Ok(deps)
+    }
+
+    /// Takes an op out of the queue with every index entry, and lets its waiters go.
+    /// The caller decides what becomes of a put's body.
+    pub(crate) fn remove_op(&self, id: u64) -> Result<Op> {
+        let op = self.existing_op(id)?;
+        self.txn.open_table(OUTBOX)?.remove(id)?;
+        let pipe = op.pipe.as_str();
+        let mut by_key = self.txn.open_table(KEY_OPS)?;
+        for k in op.action.keys() {
+            by_key.remove((pipe, k, id))?;
+        }
+        drop(by_key);
+        self.txn.open_table(PIPE_OPS)?.remove((pipe, id))?;
+        self.txn.open_table(PARKED)?.remove((pipe, id))?;
+        self.txn.open_table(IN_FLIGHT)?.remove(id)?;
+        self.set_ready(&op, false)?;
+        if let Some(body) = op.action.body() {
+            self.txn.open_table(BODIES)?.remove(body)?;
+        }
+        let (bytes, put, parked) = (
+            op.action.bytes(),
+            op.action.body().is_some(),
+            op.parked.is_some(),
+        );
+        self.change_backlog(pipe, |b| {
+            b.ops = b.ops.saturating_sub(1);
+            b.bytes = b.bytes.saturating_sub(bytes);
+            b.puts = b.puts.saturating_sub(u64::from(put));
+            b.parked = b.parked.saturating_sub(u64::from(parked));
+        })?;
+        self.release_waiters(id)?;
+        Ok(op)
+    }
+
+    fn release_waiters(&self, id: u64) -> Result<()> {
+        let mut waiters = Vec::new();
+        let mut t = self.txn.open_table(WAITERS)?;
+        for row in t.extract_from_if((id, 0)..=(id, u64::MAX), |_, _| true)? {
+            waiters.push(row?.0.value().1);
+        }
+        drop(t);
+        for w in waiters {
+            if let Some(mut op) = self.op(w)? {
+                op.waits_for = op.waits_for.saturating_sub(1);
+                self.set_ready(&op, op.is_ready())?;
+                self.put_op(&op)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the action of a queued put in place (same key, same position), keeping
+    /// the counters and the body index right. The old body is the caller's.
+    pub(crate) fn rewrite_put(&self, mut op: Op, action: Action) -> Result<()> {
+        let (old_bytes, new_bytes) = (op.action.bytes(), action.bytes());
+        let mut bodies = self.txn.open_table(BODIES)?;
+        if let Some(old) = op.action.body() {
+            bodies.remove(old)?;
+        }
+        if let Some(new) = action.body() {
+            bodies.insert(new, op.id)?;
+        }
+        drop(bodies);
+        self.change_backlog(&op.pipe, |b| {
+            b.bytes = b.bytes.saturating_sub(old_bytes) + new_bytes;
+        })?;
+        op.action = action;
+        self.put_op(&op)
+    }
+
+    /// Marks spool bodies as no longer needed: they are deleted once this commits.
+    pub fn discard_bodies(&self, bodies: &[String]) -> Result<()> {
+        let mut t = self.txn.open_table(GARBAGE)?;
+        for b in bodies {
+            t.insert(b.as_str(), ())?;
+        }
+        Ok(())
+    }
+
+    /// Forgets bodies that have been deleted from disk.
+    pub fn forget_garbage(&self, bodies: &[String]) -> Result<()> {
+        let mut t = self.txn.open_table(GARBAGE)?;
+        for b in bodies {
+            t.remove(b.as_str())?;
+        }
+        Ok(())
+    }
+
+    /// Claims up to `limit` ready ops of `pipe` due by `now_ms`, oldest due first:
+    /// coalescing leaves them alone until they are settled.
+    pub fn claim_ready(&self, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<Op>> {
+        let ids = self.ready(pipe, now_ms, limit)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut op = self.existing_op(id)?;
+            self.set_ready(&op, false)?;
+            op.in_flight = true;
+            op.attempts += 1;
+            self.txn.open_table(IN_FLIGHT)?.insert(id, ())?;
+            self.put_op(&op)?;
+            out.push(op);
+        }
+        Ok(out)
+    }
+
+    /// Records how deliveries ended, all in this transaction. Returns the spool bodies
+    /// that completed puts no longer need (already in `GARBAGE`). An op that is gone
+    /// (its Pipe was removed meanwhile) is skipped.
+    pub fn settle(&self, outcomes: &[(u64, Outcome)]) -> Result<Vec<String>> {
+        let mut freed = Vec::new();
+        for (id, outcome) in outcomes {
+            let Some(mut op) = self.op(*id)? else {
+                continue;
+            };
+            match outcome {
+                Outcome::Done => {
+                    let op = self.remove_op(*id)?;
+                    if let Action::Put { path, body, .. } = &op.action {
+                        self.mark_delivered(&op.pipe, path, body)?;
+                        freed.push(body.clone());
+                    }
+                }
+                Outcome::Retry { due_ms, error } => {
+                    self.txn.open_table(IN_FLIGHT)?.remove(*id)?;
+                    op.in_flight = false;
+                    op.due_ms = *due_ms;
+                    op.last_error = Some(error.clone());
+                    self.set_ready(&op, op.is_ready())?;
+                    self.put_op(&op)?;
+                }
+                Outcome::Park { reason } => self.park(op, reason)?,
+            }
+        }
+        self.discard_bodies(&freed)?;
+        Ok(freed)
+    }
+
+    fn park(&self, mut op: Op, reason: &str) -> Result<()> {
+        self.txn.open_table(IN_FLIGHT)?.remove(op.id)?;
+        self.set_ready(&op, false)?;
+        let newly = op.parked.is_none();
+        op.in_flight = false;
+        op.last_error = Some(reason.to_string());
+        op.parked = Some(reason.to_string());
+        self.txn
+            .open_table(PARKED)?
+            .insert((op.pipe.as_str(), op.id), ())?;
+        if newly {
+            self.change_backlog(&op.pipe, |b| b.parked += 1)?;
+        }
+        self.put_op(&op)
+    }
+
+    /// Parks one op (start-up recovery: its body is missing).
+    pub fn park_op(&self, id: u64, reason: &str) -> Result<()> {
+        let op = self.existing_op(id)?;
+        self.park(op, reason)
+    }
+
+    /// Makes parked or backed-off ops due now: one op, or all of a Pipe's, or all.
+    /// Returns how many.
+    pub fn unpark(&self, id: Option<u64>, pipe: Option<&str>, now_ms: u64) -> Result<usize> {
+        let mut candidates = Vec::new();
+        match id {
+            Some(i) => candidates.push(self.existing_op(i)?),
+            None => {
+                let pipes: Vec<String> = match pipe {
+                    Some(p) => vec![p.to_string()],
+                    None => self.pipes()?.into_iter().map(|p| p.id).collect(),
+                };
+                for p in &pipes {
+                    let parked: Vec<u64> = {
+                        let t = self.txn.open_table(PARKED)?;
+                        let r = t.range((p.as_str(), 0)..=(p.as_str(), u64::MAX))?;
+                        r.map(|row| row.map(|(k, _)| k.value().1))
+                            .collect::<std::result::Result<_, _>>()?
+                    };
+                    let later: Vec<u64> = {
+                        let t = self.txn.open_table(READY)?;
+                        let r = t.range(
+                            (p.as_str(), now_ms + 1, 0)..=(p.as_str(), u64::MAX, u64::MAX),
+                        )?;
+                        r.map(|row| row.map(|(k, _)| k.value().2))
+                            .collect::<std::result::Result<_, _>>()?
+                    };
+                    for i in parked.into_iter().chain(later) {
+                        candidates.push(self.existing_op(i)?);
+                    }
+                }
+            }
+        }
+        let mut n = 0;
+        for mut op in candidates {
+            if op.parked.is_none() && op.due_ms <= now_ms {
+                continue;
+            }
+            self.set_ready(&op, false)?;
+            if op.parked.take().is_some() {
+                self.txn
+                    .open_table(PARKED)?
+                    .remove((op.pipe.as_str(), op.id))?;
+                self.change_backlog(&op.pipe, |b| b.parked = b.parked.saturating_sub(1))?;
+            }
+            op.due_ms = now_ms;
+            self.set_ready(&op, op.is_ready())?;
+            self.put_op(&op)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// At start-up: nothing is in flight any more. O(ops that were in flight).
+    pub fn release_claims(&self) -> Result<usize> {
+        let ids: Vec<u64> = {
+            let mut t = self.txn.open_table(IN_FLIGHT)?;
+            t.extract_from_if(0..=u64::MAX, |_, _| true)?
+                .map(|row| row.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        for id in &ids {
+            if let Some(mut op) = self.op(*id)? {
+                op.in_flight = false;
+                self.set_ready(&op, op.is_ready())?;
+                self.put_op(&op)?;
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Removes every op of a Pipe; returns the bodies they held (put in `GARBAGE`).
+    pub(crate) fn remove_pipe_ops(&self, pipe: &str) -> Result<Vec<String>> {
+        let ids: Vec<u64> = {
+            let t = self.txn.open_table(PIPE_OPS)?;
+            let r = t.range((pipe, 0)..=(pipe, u64::MAX))?;
+            r.map(|row| row.map(|(k, _)| k.value().1))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        let mut bodies = Vec::new();
+        // Newest first: nothing is left waiting on an op that is already gone.
+        for id in ids.into_iter().rev() {
+            let op = self.remove_op(id)?;
+            bodies.extend(op.action.body().map(str::to_string));
+        }
+        self.discard_bodies(&bodies)?;
+        Ok(bodies)
+    }
+
+    /// Version 2 kept only the ops: rebuilds every index from them, in id order, as if
+    /// each were queued again. Ops of Pipes that no longer exist are dropped with their
+    /// bodies (version 2 forgot to remove them with the Pipe).
+    pub(crate) fn rebuild_outbox_indexes(&self) -> Result<()> {
+        let ops: Vec<Op> = {
+            let t = self.txn.open_table(OUTBOX)?;
+            let mut out = Vec::new();
+            for row in t.iter()? {
+                let (k, v) = row?;
+                out.push(decode("outbox", &k.value().to_string(), v.value())?);
+            }
+            out
+        };
+        self.txn.open_table(OUTBOX)?.retain(|_, _| false)?;
+        let mut orphans = Vec::new();
+        for mut op in ops {
+            if self.pipe(&op.pipe)?.is_none() {
+                orphans.extend(op.action.body().map(str::to_string));
+                continue;
+            }
+            op.in_flight = false;
+            op.waits_for = 0;
+            self.insert_op(op)?;
+        }
+        if !orphans.is_empty() {
+            log::warn!(
+                "migration: dropped {} queued upload(s) of removed pipes",
+                orphans.len()
+            );
+        }
+        self.discard_bodies(&orphans)
+    }
+}

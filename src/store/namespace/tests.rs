@@ -1,0 +1,560 @@
+//! A model-based test of the namespace: random sequences of uploads, deletes, renames of
+//! files and directories, MKD and RMD on two Pipes, interleaved with a simulated
+//! forwarder that claims ready ops, delivers them to a model destination, settles them
+//! in batches, sees the destination go down and up, and crashes (losing the unsettled
+//! batch and every claim) at random points. Afterwards, with the destination up, the
+//! queue drains and the destination must hold exactly what a plain model of the FTP
+//! namespace says: every path with the body of the upload that won, every directory
+//! marker, nothing else; and every index must be empty.
+//!
+//! `FTPGATE_MODEL_CASES` and `FTPGATE_MODEL_SEED` run more cases or replay one.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::names::Overwrite;
+use crate::store::catalog::{Kind, Upload};
+use crate::store::outbox::{Action, Op, Outcome};
+use crate::store::schema;
+use redb::ReadableTableMetadata;
+
+use crate::store::{Store, View};
+use crate::vfs::VPath;
+
+/// xorshift64*: small, deterministic, good enough to pick test steps.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len())]
+    }
+}
+
+const PIPES: [&str; 2] = ["pipa", "pipb"];
+const DIRS: [&str; 3] = ["/d", "/e", "/d/f"];
+const NAMES: [&str; 8] = [
+    "/x", "/y", "/d/x", "/d/y", "/e/x", "/d/f/x", "/d/f/z", "/e/z",
+];
+
+/// What a Pipe's namespace is, as a client sees it: files with the body that won, and
+/// directories.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+struct Namespace {
+    files: BTreeMap<String, String>,
+    dirs: BTreeSet<String>,
+}
+
+impl Namespace {
+    fn parent_ok(&self, path: &str) -> bool {
+        let parent = &path[..path.rfind('/').unwrap_or(0)];
+        parent.is_empty() || self.dirs.contains(parent)
+    }
+
+    fn is_empty_dir(&self, dir: &str) -> bool {
+        let prefix = format!("{dir}/");
+        !self
+            .files
+            .keys()
+            .chain(&self.dirs)
+            .any(|k| k.starts_with(&prefix))
+    }
+}
+
+/// The destination: object keys with their body, and directory markers.
+#[derive(Debug, Default)]
+struct Destination {
+    up: bool,
+    ns: Namespace,
+    /// Things a real destination would have refused or lost.
+    violations: Vec<String>,
+}
+
+impl Destination {
+    /// Carries out one op as S3 would; `Rename` of a missing source that is already at
+    /// its target counts as done, as the real sinks do.
+    fn apply(&mut self, op: &Op) {
+        let ns = &mut self.ns;
+        match &op.action {
+            Action::Put { path, body, .. } => {
+                ns.files.insert(path.clone(), body.clone());
+            }
+            Action::Delete { path } => {
+                ns.files.remove(path);
+            }
+            Action::Rename { from, to } => match ns.files.remove(from) {
+                Some(b) => {
+                    ns.files.insert(to.clone(), b);
+                }
+                None if ns.files.contains_key(to) => {}
+                None => self
+                    .violations
+                    .push(format!("op {}: rename of missing {from}", op.id)),
+            },
+            Action::MkDir { path } => {
+                ns.dirs.insert(path.clone());
+            }
+            Action::RmDir { path } => {
+                if !ns.is_empty_dir(path) {
+                    self.violations.push(format!(
+                        "op {}: rmdir {path} while it still holds {:?}",
+                        op.id, ns
+                    ));
+                }
+                ns.dirs.remove(path);
+            }
+        }
+    }
+}
+
+struct World {
+    store: Store,
+    _dir: tempfile::TempDir,
+    rng: Rng,
+    model: BTreeMap<&'static str, Namespace>,
+    dest: BTreeMap<&'static str, Destination>,
+    /// Claimed and not yet delivered.
+    claimed: Vec<Op>,
+    /// Delivered (or failed), not yet settled: lost by a crash.
+    unsettled: Vec<(Op, Outcome)>,
+    next_body: u64,
+    /// Bodies of uploads the store accepted.
+    accepted: Vec<String>,
+    now: u64,
+    log: Vec<String>,
+}
+
+impl World {
+    fn new(seed: u64) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        store
+            .write(|w| {
+                for p in PIPES {
+                    let spec = crate::store::pipes::PipeSpec {
+                        id: Some(p.into()),
+                        name: p.into(),
+                        dest: "file:///tmp/never-used".into(),
+                        enabled: true,
+                        ..Default::default()
+                    };
+                    w.put_pipe(&spec.build(p.into(), None, 0).unwrap())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        World {
+            store,
+            _dir: dir,
+            rng: Rng(seed | 1),
+            model: PIPES.iter().map(|p| (*p, Namespace::default())).collect(),
+            dest: PIPES
+                .iter()
+                .map(|p| {
+                    let d = Destination {
+                        up: true,
+                        ..Default::default()
+                    };
+                    (*p, d)
+                })
+                .collect(),
+            claimed: Vec::new(),
+            unsettled: Vec::new(),
+            next_body: 0,
+            accepted: Vec::new(),
+            now: 1_000_000,
+            log: Vec::new(),
+        }
+    }
+
+    /// One client command against the store and the model; refusals must agree.
+    fn client_step(&mut self) {
+        let pipe = *self.rng.pick(&PIPES);
+        let v = |s: &str| VPath::from_normalised(s);
+        let now = self.now / 1000;
+        let choice = self.rng.below(10);
+        let (what, result) = match choice {
+            0..=3 => {
+                let path = *self.rng.pick(&NAMES);
+                self.next_body += 1;
+                let body = format!("b{}", self.next_body);
+                let up = Upload {
+                    body: body.clone(),
+                    size: 10,
+                    md5: String::new(),
+                    mtime: now,
+                    sender: "s".into(),
+                };
+                let r = self.store.write(|w| {
+                    w.publish(pipe, &v(path), Overwrite::Replace, up, self.now)
+                        .map(|_| ())
+                });
+                let m = self.model.get_mut(pipe).unwrap();
+                let ok = m.parent_ok(path) && !m.dirs.contains(path);
+                if ok {
+                    m.files.insert(path.to_string(), body.clone());
+                    self.accepted.push(body.clone());
+                }
+                (format!("{pipe} STOR {path} ({body})"), (r.is_ok(), ok))
+            }
+            4 => {
+                let path = *self.rng.pick(&NAMES);
+                let r = self
+                    .store
+                    .write(|w| w.delete(pipe, &v(path), now).map(|_| ()));
+                let ok = self
+                    .model
+                    .get_mut(pipe)
+                    .unwrap()
+                    .files
+                    .remove(path)
+                    .is_some();
+                (format!("{pipe} DELE {path}"), (r.is_ok(), ok))
+            }
+            5 | 6 => {
+                let all: Vec<&str> = NAMES.iter().chain(DIRS.iter()).copied().collect();
+                let (from, to) = (*self.rng.pick(&all), *self.rng.pick(&all));
+                let r = self
+                    .store
+                    .write(|w| w.rename(pipe, &v(from), &v(to), now).map(|_| ()));
+                let ok = model_rename(self.model.get_mut(pipe).unwrap(), from, to);
+                (format!("{pipe} RNFR {from} RNTO {to}"), (r.is_ok(), ok))
+            }
+            7 => {
+                let dir = *self.rng.pick(&DIRS);
+                let r = self.store.write(|w| w.mkdir(pipe, &v(dir), "s", now));
+                let m = self.model.get_mut(pipe).unwrap();
+                let ok = m.parent_ok(dir) && !m.dirs.contains(dir) && !m.files.contains_key(dir);
+                if ok {
+                    m.dirs.insert(dir.to_string());
+                }
+                (format!("{pipe} MKD {dir}"), (r.is_ok(), ok))
+            }
+            _ => {
+                let dir = *self.rng.pick(&DIRS);
+                let r = self.store.write(|w| w.rmdir(pipe, &v(dir), now));
+                let m = self.model.get_mut(pipe).unwrap();
+                let ok = m.dirs.contains(dir) && m.is_empty_dir(dir);
+                if ok {
+                    m.dirs.remove(dir);
+                }
+                (format!("{pipe} RMD {dir}"), (r.is_ok(), ok))
+            }
+        };
+        self.log.push(what.clone());
+        assert_eq!(
+            result.0,
+            result.1,
+            "store and model disagree on whether {what} is allowed\n{}",
+            self.log.join("\n")
+        );
+    }
+
+    /// One step of the forwarder or of the world around it.
+    fn forwarder_step(&mut self) {
+        match self.rng.below(12) {
+            0..=3 => {
+                let pipe = *self.rng.pick(&PIPES);
+                let n = 1 + self.rng.below(4);
+                let now = self.now;
+                let ops = self.store.write(|w| w.claim_ready(pipe, now, n)).unwrap();
+                for op in &ops {
+                    self.log.push(format!("claim {} {:?}", op.id, op.action));
+                }
+                self.claimed.extend(ops);
+            }
+            4..=6 if !self.claimed.is_empty() => {
+                let i = self.rng.below(self.claimed.len());
+                let op = self.claimed.remove(i);
+                let dest = self.dest.get_mut(op.pipe.as_str()).unwrap();
+                let outcome = if dest.up {
+                    dest.apply(&op);
+                    Outcome::Done
+                } else {
+                    Outcome::Retry {
+                        due_ms: self.now + 500,
+                        error: "down".into(),
+                    }
+                };
+                self.log.push(format!("deliver {} -> {outcome:?}", op.id));
+                self.unsettled.push((op, outcome));
+            }
+            7 | 8 if !self.unsettled.is_empty() => self.settle(),
+            9 => {
+                let pipe = *self.rng.pick(&PIPES);
+                let d = self.dest.get_mut(pipe).unwrap();
+                d.up = !d.up;
+                self.log.push(format!("{pipe} destination up={}", d.up));
+            }
+            10 => self.crash(),
+            _ => self.now += 300,
+        }
+    }
+
+    fn settle(&mut self) {
+        let batch: Vec<(u64, Outcome)> =
+            self.unsettled.drain(..).map(|(op, o)| (op.id, o)).collect();
+        self.log.push(format!("settle {batch:?}"));
+        self.store.write(|w| w.settle(&batch)).unwrap();
+    }
+
+    /// The daemon dies: unsettled outcomes and claims are lost; start-up releases claims.
+    fn crash(&mut self) {
+        self.log.push("crash".into());
+        self.claimed.clear();
+        self.unsettled.clear();
+        self.store.write(|w| w.release_claims()).unwrap();
+    }
+
+    /// Destination up, no more crashes: deliver until nothing is left.
+    fn drain(&mut self) {
+        for d in self.dest.values_mut() {
+            d.up = true;
+        }
+        // What the forwarder claimed it delivers.
+        for op in std::mem::take(&mut self.claimed) {
+            self.dest.get_mut(op.pipe.as_str()).unwrap().apply(&op);
+            self.unsettled.push((op, Outcome::Done));
+        }
+        self.settle();
+        for _ in 0..10_000 {
+            self.now += 1000;
+            let mut any = false;
+            for pipe in PIPES {
+                let now = self.now;
+                let ops = self.store.write(|w| w.claim_ready(pipe, now, 3)).unwrap();
+                for op in ops {
+                    any = true;
+                    self.dest.get_mut(pipe).unwrap().apply(&op);
+                    self.unsettled.push((op, Outcome::Done));
+                }
+            }
+            self.claimed.clear();
+            self.settle();
+            let left: u64 = PIPES
+                .iter()
+                .map(|p| self.store.read().unwrap().backlog(p).unwrap().ops)
+                .sum();
+            if left == 0 {
+                return;
+            }
+            assert!(
+                any || self.claimed.is_empty(),
+                "ops left but none ready:\n{}",
+                self.log.join("\n")
+            );
+        }
+        let left = self.store.read().unwrap().ops_page(None, 0, 1000).unwrap();
+        let left: Vec<String> = left
+            .iter()
+            .map(|o| {
+                format!(
+                    "{} {:?} waits_for={} parked={:?} in_flight={}",
+                    o.id, o.action, o.waits_for, o.parked, o.in_flight
+                )
+            })
+            .collect();
+        panic!(
+            "the outbox did not drain\n{}\nleft:\n{}",
+            self.log.join("\n"),
+            left.join("\n")
+        );
+    }
+
+    fn check(&self) {
+        let r = self.store.read().unwrap();
+        let log = || self.log.join("\n");
+        for pipe in PIPES {
+            let dest = &self.dest[pipe];
+            assert!(
+                dest.violations.is_empty(),
+                "{:?}\n{}",
+                dest.violations,
+                log()
+            );
+            assert_eq!(
+                dest.ns,
+                self.model[pipe],
+                "pipe {pipe}: the destination differs from the model\n{}",
+                log()
+            );
+            // The catalog lists the same namespace.
+            let mut listed = Namespace::default();
+            let mut dirs = vec![VPath::root()];
+            while let Some(d) = dirs.pop() {
+                for (name, e) in r.children(pipe, &d).unwrap() {
+                    let p = d.child(&name);
+                    if e.kind == Kind::Dir {
+                        listed.dirs.insert(p.to_string());
+                        dirs.push(p);
+                    } else {
+                        listed.files.insert(p.to_string(), String::new());
+                    }
+                }
+            }
+            let mut expected = self.model[pipe].clone();
+            expected.files.values_mut().for_each(String::clear);
+            assert_eq!(listed, expected, "pipe {pipe}: catalog\n{}", log());
+            assert_eq!(r.backlog(pipe).unwrap(), Default::default());
+        }
+        for (name, len) in [
+            ("outbox", r.table(schema::OUTBOX).unwrap().len().unwrap()),
+            ("ready", r.table(schema::READY).unwrap().len().unwrap()),
+            ("key_ops", r.table(schema::KEY_OPS).unwrap().len().unwrap()),
+            ("waiters", r.table(schema::WAITERS).unwrap().len().unwrap()),
+            (
+                "pipe_ops",
+                r.table(schema::PIPE_OPS).unwrap().len().unwrap(),
+            ),
+            ("bodies", r.table(schema::BODIES).unwrap().len().unwrap()),
+            (
+                "in_flight",
+                r.table(schema::IN_FLIGHT).unwrap().len().unwrap(),
+            ),
+        ] {
+            assert_eq!(
+                len,
+                0,
+                "table {name} is not empty after the drain\n{}",
+                log()
+            );
+        }
+        // Every body ever uploaded is either at the destination or garbage.
+        let garbage: BTreeSet<String> = r.garbage().unwrap().into_iter().collect();
+        let delivered: BTreeSet<&String> = self
+            .dest
+            .values()
+            .flat_map(|d| d.ns.files.values())
+            .collect();
+        for b in &self.accepted {
+            if !delivered.contains(b) {
+                assert!(garbage.contains(b), "body {b} leaked\n{}", log());
+            }
+        }
+    }
+}
+
+/// `RNFR from` + `RNTO to` on the model; whether it is allowed.
+fn model_rename(m: &mut Namespace, from: &str, to: &str) -> bool {
+    let is_dir = m.dirs.contains(from);
+    if !is_dir && !m.files.contains_key(from) {
+        return false;
+    }
+    if from == to {
+        return true;
+    }
+    if to.starts_with(&format!("{from}/")) || m.dirs.contains(to) || !m.parent_ok(to) {
+        return false;
+    }
+    if is_dir && m.files.contains_key(to) {
+        return false;
+    }
+    if !is_dir {
+        let b = m.files.remove(from).unwrap();
+        m.files.insert(to.to_string(), b);
+        return true;
+    }
+    let rebase = |k: &str| format!("{to}{}", &k[from.len()..]);
+    let prefix = format!("{from}/");
+    let moved_dirs: Vec<String> = m
+        .dirs
+        .iter()
+        .filter(|d| *d == from || d.starts_with(&prefix))
+        .cloned()
+        .collect();
+    for d in moved_dirs {
+        m.dirs.remove(&d);
+        m.dirs.insert(rebase(&d));
+    }
+    let moved_files: Vec<String> = m
+        .files
+        .keys()
+        .filter(|f| f.starts_with(&prefix))
+        .cloned()
+        .collect();
+    for f in moved_files {
+        let b = m.files.remove(&f).unwrap();
+        m.files.insert(rebase(&f), b);
+    }
+    true
+}
+
+fn run_case(seed: u64, steps: usize) {
+    let mut w = World::new(seed);
+    w.log.push(format!("seed {seed}"));
+    for _ in 0..steps {
+        if w.rng.below(2) == 0 {
+            w.client_step();
+        } else {
+            w.forwarder_step();
+        }
+    }
+    w.drain();
+    w.check();
+}
+
+#[test]
+fn the_destination_ends_as_the_namespace_says_whatever_the_order_of_events() {
+    let cases: u64 = std::env::var("FTPGATE_MODEL_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(60);
+    if let Some(seed) = std::env::var("FTPGATE_MODEL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return run_case(seed, 300);
+    }
+    for case in 0..cases {
+        run_case(0x9E37_79B9_7F4A_7C15 ^ case.wrapping_mul(0x1000_0001), 300);
+    }
+}
+
+#[test]
+fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
+    // The camera's replace-a-snapshot sequence from issue 9, step by step.
+    let mut w = World::new(1);
+    let v = |s: &str| VPath::from_normalised(s);
+    let up = |b: &str| Upload {
+        body: b.into(),
+        size: 1,
+        md5: String::new(),
+        mtime: 0,
+        sender: "s".into(),
+    };
+    let s = &w.store;
+    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, up("b1"), 0))
+        .unwrap();
+    let first = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
+    s.write(|w| w.settle(&[(first[0].id, Outcome::Done)]))
+        .unwrap();
+    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, up("b2"), 0))
+        .unwrap();
+    s.write(|w| w.publish("pipa", &v("/x.tmp"), Overwrite::Replace, up("b3"), 0))
+        .unwrap();
+    s.write(|w| w.rename("pipa", &v("/x.tmp"), &v("/x.jpg"), 0))
+        .unwrap();
+    w.dest
+        .get_mut("pipa")
+        .unwrap()
+        .ns
+        .files
+        .insert("/x.jpg".into(), "b1".into());
+    w.model
+        .get_mut("pipa")
+        .unwrap()
+        .files
+        .insert("/x.jpg".into(), "b3".into());
+    w.drain();
+    w.check();
+    assert_eq!(w.dest["pipa"].ns.files["/x.jpg"], "b3");
+}
