@@ -244,3 +244,26 @@ fn retry_park_and_unpark() {
     assert_eq!(s.read().unwrap().backlog(P).unwrap().parked, 0);
     assert!(s.write(|w| w.unpark(Some(999), None, 0)).is_err());
 }
+
+/// A camera that always sends `img.jpg` under keep-both: each copy takes the next
+/// suffix from where the last one left off, not by probing every earlier copy, so a
+/// deleted copy's name is not handed out again.
+#[test]
+fn keep_both_continues_from_the_last_suffix() {
+    let (_d, s) = store();
+    let keep = |b: &str| {
+        s.write(|w| w.publish(P, &v("/img.jpg"), Overwrite::KeepBoth, up(b, 1), 0))
+            .unwrap()
+            .path
+    };
+    assert_eq!(keep("b1"), v("/img.jpg"));
+    for n in 2..=50 {
+        assert_eq!(keep(&format!("b{n}")), v(&format!("/img-{n}.jpg")));
+    }
+    s.write(|w| w.delete(P, &v("/img-2.jpg"), 1)).unwrap();
+    assert_eq!(keep("b51"), v("/img-51.jpg"));
+    // A name taken by someone else is still skipped.
+    s.write(|w| w.publish(P, &v("/img-52.jpg"), Overwrite::Replace, up("x", 1), 0))
+        .unwrap();
+    assert_eq!(keep("b53"), v("/img-53.jpg"));
+}

@@ -87,5 +87,211 @@ fn an_offline_pipe_does_not_hold_up_a_healthy_one() {
         .unwrap();
     assert_eq!(cloud_status["backlog_ops"], 300, "{st}");
     assert_eq!(cloud_status["state"], "offline", "{st}");
-    drop(sha256(&body));
+}
+
+/// Copies a state directory written by ftpgate 0.1 with schema 2 (made with the previous
+/// release: an `s3://` Pipe whose endpoint was down, a directory, five images, a file
+/// replaced, a rename, a delete, and an upload into a Pipe removed afterwards).
+fn v2_state(g: &Gate) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2-state");
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(src.join("."))
+        .arg(g.state())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+}
+
+#[test]
+fn a_schema_2_database_keeps_and_delivers_its_queued_operations() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::new();
+    v2_state(&g);
+    // The fixture's endpoint was never up; point it at the test server.
+    g.run(&["pipe", "set", "cloud", "--endpoint", &s3.endpoint()])
+        .ok();
+    let before: serde_json::Value =
+        serde_json::from_str(g.run(&["spool", "list", "--json"]).ok()).unwrap();
+    let paths: Vec<&str> = before
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/cam",
+            "/cam/img0.jpg",
+            "/cam/img1.jpg",
+            "/cam/img2.jpg",
+            "/cam/img3.jpg",
+            "/cam/img4.jpg",
+            "/a.txt",
+            "/b.txt"
+        ],
+        "every queued op of the cloud pipe survives the migration; the removed pipe's goes"
+    );
+    assert_eq!(g.status()["spool_bytes"], 40_111);
+    let d = g.serve(&[]);
+    g.wait_delivered(30);
+    for i in 0..5u8 {
+        let want: Vec<u8> = format!("image {i} ").repeat(1000 + i as usize).into_bytes();
+        assert_eq!(
+            s3.get(&format!("cell4/cam/img{i}.jpg")).as_deref(),
+            Some(&want[..])
+        );
+    }
+    assert_eq!(
+        s3.get("cell4/a.txt").as_deref(),
+        Some(&b"second version of a"[..])
+    );
+    assert_eq!(s3.get("cell4/b.txt").as_deref(), Some(&b"renamed body"[..]));
+    assert!(s3.get("cell4/gone.txt").is_none());
+    let ready: Vec<_> = std::fs::read_dir(g.state().join("spool/ready"))
+        .unwrap()
+        .collect();
+    assert!(
+        ready.is_empty(),
+        "delivered and orphaned bodies are deleted: {ready:?}"
+    );
+    let mut c = Raw::login(d.ftp());
+    let (_, names) = c.list("NLST cam");
+    assert_eq!(names.lines().count(), 5, "{names}");
+}
+
+#[test]
+fn removing_a_pipe_removes_its_namespace_and_queued_uploads() {
+    let g = Gate::provisioned();
+    g.hold_deliveries();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.cmd("MKD sub").code, 257);
+    for i in 0..3 {
+        assert_eq!(c.stor(&format!("sub/f{i}"), &data(10_000, i)).code, 226);
+    }
+    drop(c);
+    let st = g.status();
+    assert_eq!(st["pipes"][0]["backlog_ops"], 4, "{st}");
+    assert_eq!(st["spool_bytes"], 30_000, "{st}");
+    let out = g.run(&["pipe", "remove", "line1"]).ok().to_string();
+    assert!(out.contains("4 undelivered operation(s)"), "{out}");
+    assert_eq!(g.status()["spool_bytes"], 0);
+    let ready = std::fs::read_dir(g.state().join("spool/ready"))
+        .unwrap()
+        .count();
+    assert_eq!(ready, 0, "the bodies are deleted at once");
+
+    // A new Pipe with the same id starts empty.
+    std::fs::create_dir_all(g.state().join("delivered")).unwrap();
+    let dest = format!("file://{}", g.state().join("delivered").display());
+    g.run(&["pipe", "add", "Again", "--dest", &dest, "--id", "line1"])
+        .ok();
+    g.run(&["sender", "grant", "cam1", "line1"]).ok();
+    let mut c = Raw::login(d.ftp());
+    let (_, names) = c.list("NLST");
+    assert_eq!(names, "", "nothing inherited");
+    assert_eq!(c.cmd("SIZE sub/f0").code, 550);
+    g.wait_delivered(10);
+    assert!(
+        std::fs::read_dir(g.state().join("delivered"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn spool_list_pages_through_a_long_queue() {
+    let g = Gate::provisioned();
+    g.hold_deliveries();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    for i in 0..230 {
+        assert_eq!(c.stor(&format!("p{i:03}"), b"x").code, 226);
+    }
+    let page = |args: &[&str]| -> Vec<serde_json::Value> {
+        let mut all = vec!["spool", "list", "--json"];
+        all.extend(args);
+        serde_json::from_str::<serde_json::Value>(g.run(&all).ok())
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    let first = page(&[]);
+    assert_eq!(first.len(), 100, "a page is 100 ops by default");
+    assert_eq!(first[0]["path"], "/p000");
+    let last = first[99]["id"].as_u64().unwrap().to_string();
+    let second = page(&["--after", &last, "--limit", "200"]);
+    assert_eq!(second.len(), 130);
+    assert_eq!(second[0]["path"], "/p100");
+    assert_eq!(page(&["--all"]).len(), 230);
+    assert_eq!(page(&["--all", "--limit", "7"]).len(), 230);
+    let table = g.run(&["spool", "list"]).ok().to_string();
+    assert!(
+        table.contains(&format!("ftpgate spool list --after {last}")),
+        "{table}"
+    );
+    g.run(&["spool", "list", "--limit", "0"])
+        .fails(2, "--limit 0 is out of range");
+}
+
+/// STOR, DELE, STOR, rename and STOR again on many keys while deliveries run eight at a
+/// time and complete in batches: every key ends with the version that came last.
+#[test]
+fn order_per_key_holds_under_parallel_delivery_and_batched_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    g.run(&["pipe", "set", "cloud", "--parallel", "8"]).ok();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    for round in 0..3u8 {
+        for k in 0..15 {
+            let v = |n: u8| format!("key {k} round {round} version {n}").into_bytes();
+            assert_eq!(c.stor(&format!("k{k}"), &v(1)).code, 226);
+            assert_eq!(c.cmd(&format!("DELE k{k}")).code, 250);
+            assert_eq!(c.stor(&format!("k{k}"), &v(2)).code, 226);
+            assert_eq!(c.cmd(&format!("RNFR k{k}")).code, 350);
+            assert_eq!(c.cmd(&format!("RNTO moved{k}")).code, 250);
+            assert_eq!(c.stor(&format!("k{k}"), &v(3)).code, 226);
+        }
+    }
+    g.wait_delivered(60);
+    for k in 0..15 {
+        let v = |n: u8| format!("key {k} round 2 version {n}").into_bytes();
+        assert_eq!(s3.get(&format!("cell4/k{k}")), Some(v(3)), "k{k}");
+        assert_eq!(s3.get(&format!("cell4/moved{k}")), Some(v(2)), "moved{k}");
+    }
+    assert_eq!(s3.keys().len(), 30, "{:?}", s3.keys());
+}
+
+/// kill -9 while a batch of completions is being recorded: after the restart every
+/// upload is delivered with its newest bytes, none with an older version.
+#[test]
+fn a_kill_during_delivery_loses_nothing_and_delivers_no_stale_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    for k in 0..40 {
+        assert_eq!(c.stor(&format!("s{k}"), &data(50_000, 1)).code, 226);
+    }
+    for k in 0..40 {
+        assert_eq!(c.stor(&format!("s{k}"), &data(60_000 + k, 2)).code, 226);
+    }
+    d.kill9();
+    let _d = g.serve(&[]);
+    g.wait_delivered(60);
+    for k in 0..40 {
+        assert_eq!(
+            s3.get(&format!("cell4/s{k}")).map(|b| sha256(&b)),
+            Some(sha256(&data(60_000 + k, 2))),
+            "s{k} has its second version"
+        );
+    }
 }
