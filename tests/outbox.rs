@@ -295,3 +295,82 @@ fn a_kill_during_delivery_loses_nothing_and_delivers_no_stale_version() {
         );
     }
 }
+
+/// A TCP relay in front of s3s-fs that counts the connections made through it.
+struct CountingRelay {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingRelay {
+    fn to(target: u16) -> CountingRelay {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = accepted.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        CountingRelay { port, accepted }
+    }
+}
+
+/// A drain of many small operations reuses its HTTP connections: on an ARM box talking
+/// TLS to S3, a connection (and a handshake) per request would cost more than the upload.
+#[test]
+fn deliveries_reuse_their_connections_to_the_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let relay = CountingRelay::to(s3.port);
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let endpoint = format!("http://127.0.0.1:{}", relay.port);
+    g.run(&[
+        "pipe",
+        "set",
+        "cloud",
+        "--endpoint",
+        &endpoint,
+        "--parallel",
+        "4",
+    ])
+    .ok();
+    s3.stop();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.cmd("MKD dir").code, 257);
+    for i in 0..60 {
+        assert_eq!(c.stor(&format!("dir/f{i}"), &data(3000, i as u8)).code, 226);
+    }
+    // The failed attempts while s3s-fs was down connected to the relay; count from here.
+    s3.resume();
+    let before = relay.accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(g.run(&["spool", "retry"]).code, 0);
+    g.wait_delivered(60);
+    for i in 0..20 {
+        assert_eq!(c.cmd(&format!("DELE dir/f{i}")).code, 250);
+    }
+    g.wait_delivered(30);
+    let used = relay.accepted.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(s3.keys().len(), 40, "{:?}", s3.keys());
+    assert!(dir.path().join("plant/cell4/dir").is_dir(), "the marker");
+    assert!(
+        used <= 8,
+        "81 requests took {used} connections (4 deliveries at a time)"
+    );
+}

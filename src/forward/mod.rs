@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::spool::Spool;
 use crate::store::outbox::{Action, Op, Outcome};
-use crate::store::{Pipe, Store, View, now_ms, now_secs};
+use crate::store::{Pipe, Result as StoreResult, Store, View, Writer, now_ms, now_secs};
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
 
@@ -92,14 +92,14 @@ type CachedSink = (Pipe, Arc<dyn Sink>);
 /// A delivery that ended: the op and what the sink said (bytes sent, or the error).
 type Ended = (Op, Result<u64, SinkError>);
 
-/// What one round committed and claimed.
+/// What one round claimed, and how long the loop may then sleep.
 struct Round {
-    freed: Vec<String>,
     claimed: Vec<(Pipe, Op)>,
+    wait: Duration,
 }
 
 /// Deliveries running now, per Pipe.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Running {
     per_pipe: HashMap<String, usize>,
     total: usize,
@@ -204,32 +204,30 @@ impl Forwarder {
         let mut ended: Vec<Ended> = Vec::new();
         loop {
             let outcomes = self.outcomes(&mut ended, &mut running);
-            match self.round(outcomes, &running).await {
-                Ok(Some(round)) => {
-                    if !round.freed.is_empty() {
-                        let spool = self.spool.clone();
-                        smol::unblock(move || spool.collect(&round.freed)).await;
-                    }
+            let me = self.clone();
+            let busy = running.clone();
+            // One trip off the executor per round: the reads, the write, the deletions.
+            let round = smol::unblock(move || me.round(outcomes, &busy)).await;
+            let wait = match round {
+                Ok(round) => {
                     for (pipe, op) in round.claimed {
                         running.add(&op.pipe, 1);
                         let (me, done) = (self.clone(), done_tx.clone());
                         smol::spawn(async move {
                             let job = op.clone();
-                            let me2 = me.clone();
-                            let result = smol::unblock(move || me2.execute(&pipe, &job)).await;
+                            let result = smol::unblock(move || me.execute(&pipe, &job)).await;
                             let _ = done.send((op, result)).await;
                         })
                         .detach();
                     }
+                    round.wait
                 }
-                Ok(None) => {}
                 Err(e) => {
                     log::error!("forwarder: {e}; trying again in a second");
-                    smol::Timer::after(Duration::from_secs(1)).await;
+                    Duration::from_secs(1)
                 }
-            }
+            };
             // Wait for a delivery to end, a wake-up, or the next due time.
-            let wait = self.next_wake(&running).await;
             if let Some(first) = smol::future::or(async { done_rx.recv().await.ok() }, async {
                 smol::future::or(
                     async {
@@ -249,38 +247,6 @@ impl Forwarder {
             while let Ok(e) = done_rx.try_recv() {
                 ended.push(e);
             }
-        }
-    }
-
-    /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
-    /// offline Pipe's probe time; at most a second.
-    async fn next_wake(&self, running: &Running) -> Duration {
-        let store = self.store.clone();
-        let now = now_ms();
-        let health = self.health();
-        let busy: HashMap<String, usize> = running.per_pipe.clone();
-        let found = smol::unblock(move || -> crate::store::Result<Option<u64>> {
-            let r = store.read()?;
-            let mut earliest: Option<u64> = None;
-            for p in r.pipes()? {
-                let offline = health.get(&p.id).and_then(|h| h.offline_until_ms);
-                let at = match offline {
-                    Some(until) => Some(until),
-                    None if busy.get(&p.id).copied().unwrap_or(0) >= p.parallel() => None,
-                    None => r.next_due(&p.id)?,
-                };
-                earliest = match (earliest, at) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-            }
-            Ok(earliest)
-        })
-        .await;
-        let max = Duration::from_secs(1);
-        match found {
-            Ok(Some(at)) => Duration::from_millis(at.saturating_sub(now)).min(max),
-            _ => max,
         }
     }
 
@@ -358,77 +324,97 @@ impl Forwarder {
         });
     }
 
-    /// One transaction: record `outcomes` (durably, if there are any) and claim what
-    /// every Pipe has room for. `None` when there was nothing to do.
-    async fn round(
-        self: &Arc<Self>,
-        outcomes: Vec<(u64, Outcome)>,
-        running: &Running,
-    ) -> crate::store::Result<Option<Round>> {
+    /// One round, blocking: record `outcomes` (durably, if there are any) and claim what
+    /// every Pipe has room for, in one transaction; then delete the bodies it freed.
+    /// Without outcomes, a read snapshot decides first whether there is anything to claim.
+    fn round(&self, outcomes: Vec<(u64, Outcome)>, running: &Running) -> StoreResult<Round> {
         let now = now_ms();
-        let me = self.clone();
-        let store = self.store.clone();
         let collected = self.spool.take_collected();
-        let room: HashMap<String, usize> = {
-            let pipes = {
-                let store = store.clone();
-                smol::unblock(move || store.read()?.pipes()).await?
-            };
-            pipes
-                .iter()
-                .map(|p| (p.id.clone(), me.slots(p, running, now)))
-                .filter(|(_, n)| *n > 0)
-                .collect()
-        };
-        if outcomes.is_empty() && collected.is_empty() {
-            // Nothing to record: skip the write unless some Pipe with room has work due.
-            let (store, room) = (store.clone(), room.clone());
-            let due = smol::unblock(move || -> crate::store::Result<bool> {
-                let r = store.read()?;
-                for id in room.keys() {
-                    if r.next_due(id)?.is_some_and(|at| at <= now) {
-                        return Ok(true);
-                    }
+        let quiet = outcomes.is_empty() && collected.is_empty();
+        if quiet {
+            let r = self.store.read()?;
+            let mut due = false;
+            for p in r.pipes()? {
+                if self.slots(&p, running, now) > 0
+                    && r.next_due(&p.id)?.is_some_and(|at| at <= now)
+                {
+                    due = true;
                 }
-                Ok(false)
-            })
-            .await?;
+            }
             if !due {
-                return Ok(None);
+                return Ok(Round {
+                    claimed: Vec::new(),
+                    wait: self.wait(&r, running, now)?,
+                });
             }
         }
-        let durable = !outcomes.is_empty();
-        let round = smol::unblock(move || {
-            let work = |w: &crate::store::Writer| {
-                w.forget_garbage(&collected)?;
-                let freed = w.settle(&outcomes)?;
-                let mut claimed = Vec::new();
-                for p in w.pipes()? {
-                    if let Some(n) = room.get(&p.id) {
-                        for op in w.claim_ready(&p.id, now, *n)? {
-                            claimed.push((p.clone(), op));
-                        }
+        let work = |w: &Writer| {
+            w.forget_garbage(&collected)?;
+            let freed = w.settle(&outcomes)?;
+            let mut claimed = Vec::new();
+            let mut claimed_now = running.clone();
+            for p in w.pipes()? {
+                let n = self.slots(&p, running, now);
+                if n > 0 {
+                    for op in w.claim_ready(&p.id, now, n)? {
+                        claimed_now.add(&p.id, 1);
+                        claimed.push((p.clone(), op));
                     }
                 }
-                Ok(Round { freed, claimed })
-            };
-            if durable {
-                store.write(work)
-            } else {
-                store.write_volatile(work)
             }
-        })
-        .await?;
+            let wait = self.wait(w, &claimed_now, now)?;
+            Ok((freed, Round { claimed, wait }))
+        };
+        let (freed, round) = if outcomes.is_empty() {
+            // Only claims: start-up releases them anyway, so no fsync for them.
+            self.store.write_volatile(work)?
+        } else {
+            self.store.write(work)?
+        };
+        if !freed.is_empty() {
+            self.spool.collect(&freed);
+        }
         for (p, _) in &round.claimed {
-            if me
-                .health()
-                .get(&p.id)
-                .is_some_and(|h| h.offline_until_ms.is_some())
-            {
+            if self.is_offline(&p.id) {
                 log::info!("pipe {}: probing the destination", p.id);
             }
         }
-        Ok(Some(round))
+        Ok(round)
+    }
+
+    fn is_offline(&self, pipe: &str) -> bool {
+        self.health
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(pipe)
+            .is_some_and(|h| h.offline_until_ms.is_some())
+    }
+
+    /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
+    /// offline Pipe's probe time; at most a second.
+    fn wait(&self, v: &impl View, running: &Running, now: u64) -> StoreResult<Duration> {
+        let mut earliest: Option<u64> = None;
+        for p in v.pipes()? {
+            let offline = self
+                .health
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&p.id)
+                .and_then(|h| h.offline_until_ms);
+            let at = match offline {
+                Some(until) => Some(until),
+                None if running.of(&p.id) >= p.parallel() => None,
+                None => v.next_due(&p.id)?,
+            };
+            earliest = match (earliest, at) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        let max = Duration::from_secs(1);
+        Ok(earliest.map_or(max, |at| {
+            Duration::from_millis(at.saturating_sub(now)).min(max)
+        }))
     }
 
     /// The blocking part: one call to the sink.

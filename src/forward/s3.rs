@@ -1,7 +1,13 @@
-//! S3 destinations through rust-s3's blocking client (called off the executor).
+//! S3 destinations, blocking (called off the executor).
 //!
-//! * Bodies up to [`MULTIPART_THRESHOLD`] go in one PUT; larger ones by multipart from
-//!   the spool file, one [`PART_SIZE`] part in flight, so memory stays flat for any size.
+//! * The requests a backlog is made of (a PUT up to [`MULTIPART_THRESHOLD`], a DELETE, a
+//!   directory marker) go over kept-alive HTTP connections ([`Conn`]: ureq's pool,
+//!   signed by rust-s3 as presigned URLs), so a drain of a million small files opens a
+//!   handful of TCP and TLS connections, not a million. rust-s3's own client (attohttpc)
+//!   closes its connection after every request: it keeps the rare ones (multipart, copy
+//!   for renames, the probe).
+//! * Larger bodies go by multipart from the spool file, one [`PART_SIZE`] part in flight,
+//!   so memory stays flat for any size.
 //! * rust-s3 sends a Content-MD5 with every PUT and part, so the server verifies what it
 //!   got; before completing, we check the whole body against the MD5 taken on receipt,
 //!   so a body damaged on the gateway's disk is never delivered.
@@ -27,7 +33,75 @@ const CONTENT_TYPE: &str = "application/octet-stream";
 
 pub struct S3Sink {
     bucket: Box<Bucket>,
+    conn: Conn,
     where_: String,
+}
+
+/// Kept-alive HTTP connections to one endpoint. Requests are presigned (the signature
+/// in the query string, the payload `UNSIGNED-PAYLOAD`; Content-MD5 is a signed header,
+/// so the body is still verified by the server).
+struct Conn {
+    agent: ureq::Agent,
+}
+
+/// How long a presigned request stays valid: only until it is sent, a moment later.
+const PRESIGN_SECS: u32 = 300;
+
+impl Conn {
+    fn new() -> Conn {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(std::time::Duration::from_secs(10)))
+            .timeout_global(Some(std::time::Duration::from_secs(300)))
+            .max_idle_connections_per_host(crate::store::pipes::MAX_PARALLEL as usize)
+            .build()
+            .into();
+        Conn { agent }
+    }
+
+    /// Sends a presigned request with `headers` (the ones that were signed) and `body`;
+    /// reads the whole answer so the connection can be used again.
+    fn send(
+        &self,
+        method: &str,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<(), S3Error> {
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            req = req.header(k.as_str(), v.as_bytes());
+        }
+        let req = req
+            .body(body.to_vec())
+            .map_err(|e| S3Error::HttpFailWithBody(0, format!("building the request: {e}")))?;
+        let mut resp = self
+            .agent
+            .run(req)
+            .map_err(|e| S3Error::Io(std::io::Error::other(transport_text(&e))))?;
+        let status = resp.status().as_u16();
+        let text = resp
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024)
+            .read_to_string()
+            .unwrap_or_default();
+        if (200..300).contains(&status) {
+            Ok(())
+        } else {
+            Err(S3Error::HttpFailWithBody(status, text))
+        }
+    }
+}
+
+/// ureq's error as a sentence [`classify`] can read.
+fn transport_text(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(_) => format!("timed out: {e}"),
+        ureq::Error::HostNotFound => "dns lookup: host not found".into(),
+        other => other.to_string(),
+    }
 }
 
 fn permanent(e: impl std::fmt::Display) -> SinkError {
@@ -128,6 +202,28 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
     h
 }
 
+/// Standard base64 with padding (for Content-MD5).
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -160,23 +256,41 @@ impl S3Sink {
             "bucket {bucket} at {}",
             s.endpoint.as_deref().unwrap_or("AWS")
         );
-        Ok(S3Sink { bucket: b, where_ })
+        Ok(S3Sink {
+            bucket: b,
+            conn: Conn::new(),
+            where_,
+        })
     }
 
     fn put_small(&self, key: &str, body: &Path, md5: &str, meta: &Meta) -> Result<(), SinkError> {
         let content = std::fs::read(body)
             .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
-        let got = hex(&md5::Md5::digest(&content));
+        let digest = md5::Md5::digest(&content);
+        let got = hex(&digest);
         if got != md5 {
             return Err(corrupted(&got, md5));
         }
-        self.bucket
-            .put_object_builder(format!("/{key}"), &content)
-            .with_content_type(CONTENT_TYPE)
-            .with_headers(meta_headers(meta))
-            .execute()
+        let mut headers = meta_headers(meta);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static(CONTENT_TYPE),
+        );
+        if let Ok(v) = HeaderValue::try_from(base64(&digest)) {
+            headers.insert(HeaderName::from_static("content-md5"), v);
+        }
+        self.put_bytes(key, &content, headers)
+    }
+
+    /// One PUT over a kept-alive connection.
+    fn put_bytes(&self, key: &str, content: &[u8], headers: HeaderMap) -> Result<(), SinkError> {
+        let url = self
+            .bucket
+            .presign_put(format!("/{key}"), PRESIGN_SECS, Some(headers.clone()), None)
             .map_err(classify)?;
-        Ok(())
+        self.conn
+            .send("PUT", &url, &headers, content)
+            .map_err(classify)
     }
 
     fn put_multipart(
@@ -266,8 +380,12 @@ impl Sink for S3Sink {
     }
 
     fn delete(&self, key: &str) -> Result<(), SinkError> {
-        match self.bucket.delete_object(format!("/{key}")) {
-            Ok(_) => Ok(()),
+        let url = self
+            .bucket
+            .presign_delete(format!("/{key}"), PRESIGN_SECS)
+            .map_err(classify)?;
+        match self.conn.send("DELETE", &url, &HeaderMap::new(), &[]) {
+            Ok(()) => Ok(()),
             Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
             Err(e) => Err(classify(e)),
         }
@@ -287,10 +405,7 @@ impl Sink for S3Sink {
     }
 
     fn mkdir(&self, key: &str) -> Result<(), SinkError> {
-        self.bucket
-            .put_object(format!("/{key}/"), &[])
-            .map_err(classify)?;
-        Ok(())
+        self.put_bytes(&format!("{key}/"), &[], HeaderMap::new())
     }
 
     fn rmdir(&self, key: &str) -> Result<(), SinkError> {
@@ -311,6 +426,17 @@ impl Sink for S3Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_as_content_md5_wants_it() {
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        // MD5 of the empty string, as S3 documents it.
+        assert_eq!(base64(&md5::Md5::digest(b"")), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    }
 
     #[test]
     fn classifies_s3_errors() {

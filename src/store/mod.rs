@@ -117,6 +117,9 @@ from_redb!(
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Memory redb may use to cache pages.
+const CACHE_BYTES: usize = 4 << 20;
+
 /// The open database. One process at a time may hold it (redb locks the file).
 pub struct Store {
     db: Database,
@@ -126,7 +129,10 @@ impl Store {
     /// Opens (or creates) the database at `path`, migrating an older schema and refusing
     /// a newer one.
     pub fn open(path: &Path) -> Result<Store> {
-        let db = match Database::create(path) {
+        // redb's default cache may grow to 1 GiB: with a million queued ops the daemon's
+        // memory would grow with the backlog. The hot pages (the fronts of the indexes,
+        // the newest ops) fit in a few MiB; the rest is read through the OS page cache.
+        let db = match Database::builder().set_cache_size(CACHE_BYTES).create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(Error::InUse(path.to_path_buf()));
