@@ -25,7 +25,7 @@ pub mod sink;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,6 +85,14 @@ pub struct Forwarder {
     /// Sinks by Pipe, rebuilt when the Pipe's record changes.
     sinks: Mutex<HashMap<String, CachedSink>>,
 }
+
+/// How long delivery outcomes may wait to be recorded together (one durable commit).
+const SETTLE_EVERY: Duration = Duration::from_millis(50);
+/// Most outcomes recorded in one commit.
+const SETTLE_MAX: usize = 256;
+
+/// Uploads within this long count as "devices are uploading now".
+const INGEST_WINDOW_MS: u64 = 1000;
 
 /// A Pipe's sink and the record it was built from.
 type CachedSink = (Pipe, Arc<dyn Sink>);
@@ -189,10 +197,18 @@ impl Forwarder {
             .get(&pipe.id)
             .and_then(|h| h.offline_until_ms);
         let busy = running.of(&pipe.id);
+        // Uploads come first: while devices are uploading, the backlog drains with a
+        // quarter of the connections (at least one), so the disk and the CPU are theirs
+        // before the destination's; it never stops draining.
+        let parallel = if self.spool.ingesting(now, INGEST_WINDOW_MS) {
+            pipe.parallel().div_ceil(4)
+        } else {
+            pipe.parallel()
+        };
         let room = match offline {
             Some(until) if until > now || busy > 0 => 0,
             Some(_) => 1,
-            None => pipe.parallel().saturating_sub(busy),
+            None => parallel.saturating_sub(busy),
         };
         room.min(self.config.max_parallel.saturating_sub(running.total))
     }
@@ -202,8 +218,25 @@ impl Forwarder {
         let mut running = Running::default();
         let (done_tx, done_rx) = smol::channel::unbounded::<Ended>();
         let mut ended: Vec<Ended> = Vec::new();
+        // Outcomes not yet recorded, and since when the oldest has waited.
+        let mut pending: Vec<(u64, Outcome)> = Vec::new();
+        let mut pending_since = Instant::now();
         loop {
-            let outcomes = self.outcomes(&mut ended, &mut running);
+            let new = self.outcomes(&mut ended, &mut running);
+            if pending.is_empty() {
+                pending_since = Instant::now();
+            }
+            pending.extend(new);
+            // Group commit: record outcomes every SETTLE_EVERY (or SETTLE_MAX of them), or
+            // at once when nothing else is running; claims go on in between.
+            let settle_in = SETTLE_EVERY.saturating_sub(pending_since.elapsed());
+            let settle = !pending.is_empty()
+                && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.total == 0);
+            let outcomes = if settle {
+                std::mem::take(&mut pending)
+            } else {
+                Vec::new()
+            };
             let me = self.clone();
             let busy = running.clone();
             // One trip off the executor per round: the reads, the write, the deletions.
@@ -220,7 +253,11 @@ impl Forwarder {
                         })
                         .detach();
                     }
-                    round.wait
+                    if pending.is_empty() {
+                        round.wait
+                    } else {
+                        round.wait.min(settle_in)
+                    }
                 }
                 Err(e) => {
                     log::error!("forwarder: {e}; trying again in a second");

@@ -142,6 +142,7 @@ impl Spool {
             mtime: publish.mtime,
             sender: publish.sender.clone(),
         };
+        self.uploading();
         let (reply, answer) = bounded(1);
         if self
             .committer

@@ -85,6 +85,8 @@ pub struct Spool {
     busy: Mutex<HashSet<String>>,
     /// Garbage deleted from disk, to be forgotten by the store's next write.
     collected: Mutex<Vec<String>>,
+    /// When an upload last started or was committed (ms since the epoch).
+    last_upload_ms: AtomicU64,
     committer: commit::Committer,
 }
 
@@ -105,6 +107,7 @@ impl Spool {
             used: AtomicU64::new(used),
             busy: Mutex::new(HashSet::new()),
             collected: Mutex::default(),
+            last_upload_ms: AtomicU64::new(0),
             committer,
         }))
     }
@@ -120,6 +123,18 @@ impl Spool {
     /// Bytes the spool holds now.
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Notes that uploads are arriving now.
+    pub(crate) fn uploading(&self) {
+        self.last_upload_ms
+            .store(store::now_ms(), Ordering::Relaxed);
+    }
+
+    /// Whether uploads arrived within the last `window_ms`: the forwarder then leaves
+    /// them room (devices must never wait for the backlog).
+    pub fn ingesting(&self, now_ms: u64, window_ms: u64) -> bool {
+        now_ms.saturating_sub(self.last_upload_ms.load(Ordering::Relaxed)) < window_ms
     }
 
     /// Free bytes on the spool's filesystem.
