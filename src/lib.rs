@@ -7,8 +7,13 @@
 //! ## Layout
 //!
 //! * [`state`]: the state directory and the paths inside it.
-//! * [`store`]: the redb database: Senders, Pipes, Grants, settings; every table in
-//!   [`store::schema`].
+//! * [`store`]: the redb database: Senders, Pipes, Grants, partial uploads, and each
+//!   Pipe's namespace ([`store::namespace`]: catalog and outbox, one concept with its
+//!   invariants); every table in [`store::schema`], reads through [`store::View`].
+//! * [`spool`]: upload bodies on disk, the group commit, start-up recovery.
+//! * [`forward`]: the forwarder and the destinations (S3, directories).
+//! * [`ftp`]: the FTP/FTPS server: protocol layer, sessions, data channels, TLS.
+//! * [`vfs`]: path normalisation and confinement; [`metrics`]: Prometheus text.
 //! * [`auth`]: argon2id password hashing, the verified-credential cache, login resolution.
 //! * [`admin`]: the admin operations and the control socket. One function,
 //!   [`admin::execute`], carries out every operation, whether the daemon received it over

@@ -88,6 +88,9 @@ pub struct Forwarder {
 
 /// How long delivery outcomes may wait to be recorded together (one durable commit).
 const SETTLE_EVERY: Duration = Duration::from_millis(50);
+/// The same while devices are uploading (each durable commit is a disk flush theirs wait
+/// behind).
+const SETTLE_EVERY_INGESTING: Duration = Duration::from_millis(500);
 /// Most outcomes recorded in one commit.
 const SETTLE_MAX: usize = 256;
 
@@ -190,12 +193,7 @@ impl Forwarder {
     /// How many more deliveries `pipe` may start now: none while it is offline and its
     /// retry time has not come or its probe is still out, one (the probe) after that.
     fn slots(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
-        let offline = self
-            .health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&pipe.id)
-            .and_then(|h| h.offline_until_ms);
+        let offline = self.offline_until(&pipe.id);
         let busy = running.of(&pipe.id);
         // Uploads come first: while devices are uploading, the backlog drains with a
         // quarter of the connections (at least one), so the disk and the CPU are theirs
@@ -229,7 +227,13 @@ impl Forwarder {
             pending.extend(new);
             // Group commit: record outcomes every SETTLE_EVERY (or SETTLE_MAX of them), or
             // at once when nothing else is running; claims go on in between.
-            let settle_in = SETTLE_EVERY.saturating_sub(pending_since.elapsed());
+            // While devices upload, their commits come first: fewer of ours.
+            let every = if self.spool.ingesting(now_ms(), INGEST_WINDOW_MS) {
+                SETTLE_EVERY_INGESTING
+            } else {
+                SETTLE_EVERY
+            };
+            let settle_in = every.saturating_sub(pending_since.elapsed());
             let settle = !pending.is_empty()
                 && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.total == 0);
             let outcomes = if settle {
@@ -412,19 +416,20 @@ impl Forwarder {
             self.spool.collect(&freed);
         }
         for (p, _) in &round.claimed {
-            if self.is_offline(&p.id) {
+            if self.offline_until(&p.id).is_some() {
                 log::info!("pipe {}: probing the destination", p.id);
             }
         }
         Ok(round)
     }
 
-    fn is_offline(&self, pipe: &str) -> bool {
+    /// While a Pipe is offline: when it may be probed next (ms since the epoch).
+    fn offline_until(&self, pipe: &str) -> Option<u64> {
         self.health
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(pipe)
-            .is_some_and(|h| h.offline_until_ms.is_some())
+            .and_then(|h| h.offline_until_ms)
     }
 
     /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
@@ -432,13 +437,7 @@ impl Forwarder {
     fn wait(&self, v: &impl View, running: &Running, now: u64) -> StoreResult<Duration> {
         let mut earliest: Option<u64> = None;
         for p in v.pipes()? {
-            let offline = self
-                .health
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&p.id)
-                .and_then(|h| h.offline_until_ms);
-            let at = match offline {
+            let at = match self.offline_until(&p.id) {
                 Some(until) => Some(until),
                 None if running.of(&p.id) >= p.parallel() => None,
                 None => v.next_due(&p.id)?,

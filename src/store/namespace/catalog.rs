@@ -346,15 +346,7 @@ impl Writer {
         if !self.children(pipe, path)?.is_empty() {
             return Err(Error::NotEmpty(path.to_string()));
         }
-        self.remove_entry(pipe, path)?;
-        self.enqueue(
-            pipe,
-            Action::RmDir {
-                path: path.to_string(),
-            },
-            now * 1000,
-        )?;
-        Ok(())
+        self.remove_dir(pipe, path, now)
     }
 
     /// Deletes a file; returns spool bodies freed by cancelling its undelivered put.
@@ -438,17 +430,23 @@ impl Writer {
         }
         for (path, entry) in tree.iter().rev() {
             if entry.kind == Kind::Dir {
-                self.remove_entry(pipe, path)?;
-                self.enqueue(
-                    pipe,
-                    Action::RmDir {
-                        path: path.to_string(),
-                    },
-                    now * 1000,
-                )?;
+                self.remove_dir(pipe, path, now)?;
             }
         }
         Ok(freed)
+    }
+
+    /// Removes an (empty) directory and queues the removal of its marker.
+    fn remove_dir(&self, pipe: &str, path: &VPath, now: u64) -> Result<()> {
+        self.remove_entry(pipe, path)?;
+        self.enqueue(
+            pipe,
+            Action::RmDir {
+                path: path.to_string(),
+            },
+            now * 1000,
+        )?;
+        Ok(())
     }
 
     fn move_file(

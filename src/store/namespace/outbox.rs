@@ -186,10 +186,14 @@ pub(crate) fn backlog(v: &impl View, pipe: &str) -> Result<Backlog> {
     }
 }
 
-/// The oldest queued op of a Pipe.
-pub(crate) fn oldest(v: &impl View, pipe: &str) -> Result<Option<Op>> {
+/// The first op of a Pipe in a (Pipe id, op id) index.
+fn first_of(
+    v: &impl View,
+    index: redb::TableDefinition<(&'static str, u64), ()>,
+    pipe: &str,
+) -> Result<Option<Op>> {
     let first = v
-        .table(PIPE_OPS)?
+        .table(index)?
         .range((pipe, 0)..=(pipe, u64::MAX))?
         .next()
         .transpose()?
@@ -200,18 +204,14 @@ pub(crate) fn oldest(v: &impl View, pipe: &str) -> Result<Option<Op>> {
     }
 }
 
+/// The oldest queued op of a Pipe.
+pub(crate) fn oldest(v: &impl View, pipe: &str) -> Result<Option<Op>> {
+    first_of(v, PIPE_OPS, pipe)
+}
+
 /// The first parked op of a Pipe (its reason is the Pipe's).
 pub(crate) fn first_parked(v: &impl View, pipe: &str) -> Result<Option<Op>> {
-    let first = v
-        .table(PARKED)?
-        .range((pipe, 0)..=(pipe, u64::MAX))?
-        .next()
-        .transpose()?
-        .map(|(k, _)| k.value().1);
-    match first {
-        Some(id) => op(v, id),
-        None => Ok(None),
-    }
+    first_of(v, PARKED, pipe)
 }
 
 pub(crate) fn ready(v: &impl View, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
