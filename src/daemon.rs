@@ -254,11 +254,6 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         drop(expiry_task);
     });
     let _ = std::fs::remove_file(state.control_socket());
-    if let Err(e) = store.seal() {
-        log::warn!(
-            "could not record a clean shutdown in the database (the next start checks it): {e}"
-        );
-    }
     log::info!("ftpgate stopped");
     Ok(())
 }

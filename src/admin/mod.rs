@@ -101,14 +101,6 @@ pub enum Request {
 }
 
 impl Request {
-    /// The operation's name, for messages.
-    pub fn name(&self) -> String {
-        serde_json::to_value(self)
-            .ok()
-            .and_then(|v| v["op"].as_str().map(str::to_string))
-            .unwrap_or_default()
-    }
-
     /// Whether the operation can change Senders, Pipes or Grants (the daemon then drops
     /// its verified-credential cache).
     pub fn mutates(&self) -> bool {
@@ -368,7 +360,7 @@ fn read(r: &impl View, req: Request) -> store::Result<Response> {
             let (ops, next) = status::ops(r, pipe.as_deref(), after.unwrap_or(0), limit)?;
             Ok(Response::Ops { ops, next })
         }
-        other => unreachable!("{} changes state: it is run by run()", other.name()),
+        _ => unreachable!("execute() sends requests that change state to run()"),
     }
 }
 
@@ -518,7 +510,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             done(format!("{n} operation(s) will be retried now"))
         }
         Request::Apply { .. } | Request::PipeTest { .. } => unreachable!("handled by execute"),
-        other => unreachable!("{} only reads: it is run by read()", other.name()),
+        _ => unreachable!("execute() sends requests that only read to read()"),
     }
 }
 

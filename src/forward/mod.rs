@@ -467,12 +467,11 @@ impl Forwarder {
                 mtime,
                 sender,
             } => {
-                let file = self.spool.body_path(body);
-                if !file.exists() {
-                    return Err(SinkError::permanent(
+                let file = self.spool.body_path(body).ok_or_else(|| {
+                    SinkError::permanent(
                         "the spool body is missing from spool/ready (deleted by hand?)",
-                    ));
-                }
+                    )
+                })?;
                 let meta = Meta {
                     sender: sender.clone(),
                     pipe: pipe.id.clone(),

@@ -243,7 +243,13 @@ impl Spool {
             }
             spool.check_room(want)?;
             let mut body = spool_start_blocking(&spool)?;
-            let mut from = File::open(spool.body_path(&src))?;
+            let from = spool.body_path(&src).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("spool body {src} is missing"),
+                )
+            })?;
+            let mut from = File::open(from)?;
             io::copy(&mut (&mut from).take(want), &mut body.file)?;
             body.md5 = rehash(&mut body.file, want)?;
             body.size = want;

@@ -235,14 +235,11 @@ impl Spool {
     }
 
     /// Where a queued body is: `ready/`, or still `tmp/` for the moment between its
-    /// commit and its rename.
-    pub fn body_path(&self, id: &str) -> PathBuf {
-        let ready = self.ready_path(id);
-        if ready.exists() {
-            ready
-        } else {
-            self.tmp_path(id)
-        }
+    /// commit and its rename; `None` if it is in neither.
+    pub fn body_path(&self, id: &str) -> Option<PathBuf> {
+        [self.ready_path(id), self.tmp_path(id)]
+            .into_iter()
+            .find(|p| p.exists())
     }
 
     /// Deletes expired partials. Blocking; the daemon runs it now and then.
@@ -272,18 +269,24 @@ impl Spool {
 /// after `pipe remove` or `apply`). Blocking.
 pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
     let garbage = store.read()?.garbage()?;
-    for id in &garbage {
-        for dir in [state.spool_tmp(), state.spool_ready()] {
-            match std::fs::remove_file(dir.join(id)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
-                _ => {}
-            }
-        }
-    }
+    delete_bodies(&state.spool_tmp(), &state.spool_ready(), &garbage)?;
     if !garbage.is_empty() {
         store.write(|w| w.forget_garbage(&garbage))?;
     }
     Ok(garbage.len())
+}
+
+/// Deletes bodies from `tmp/` and `ready/`, wherever each is; a missing one is fine.
+fn delete_bodies(tmp: &Path, ready: &Path, ids: &[String]) -> io::Result<()> {
+    for id in ids {
+        for dir in [tmp, ready] {
+            match std::fs::remove_file(dir.join(id)) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A new random body id (128 bits, hex).

@@ -26,15 +26,7 @@ pub(super) fn recover(tmp: &Path, ready: &Path, store: &Store) -> Result<u64, Er
     let partials = r.partials()?;
     drop(r);
 
-    for id in &garbage {
-        for dir in [tmp, ready] {
-            match std::fs::remove_file(dir.join(id)) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-    }
+    super::delete_bodies(tmp, ready, &garbage)?;
     let mut expired = Vec::new();
     let mut keep = HashSet::new();
     let mut used = 0;

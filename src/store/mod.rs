@@ -180,17 +180,6 @@ impl Store {
         Ok(Store { db })
     }
 
-    /// At a clean shutdown: one last commit that saves redb's allocator state with it, so
-    /// the next start opens the database at once instead of walking all of it (what redb
-    /// does after a process ended without closing it; the daemon's threads still hold the
-    /// database when it exits).
-    pub fn seal(&self) -> Result<()> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_quick_repair(true);
-        txn.commit()?;
-        Ok(())
-    }
-
     /// A consistent read-only snapshot.
     pub fn read(&self) -> Result<Reader> {
         Ok(Reader {

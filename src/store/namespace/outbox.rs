@@ -525,12 +525,6 @@ impl Writer {
         self.put_op(&op)
     }
 
-    /// Parks one op (start-up recovery: its body is missing).
-    pub fn park_op(&self, id: u64, reason: &str) -> Result<()> {
-        let op = self.existing_op(id)?;
-        self.park(op, reason)
-    }
-
     /// Makes parked or backed-off ops due now: one op, or all of a Pipe's, or all.
     /// Returns how many.
     pub fn unpark(&self, id: Option<u64>, pipe: Option<&str>, now_ms: u64) -> Result<usize> {
