@@ -264,6 +264,7 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
     view.daemon_running = true;
     view.uptime_secs = Some(started.elapsed().as_secs());
     view.sessions = Some(srv.stats.sessions.load(Ordering::Relaxed));
+    view.sessions_waiting = Some(srv.session_counts().1);
     view.uploads_received = Some(srv.stats.uploads.load(Ordering::Relaxed));
     view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
     view.spool_bytes = srv.spool.used();

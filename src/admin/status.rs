@@ -35,6 +35,9 @@ pub struct StatusView {
     pub daemon_running: bool,
     pub uptime_secs: Option<u64>,
     pub sessions: Option<usize>,
+    /// Of `sessions`, the connections that have not logged in (yet).
+    #[serde(default)]
+    pub sessions_waiting: Option<usize>,
     pub uploads_received: Option<u64>,
     pub bytes_received: Option<u64>,
     pub spool_bytes: u64,

@@ -30,9 +30,15 @@ pub struct ServeArgs {
     /// seconds an idle logged-in control connection is kept (default 300)
     #[argh(option, default = "300")]
     idle_timeout: u64,
-    /// most sessions at once (default 256)
+    /// seconds a connection has to log in from its start, and a command line to end from its first byte (default 30)
+    #[argh(option, default = "30")]
+    login_timeout: u64,
+    /// most logged-in sessions at once (default 256)
     #[argh(option, default = "256")]
     max_sessions: usize,
+    /// most connections waiting to log in at once, an eighth of them from one address (default 64)
+    #[argh(option, default = "64")]
+    max_unauthenticated: usize,
     /// most sessions from one address (default 32)
     #[argh(option, default = "32")]
     max_sessions_per_ip: usize,
@@ -95,9 +101,12 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             "--cert and --key go together: give both, or neither to use STATE/tls/",
         ));
     }
-    if a.max_sessions == 0 || a.max_sessions_per_ip == 0 || a.idle_timeout == 0 {
+    if [a.max_sessions, a.max_unauthenticated, a.max_sessions_per_ip].contains(&0)
+        || a.idle_timeout == 0
+        || a.login_timeout == 0
+    {
         return Err(Failure::usage(
-            "--max-sessions, --max-sessions-per-ip and --idle-timeout must be at least 1",
+            "--max-sessions, --max-unauthenticated, --max-sessions-per-ip, --idle-timeout and --login-timeout must be at least 1",
         ));
     }
     let ftp = Config {
@@ -110,7 +119,9 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
         passive_address: a.passive_address,
         active: a.active,
         idle_timeout: Duration::from_secs(a.idle_timeout),
+        login_timeout: Duration::from_secs(a.login_timeout),
         max_sessions: a.max_sessions,
+        max_unauthenticated: a.max_unauthenticated,
         max_sessions_per_ip: a.max_sessions_per_ip,
         tls: a.tls,
         tls_reuse: a.tls_reuse,

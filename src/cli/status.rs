@@ -77,8 +77,9 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
     }
     match s.uptime_secs {
         Some(up) => println!(
-            "daemon:   running for {up}s, {} session(s), {} upload(s) received",
+            "daemon:   running for {up}s, {} session(s) ({} not logged in), {} upload(s) received",
             s.sessions.unwrap_or(0),
+            s.sessions_waiting.unwrap_or(0),
             s.uploads_received.unwrap_or(0)
         ),
         None => println!("daemon:   not running (delivery health is known only while it runs)"),

@@ -3,6 +3,10 @@
 //! Each failed login adds a point; points decay with a half-life, so a device that
 //! mistypes now and then is never banned while a guesser is. Memory is bounded: when the
 //! table is full the lowest scores are forgotten first.
+//!
+//! A password check is scored *before* it runs ([`Bans::attempt`]) and refunded when it
+//! succeeds ([`Bans::succeeded`]), so parallel guesses from one address cannot outrun
+//! the threshold: once it is reached no further password is checked.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -51,6 +55,33 @@ impl Bans {
         let halves = now.saturating_duration_since(s.at).as_secs_f64()
             / self.policy.half_life.as_secs_f64().max(1e-3);
         s.points * 0.5f64.powf(halves)
+    }
+
+    /// Before a password is checked: `false` while `ip` is banned; otherwise the attempt
+    /// counts as failed from now on (see [`Bans::succeeded`]).
+    pub fn attempt(&mut self, ip: IpAddr, now: Instant) -> bool {
+        if self.is_banned(ip, now) {
+            return false;
+        }
+        self.fail(ip, now);
+        true
+    }
+
+    /// The password checked after [`Bans::attempt`] was right: its point is returned.
+    pub fn succeeded(&mut self, ip: IpAddr, now: Instant) {
+        if let Some(s) = self.scores.get(&ip).copied() {
+            let points = (self.decayed(s, now) - 1.0).max(0.0);
+            if points < 1e-3 {
+                self.scores.remove(&ip);
+            } else {
+                self.scores.insert(ip, Score { points, at: now });
+            }
+        }
+    }
+
+    /// The score of `ip` now.
+    pub fn score(&self, ip: IpAddr, now: Instant) -> f64 {
+        self.scores.get(&ip).map_or(0.0, |s| self.decayed(*s, now))
     }
 
     /// Adds a failed login; returns the new score.
@@ -113,6 +144,26 @@ mod tests {
             "halved after one half-life"
         );
         assert!(!b.is_banned("10.0.0.2".parse().unwrap(), t0));
+    }
+
+    #[test]
+    fn attempts_are_scored_before_the_check_and_refunded_when_right() {
+        let mut b = Bans::new(BanPolicy {
+            threshold: 10.0,
+            ..BanPolicy::default()
+        });
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let t0 = Instant::now();
+        // 96 guesses started at once: only the first ten are checked.
+        let started = (0..96).filter(|_| b.attempt(ip, t0)).count();
+        assert_eq!(started, 10);
+        // A device that logs in right every time never gathers points.
+        let dev: IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..100 {
+            assert!(b.attempt(dev, t0));
+            b.succeeded(dev, t0);
+        }
+        assert_eq!(b.score(dev, t0), 0.0);
     }
 
     #[test]

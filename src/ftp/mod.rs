@@ -4,6 +4,7 @@ pub mod bans;
 pub mod datachan;
 pub mod errors;
 pub mod handlers;
+pub mod limits;
 pub mod listing;
 pub mod proto;
 pub mod server;

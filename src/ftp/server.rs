@@ -8,10 +8,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use smol::lock::Semaphore;
 use smol::net::{TcpListener, TcpStream};
 
 use crate::auth::Authenticator;
 use crate::ftp::bans::{BanPolicy, Bans};
+use crate::ftp::limits::{Caps, Limits};
 use crate::ftp::proto::Reply;
 use crate::spool::Spool;
 use crate::store::{self, Reader, Store, Writer};
@@ -25,13 +27,17 @@ pub struct Config {
     /// local address.
     pub passive_address: Option<Ipv4Addr>,
     pub active: bool,
-    /// Idle control connection after login.
+    /// Idle control connection after login (a partial line does not count as activity).
     pub idle_timeout: Duration,
-    /// Time allowed to log in.
+    /// Time allowed to log in, from the connection's start, and to finish a command line,
+    /// from its first byte.
     pub login_timeout: Duration,
     /// Data connection accept/connect, and silence during a transfer.
     pub data_timeout: Duration,
+    /// Most logged-in sessions.
     pub max_sessions: usize,
+    /// Most connections waiting to log in (an eighth of them from one address).
+    pub max_unauthenticated: usize,
     pub max_sessions_per_ip: usize,
     /// Delay before answering a failed `PASS`.
     pub login_fail_delay: Duration,
@@ -51,9 +57,10 @@ impl Default for Config {
             passive_address: None,
             active: true,
             idle_timeout: Duration::from_secs(300),
-            login_timeout: Duration::from_secs(60),
+            login_timeout: Duration::from_secs(30),
             data_timeout: Duration::from_secs(60),
             max_sessions: 256,
+            max_unauthenticated: 64,
             max_sessions_per_ip: 32,
             login_fail_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
@@ -84,7 +91,10 @@ pub struct Server {
     pub tls: Option<Arc<crate::ftp::tls::Tls>>,
     pub bans: Mutex<Bans>,
     pub stats: Stats,
-    per_ip: Mutex<HashMap<IpAddr, usize>>,
+    /// Each connection's place; its token closes the session when dropped (eviction).
+    limits: Mutex<Limits<smol::channel::Sender<()>>>,
+    /// Password checks running per address (at most [`VERIFYING_PER_IP`] each).
+    verifying: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
     /// Woken after each upload and namespace change.
     pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
     /// Closed when the server shuts down: sessions stop between commands.
@@ -92,21 +102,79 @@ pub struct Server {
     shutdown_tx: Mutex<Option<smol::channel::Sender<()>>>,
 }
 
-/// Holds a session's place in the limits; released on drop.
+/// Most password checks running at once for one address; more wait their turn.
+const VERIFYING_PER_IP: usize = 2;
+
+/// Holds a session's place in the limits (see [`crate::ftp::limits`]); released on drop.
 pub struct Slot {
     server: Arc<Server>,
-    ip: IpAddr,
+    id: crate::ftp::limits::Id,
+    /// Closed when this connection, still waiting to log in, must make room for another.
+    pub evicted: smol::channel::Receiver<()>,
+}
+
+impl Slot {
+    /// The session has logged in: it now holds a logged-in slot, or is refused.
+    pub fn promote(&mut self) -> Result<(), Reply> {
+        self.server.limits().promote(self.id)
+    }
+
+    /// The session logged out (`REIN`).
+    pub fn demote(&mut self) {
+        self.server.limits().demote(self.id);
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         self.server.stats.sessions.fetch_sub(1, Ordering::Relaxed);
-        let mut per_ip = self.server.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = per_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                per_ip.remove(&self.ip);
-            }
+        self.server.limits().release(self.id);
+    }
+}
+
+/// One password check, scored before it runs (see [`crate::ftp::bans`]); say how it went
+/// with [`LoginAttempt::succeeded`] or [`LoginAttempt::failed`].
+pub struct LoginAttempt {
+    server: Arc<Server>,
+    ip: IpAddr,
+    permit: Option<smol::lock::SemaphoreGuardArc>,
+}
+
+impl LoginAttempt {
+    pub fn succeeded(self) {
+        self.server.bans().succeeded(self.ip, Instant::now());
+    }
+
+    /// The check could not be made (the store failed): it does not count against anyone.
+    pub fn void(self) {
+        self.server.bans().succeeded(self.ip, Instant::now());
+    }
+
+    pub fn failed(self) {
+        self.server
+            .stats
+            .logins_failed
+            .fetch_add(1, Ordering::Relaxed);
+        if self.server.bans().score(self.ip, Instant::now()) >= self.server.config.bans.threshold {
+            log::warn!("{} is banned for now: too many failed logins", self.ip);
+        }
+    }
+}
+
+impl Drop for LoginAttempt {
+    fn drop(&mut self) {
+        drop(self.permit.take());
+        let mut verifying = self
+            .server
+            .verifying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Forget the address once nobody holds or waits for its semaphore.
+        if verifying
+            .get(&self.ip)
+            .is_some_and(|s| Arc::strong_count(s) == 1)
+        {
+            verifying.remove(&self.ip);
         }
     }
 }
@@ -120,6 +188,11 @@ impl Server {
         tls: Option<Arc<crate::ftp::tls::Tls>>,
     ) -> Arc<Server> {
         let (tx, rx) = smol::channel::bounded(1);
+        let caps = Caps {
+            max_sessions: config.max_sessions,
+            max_unauthenticated: config.max_unauthenticated,
+            max_per_ip: config.max_sessions_per_ip,
+        };
         Arc::new(Server {
             bans: Mutex::new(Bans::new(config.bans.clone())),
             config,
@@ -128,7 +201,8 @@ impl Server {
             spool,
             tls,
             stats: Stats::default(),
-            per_ip: Mutex::new(HashMap::new()),
+            limits: Mutex::new(Limits::new(caps)),
+            verifying: Mutex::new(HashMap::new()),
             forwarder: std::sync::OnceLock::new(),
             shutdown: rx,
             shutdown_tx: Mutex::new(Some(tx)),
@@ -150,12 +224,7 @@ impl Server {
     /// Admits a connection, or says why not (the reply is sent before closing).
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Reply> {
         let ip = crate::ftp::proto::addr::canonical(ip);
-        if self
-            .bans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_banned(ip, Instant::now())
-        {
+        if self.bans().is_banned(ip, Instant::now()) {
             return Err(Reply::new(
                 421,
                 "Too many failed logins from your address; try again later.",
@@ -167,46 +236,65 @@ impl Server {
                 "The gateway is shutting down; try again shortly.",
             ));
         }
-        let mut per_ip = self.per_ip.lock().unwrap_or_else(|e| e.into_inner());
-        if self.stats.sessions.load(Ordering::Relaxed) >= self.config.max_sessions {
-            return Err(Reply::new(
-                421,
-                "Too many sessions on this gateway; try again later.",
-            ));
+        let (evict, evicted) = smol::channel::bounded(1);
+        let (id, made_room) = self.limits().admit(ip, evict)?;
+        if made_room.is_some() {
+            log::info!(
+                "too many connections waiting to log in: closing the oldest from the busiest address for {ip}"
+            );
         }
-        let n = per_ip.entry(ip).or_insert(0);
-        if *n >= self.config.max_sessions_per_ip {
-            return Err(Reply::new(
-                421,
-                "Too many sessions from your address; try again later.",
-            ));
-        }
-        *n += 1;
+        drop(made_room);
         self.stats.sessions.fetch_add(1, Ordering::Relaxed);
         Ok(Slot {
             server: self.clone(),
-            ip,
+            id,
+            evicted,
         })
+    }
+
+    fn limits(&self) -> std::sync::MutexGuard<'_, Limits<smol::channel::Sender<()>>> {
+        self.limits.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn bans(&self) -> std::sync::MutexGuard<'_, Bans> {
+        self.bans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (logged-in sessions, connections waiting to log in).
+    pub fn session_counts(&self) -> (usize, usize) {
+        self.limits().counts()
+    }
+
+    /// Waits for a turn to check a password from `ip` (a few at a time per address),
+    /// then scores it in advance; refused while the address is banned.
+    pub async fn login_attempt(self: &Arc<Self>, ip: IpAddr) -> Result<LoginAttempt, Reply> {
+        let ip = crate::ftp::proto::addr::canonical(ip);
+        let semaphore = self
+            .verifying
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(ip)
+            .or_insert_with(|| Arc::new(Semaphore::new(VERIFYING_PER_IP)))
+            .clone();
+        let attempt = LoginAttempt {
+            server: self.clone(),
+            ip,
+            permit: Some(semaphore.acquire_arc().await),
+        };
+        drop(semaphore);
+        if !self.bans().attempt(ip, Instant::now()) {
+            return Err(Reply::new(
+                421,
+                "Too many failed logins from your address; try again later.",
+            ));
+        }
+        Ok(attempt)
     }
 
     /// Tells the forwarder there is new work.
     pub fn wake_forwarder(&self) {
         if let Some(f) = self.forwarder.get() {
             f.wake();
-        }
-    }
-
-    /// Records a failed login for the ban score.
-    pub fn login_failed(&self, ip: IpAddr) {
-        self.stats.logins_failed.fetch_add(1, Ordering::Relaxed);
-        let ip = crate::ftp::proto::addr::canonical(ip);
-        let score = self
-            .bans
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .fail(ip, Instant::now());
-        if score >= self.config.bans.threshold {
-            log::warn!("{ip} is banned for now: too many failed logins");
         }
     }
 
@@ -279,10 +367,9 @@ async fn start_session(server: Arc<Server>, stream: TcpStream, peer: SocketAddr)
         Ok(a) => a,
         Err(_) => return,
     };
-    crate::ftp::session::Session::new(server, Box::new(stream), peer, local)
+    crate::ftp::session::Session::new(server, slot, Box::new(stream), peer, local)
         .run()
         .await;
-    drop(slot);
 }
 
 /// Waits until no session is left, or `grace` has passed.

@@ -14,7 +14,7 @@ use smol::io::{AsyncReadExt, AsyncWriteExt};
 use crate::auth::Login;
 use crate::ftp::datachan::{Conn, Plan};
 use crate::ftp::proto::{Command, Frame, LineFramer, Reply, TransferType};
-use crate::ftp::server::Server;
+use crate::ftp::server::{Server, Slot};
 use crate::vfs::VPath;
 
 /// Whether the session goes on after a command.
@@ -29,6 +29,15 @@ const MAX_PENDING: usize = 16;
 
 pub struct Session {
     pub(super) srv: Arc<Server>,
+    /// This connection's place in the session limits.
+    pub(super) slot: Slot,
+    /// When the connection (or, after `REIN`, the new login) started: login must be
+    /// complete within the login timeout from here.
+    pub(super) login_from: Instant,
+    /// When the last complete command line arrived (the idle timeout counts from here).
+    last_line: Instant,
+    /// When the first byte of a line not yet complete arrived.
+    pub(super) line_started: Option<Instant>,
     pub(super) ctl: Box<dyn Conn>,
     pub(super) framer: LineFramer,
     /// Lines received during a transfer, handled after it.
@@ -58,17 +67,32 @@ enum Input {
     Read(io::Result<usize>),
     TimedOut,
     Shutdown,
+    Evicted,
+}
+
+/// Which deadline ran out.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    Login,
+    Line,
+    Idle,
 }
 
 impl Session {
     pub fn new(
         srv: Arc<Server>,
+        slot: Slot,
         ctl: Box<dyn Conn>,
         peer: SocketAddr,
         local: SocketAddr,
     ) -> Session {
+        let now = Instant::now();
         Session {
             srv,
+            slot,
+            login_from: now,
+            last_line: now,
+            line_started: None,
             ctl,
             framer: LineFramer::new(),
             pending: VecDeque::new(),
@@ -142,8 +166,8 @@ impl Session {
         );
     }
 
-    /// The next command line, waiting at most the idle (or login) timeout. `None`: the
-    /// session is over (EOF, timeout or shutdown; the client has been told).
+    /// The next command line, within the deadlines (see [`Session::deadline`]). `None`:
+    /// the session is over (EOF, a deadline or shutdown; the client has been told).
     async fn next_frame(&mut self) -> io::Result<Option<Frame>> {
         if let Some(f) = self.pending.pop_front() {
             return Ok(Some(f));
@@ -151,44 +175,53 @@ impl Session {
         let mut buf = [0u8; 2048];
         loop {
             if let Some(f) = self.framer.next_frame() {
+                let now = Instant::now();
+                self.last_line = now;
+                self.line_started = self.framer.mid_line().then_some(now);
                 return Ok(Some(f));
             }
-            let limit = if self.login.is_some() {
-                self.srv.config.idle_timeout
-            } else {
-                self.srv.config.login_timeout
-            };
+            let (which, at) = self.deadline();
             let shutdown = self.srv.shutdown.clone();
+            // Only a connection still waiting to log in can be evicted.
+            let evicted = self.slot.evicted.clone();
+            let waiting = self.login.is_none();
+            let stop = async {
+                smol::future::or(
+                    async {
+                        smol::Timer::at(at).await;
+                        Input::TimedOut
+                    },
+                    async {
+                        let _ = shutdown.recv().await;
+                        Input::Shutdown
+                    },
+                )
+                .await
+            };
+            let evict = async {
+                if waiting {
+                    let _ = evicted.recv().await;
+                    Input::Evicted
+                } else {
+                    std::future::pending().await
+                }
+            };
             let input = smol::future::or(
                 async { Input::Read(self.ctl.read(&mut buf).await) },
-                async {
-                    smol::future::or(
-                        async {
-                            smol::Timer::after(limit).await;
-                            Input::TimedOut
-                        },
-                        async {
-                            let _ = shutdown.recv().await;
-                            Input::Shutdown
-                        },
-                    )
-                    .await
-                },
+                smol::future::or(stop, evict),
             )
             .await;
             match input {
                 Input::Read(Ok(0)) => return Ok(None),
-                Input::Read(Ok(n)) => self.framer.push(&buf[..n]),
+                Input::Read(Ok(n)) => {
+                    self.framer.push(&buf[..n]);
+                    self.line_started.get_or_insert_with(Instant::now);
+                }
                 Input::Read(Err(e)) => return Err(e),
                 Input::TimedOut => {
-                    self.reply(Reply::new(
-                        421,
-                        format!(
-                            "Idle for {} seconds; closing the connection.",
-                            limit.as_secs()
-                        ),
-                    ))
-                    .await?;
+                    let text = self.deadline_text(which);
+                    log::info!("session peer={}: {text}", self.peer);
+                    self.reply(Reply::new(421, text)).await?;
                     return Ok(None);
                 }
                 Input::Shutdown => {
@@ -199,7 +232,53 @@ impl Session {
                     .await?;
                     return Ok(None);
                 }
+                Input::Evicted => {
+                    self.reply(Reply::new(
+                        421,
+                        "Too many connections from your address are waiting to log in; closing this one.",
+                    ))
+                    .await?;
+                    return Ok(None);
+                }
             }
+        }
+    }
+
+    /// The first deadline to come: logging in within the login timeout from the
+    /// connection's start; finishing a started line within the login timeout from its
+    /// first byte; a complete command within the idle timeout of the last one. Bytes that
+    /// do not finish a line move none of them.
+    fn deadline(&self) -> (Deadline, Instant) {
+        let config = &self.srv.config;
+        let mut next = if self.login.is_some() {
+            (Deadline::Idle, self.last_line + config.idle_timeout)
+        } else {
+            (Deadline::Login, self.login_from + config.login_timeout)
+        };
+        if let Some(started) = self.line_started {
+            let line = started + config.login_timeout;
+            if line < next.1 {
+                next = (Deadline::Line, line);
+            }
+        }
+        next
+    }
+
+    fn deadline_text(&self, which: Deadline) -> String {
+        let config = &self.srv.config;
+        match which {
+            Deadline::Login => format!(
+                "Not logged in within {} seconds; closing the connection.",
+                config.login_timeout.as_secs()
+            ),
+            Deadline::Line => format!(
+                "A command line must end within {} seconds of its start; closing the connection.",
+                config.login_timeout.as_secs()
+            ),
+            Deadline::Idle => format!(
+                "Idle for {} seconds; closing the connection.",
+                config.idle_timeout.as_secs()
+            ),
         }
     }
 

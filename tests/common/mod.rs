@@ -277,14 +277,28 @@ pub struct Reply {
 
 impl Raw {
     pub fn connect(addr: std::net::SocketAddr) -> Raw {
-        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        let mut r = Raw::greeted(std::net::TcpStream::connect(addr).expect("connect"));
+        assert_eq!(r.read().code, 220);
+        r
+    }
+
+    /// Connects from the loopback address `src` (127.0.0.0/8) and returns the connection
+    /// with its greeting, whatever it is (`220`, or the `421` of a refused connection).
+    pub fn connect_from(addr: std::net::SocketAddr, src: std::net::IpAddr) -> (Raw, Reply) {
+        let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        s.bind(&std::net::SocketAddr::new(src, 0).into()).unwrap();
+        s.connect(&addr.into()).expect("connect");
+        let mut r = Raw::greeted(s.into());
+        let greeting = r.read();
+        (r, greeting)
+    }
+
+    fn greeted(stream: std::net::TcpStream) -> Raw {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
         let reader = std::io::BufReader::new(stream.try_clone().unwrap());
-        let mut r = Raw { stream, reader };
-        assert_eq!(r.read().code, 220);
-        r
+        Raw { stream, reader }
     }
 
     /// Connects and logs in as cam1.

@@ -30,9 +30,32 @@ impl Session {
             self.reply(Reply::new(503, "Send USER first.")).await?;
             return Ok(Flow::Continue);
         };
+        // Scored before the check, so parallel guesses cannot outrun the ban threshold.
+        let attempt = match self.srv.login_attempt(self.peer.ip()).await {
+            Ok(attempt) => attempt,
+            Err(refusal) => {
+                log::warn!(
+                    "login refused peer={}: too many failed logins from this address",
+                    self.peer
+                );
+                self.reply(refusal).await?;
+                return Ok(Flow::Close);
+            }
+        };
         let auth = self.srv.auth.clone();
-        match auth.login(&user, &password, self.peer.ip(), self.tls).await {
+        let result = auth.login(&user, &password, self.peer.ip(), self.tls).await;
+        match result {
             Ok(login) => {
+                attempt.succeeded();
+                if let Err(full) = self.slot.promote() {
+                    log::warn!(
+                        "login refused peer={} sender={}: every logged-in session slot is taken",
+                        self.peer,
+                        login.sender.name
+                    );
+                    self.reply(full).await?;
+                    return Ok(Flow::Close);
+                }
                 self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
                 log::info!(
                     "login ok peer={} sender={} pipe={}",
@@ -52,7 +75,11 @@ impl Session {
             }
             Err(refusal) => {
                 self.failures += 1;
-                self.srv.login_failed(self.peer.ip());
+                if matches!(refusal, crate::auth::Refusal::Store(_)) {
+                    attempt.void();
+                } else {
+                    attempt.failed();
+                }
                 log::warn!(
                     "login failed peer={} user={:?} reason: {refusal}",
                     self.peer,
@@ -76,6 +103,8 @@ impl Session {
     pub(crate) fn rein(&mut self) -> Reply {
         self.user = None;
         self.login = None;
+        self.slot.demote();
+        self.login_from = std::time::Instant::now();
         self.cwd = VPath::root();
         self.rest = None;
         self.rnfr = None;

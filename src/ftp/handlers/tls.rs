@@ -37,15 +37,21 @@ impl Session {
         ))
         .await?;
         self.framer.discard();
+        self.line_started = None;
         self.pending.clear();
         let plain = std::mem::replace(&mut self.ctl, Box::new(smol::io::Cursor::new(Vec::new())));
         let token = self.token;
         let handshake = tls
             .acceptor()
             .accept_with(plain, move |c| c.set_resumption_data(&token));
-        let limit = self.srv.config.login_timeout;
+        // The handshake gets the login timeout, and no more than is left of the time to
+        // log in: a connection that never logs in cannot outlive its login deadline.
+        let mut until = std::time::Instant::now() + self.srv.config.login_timeout;
+        if self.login.is_none() {
+            until = until.min(self.login_from + self.srv.config.login_timeout);
+        }
         let done = smol::future::or(async { Some(handshake.await) }, async {
-            smol::Timer::after(limit).await;
+            smol::Timer::at(until).await;
             None
         })
         .await;

@@ -59,6 +59,15 @@ impl LineFramer {
         self.input.len() + self.line.len()
     }
 
+    /// Whether part of a line has arrived (a byte that is not yet part of a returned
+    /// line): the session gives a started line only so long to be finished.
+    pub fn mid_line(&self) -> bool {
+        !self.input.is_empty()
+            || !self.line.is_empty()
+            || self.skipping
+            || self.telnet != Telnet::Data
+    }
+
     /// Forgets everything not yet returned (after `AUTH TLS`: plaintext that followed it
     /// must never be executed).
     pub fn discard(&mut self) {
@@ -200,6 +209,24 @@ mod tests {
             assert_eq!(f.next_frame(), None);
             assert!(f.buffered() <= MAX_LINE + 1);
         }
+    }
+
+    #[test]
+    fn mid_line_tells_a_started_line_from_a_finished_one() {
+        let mut f = LineFramer::new();
+        assert!(!f.mid_line());
+        f.push(b"NO");
+        assert_eq!(f.next_frame(), None);
+        assert!(f.mid_line());
+        f.push(b"OP\r\nQU");
+        assert_eq!(f.next_frame(), Some(line("NOOP")));
+        assert!(f.mid_line(), "the next line has started");
+        f.push(b"IT\r\n");
+        assert_eq!(f.next_frame(), Some(line("QUIT")));
+        assert!(!f.mid_line());
+        f.push(b"\xff");
+        assert_eq!(f.next_frame(), None);
+        assert!(f.mid_line(), "a Telnet command is not finished either");
     }
 
     #[test]
