@@ -107,6 +107,21 @@ async fn control_loop(
     }
 }
 
+/// Takes the spool's reserve again once there is room for it (see `spool::reserve`).
+async fn reserve_loop(spool: Arc<Spool>) {
+    let mut failing = crate::repeated::Repeated::default();
+    loop {
+        smol::Timer::after(Duration::from_secs(2)).await;
+        let s = spool.clone();
+        match smol::unblock(move || s.restore_reserve()).await {
+            Ok(_) => failing.clear(),
+            Err(e) => {
+                failing.error(format!("restoring the spool's reserve: {e}"));
+            }
+        }
+    }
+}
+
 /// Deletes expired partial uploads now and then.
 async fn expiry_loop(spool: Arc<Spool>) {
     loop {
@@ -126,6 +141,20 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     )))?;
     let store = Arc::new(open_store(state)?);
     let spool = Spool::open(state, store.clone(), opts.limits)?;
+    {
+        let spool = Arc::downgrade(&spool);
+        store.on_disk_full(move || {
+            if let Some(s) = spool.upgrade() {
+                s.release_reserve();
+            }
+        });
+    }
+    if let Ok(false) | Err(_) = spool.restore_reserve() {
+        log::warn!(
+            "the spool's disk has no room for its {} MiB reserve: uploads are refused until there is",
+            crate::spool::reserve::Reserve::BYTES >> 20
+        );
+    }
     let listeners = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
     let metrics = match opts.metrics {
         Some(addr) => Some(
@@ -229,6 +258,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             smol::spawn(crate::metrics::serve(listener, view)).detach();
         }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
+        smol::spawn(reserve_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
             if sig == Signal::Hup {
                 match tls.as_ref().map(|t| t.reload()) {
@@ -269,6 +299,14 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
     view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
     view.spool_bytes = srv.spool.used();
     view.spool_free_bytes = srv.spool.free_space().ok();
+    view.trouble = srv.store.trouble().or_else(|| {
+        let free = view.spool_free_bytes?;
+        (free <= srv.spool.limits().min_free.max(1 << 20)).then(|| {
+            format!(
+                "the spool's disk is full ({free} bytes free): uploads are refused with 452 until space is freed"
+            )
+        })
+    });
     view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
     let health = fwd.health();
     let now_ms = store::now_secs() * 1000;

@@ -36,6 +36,7 @@ pub mod ftp;
 pub mod metrics;
 pub mod names;
 pub mod net;
+pub mod repeated;
 pub mod spool;
 pub mod state;
 pub mod store;

@@ -61,6 +61,11 @@ impl StateDir {
         self.root.join("spool").join("tmp")
     }
 
+    /// Space kept for the database on the day the disk fills (see `spool::reserve`).
+    pub fn spool_reserve(&self) -> PathBuf {
+        self.root().join("spool").join("reserve")
+    }
+
     pub fn spool_ready(&self) -> PathBuf {
         self.root.join("spool").join("ready")
     }

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::{Gate, Raw, S3_SECRET, S3Server, data, sha256};
 
@@ -351,5 +351,60 @@ fn prometheus_metrics_count_sessions_uploads_and_backlog() {
         m.lines()
             .any(|l| l == "ftpgate_delivered_ops_total{pipe=\"cloud\"} 1"),
         "{m}"
+    );
+}
+
+#[test]
+fn directory_pipes_touch_no_name_a_client_could_own() {
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+    let out = g.state().join("delivered");
+    let mut c = Raw::login(d.ftp());
+    // Names that look like the gateway's old temporary and probe files are a client's.
+    let tmp_like = data(1000, 1);
+    assert_eq!(c.stor(".x.jpg.ftpgate-tmp", &tmp_like).code, 226);
+    assert_eq!(c.stor(".ftpgate-probe", b"mine").code, 226);
+    g.wait_delivered(20);
+    assert_eq!(c.stor("x.jpg", &data(2000, 2)).code, 226);
+    // The longest legal name (255 bytes) and a name the destination can never hold (a
+    // directory is in its place): the first is delivered, the second parked, and the
+    // Pipe goes on behind both.
+    let long = "n".repeat(255);
+    assert_eq!(c.stor(&long, b"long").code, 226);
+    std::fs::create_dir_all(out.join("taken/inner")).unwrap();
+    assert_eq!(c.stor("taken", b"cannot land").code, 226);
+    assert_eq!(c.stor("after.bin", b"still delivered").code, 226);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !out.join("after.bin").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the Pipe stopped: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    g.run(&["pipe", "test", "line1"]).ok();
+    assert_eq!(
+        std::fs::read(out.join(".x.jpg.ftpgate-tmp")).unwrap(),
+        tmp_like
+    );
+    assert_eq!(std::fs::read(out.join("x.jpg")).unwrap(), data(2000, 2));
+    assert_eq!(std::fs::read(out.join(".ftpgate-probe")).unwrap(), b"mine");
+    assert_eq!(std::fs::read(out.join(&long)).unwrap(), b"long");
+    let list = g.run(&["spool", "list", "--all"]).ok().to_string();
+    assert!(
+        list.contains("taken") && list.to_lowercase().contains("directory"),
+        "the op that cannot land is parked with its reason: {list}"
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.contains('\u{7f}') && !n.contains('\u{fffd}')),
+        "nothing of the gateway's left behind: {names:?}"
     );
 }

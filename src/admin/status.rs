@@ -43,6 +43,9 @@ pub struct StatusView {
     pub spool_bytes: u64,
     pub spool_files: u64,
     pub spool_free_bytes: Option<u64>,
+    /// What keeps the gateway from accepting uploads now (a full disk, a failing database).
+    #[serde(default)]
+    pub trouble: Option<String>,
     /// SHA-256 of the FTPS certificate, to pin in devices.
     pub tls_fingerprint: Option<String>,
     pub pipes: Vec<PipeStatus>,

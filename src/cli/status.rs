@@ -88,6 +88,9 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
         .spool_free_bytes
         .map(|f| format!(", {} free on disk", mib(f)))
         .unwrap_or_default();
+    if let Some(trouble) = &s.trouble {
+        println!("TROUBLE:  {trouble}");
+    }
     if let Some(fp) = &s.tls_fingerprint {
         println!("tls:      certificate SHA-256 {fp}");
     }

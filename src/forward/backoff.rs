@@ -1,5 +1,6 @@
-//! Retry delays (pure): exponential from one second, capped, with ±25 % jitter so a
-//! fleet of gateways does not hammer a recovering endpoint in step.
+//! Retry delays (pure): exponential from one second with ±25 % jitter, so a fleet of
+//! gateways does not hammer a recovering endpoint in step, and never longer than [`CAP`]
+//! (the jitter is applied first, so at the cap tries come 11.25–15 s apart).
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ pub fn delay(attempt: u32, jitter: f64) -> Duration {
     let base = Duration::from_secs(1)
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
         .min(CAP);
-    base.mul_f64(0.75 + jitter.clamp(0.0, 1.0) * 0.5)
+    base.mul_f64(0.75 + jitter.clamp(0.0, 1.0) * 0.5).min(CAP)
 }
 
 /// A jitter value from the OS random source.
@@ -34,5 +35,8 @@ mod tests {
         assert_eq!(delay(1000, 0.5), CAP);
         assert_eq!(delay(1, 0.0), Duration::from_millis(750));
         assert!(delay(3, 0.999) < Duration::from_secs(5));
+        // "At most 15 s apart" (README) holds whatever the jitter.
+        assert!((1..40).all(|a| delay(a, 0.999) <= CAP));
+        assert_eq!(delay(10, 0.0), CAP.mul_f64(0.75));
     }
 }

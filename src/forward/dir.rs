@@ -1,6 +1,16 @@
 //! `file://` destinations: each put goes to a temporary name in the target directory,
 //! is fsynced, renamed into place, and the directory fsynced, so a reader never sees a
 //! partial file and a crash never leaves one under the real name.
+//!
+//! The destination is the clients' namespace: every name in it may be a client's. The
+//! gateway's own names (the temporary file, the probe of `pipe test`) therefore contain a
+//! control character (DEL, shown as `?` by `ls`), which no client path may contain, and
+//! are short, so a 255-byte client name still has a temporary name.
+//!
+//! Each error says whether retrying can ever help: a name the filesystem refuses, a file
+//! where a directory must be or a read-only destination never will (the op is parked,
+//! the Pipe goes on); a full disk, a missing mount or an I/O error may (retried with
+//! backoff, the Pipe offline meanwhile).
 
 use std::fs;
 use std::io;
@@ -12,14 +22,34 @@ pub struct DirSink {
     root: PathBuf,
 }
 
+/// Marks the gateway's own names: no client path contains a control character.
+const OWN: char = '\u{7f}';
+
+/// Whether retrying an operation that failed with `e` can ever help.
 fn classify(what: &str, e: io::Error) -> SinkError {
+    use io::ErrorKind as K;
     let msg = format!("{what}: {e}");
     match e.kind() {
-        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => {
-            SinkError::permanent(msg)
-        }
+        K::PermissionDenied
+        | K::ReadOnlyFilesystem
+        | K::InvalidFilename
+        | K::InvalidInput
+        | K::IsADirectory
+        | K::NotADirectory
+        | K::DirectoryNotEmpty
+        | K::AlreadyExists
+        | K::FileTooLarge
+        | K::CrossesDevices => SinkError::permanent(msg),
         _ => SinkError::transient(msg),
     }
+}
+
+/// A temporary name in a destination directory that no client name can be.
+fn own_name(what: &str) -> String {
+    let mut random = [0u8; 6];
+    let _ = getrandom::getrandom(&mut random);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!(".ftpgate{OWN}{what}-{hex}")
 }
 
 impl DirSink {
@@ -73,11 +103,7 @@ impl Sink for DirSink {
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| classify("creating the directory", e))?;
-        let name = dest
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.ftpgate-tmp"));
+        let tmp = dir.join(own_name("tmp"));
         let copy = || -> io::Result<()> {
             fs::copy(body, &tmp)?;
             let f = fs::OpenOptions::new().write(true).open(&tmp)?;
@@ -134,7 +160,7 @@ impl Sink for DirSink {
 
     fn probe(&self) -> Result<String, SinkError> {
         self.root_ready()?;
-        let probe = self.root.join(".ftpgate-probe");
+        let probe = self.root.join(own_name("probe"));
         fs::write(&probe, b"probe")
             .map_err(|e| classify(&format!("writing into {}", self.root.display()), e))?;
         let _ = fs::remove_file(&probe);

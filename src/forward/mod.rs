@@ -219,6 +219,7 @@ impl Forwarder {
         // Outcomes not yet recorded, and since when the oldest has waited.
         let mut pending: Vec<(u64, Outcome)> = Vec::new();
         let mut pending_since = Instant::now();
+        let mut failing = crate::repeated::Repeated::default();
         loop {
             let new = self.outcomes(&mut ended, &mut running);
             if pending.is_empty() {
@@ -236,17 +237,19 @@ impl Forwarder {
             let settle_in = every.saturating_sub(pending_since.elapsed());
             let settle = !pending.is_empty()
                 && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.total == 0);
-            let outcomes = if settle {
-                std::mem::take(&mut pending)
-            } else {
-                Vec::new()
-            };
+            // Kept until recorded: a round that fails (a full disk) must not lose them.
+            let outcomes = if settle { pending.clone() } else { Vec::new() };
             let me = self.clone();
             let busy = running.clone();
             // One trip off the executor per round: the reads, the write, the deletions.
             let round = smol::unblock(move || me.round(outcomes, &busy)).await;
             let wait = match round {
                 Ok(round) => {
+                    failing.clear();
+                    if settle {
+                        pending.clear();
+                        pending_since = Instant::now();
+                    }
                     for (pipe, op) in round.claimed {
                         running.add(&op.pipe, 1);
                         let (me, done) = (self.clone(), done_tx.clone());
@@ -264,7 +267,10 @@ impl Forwarder {
                     }
                 }
                 Err(e) => {
-                    log::error!("forwarder: {e}; trying again in a second");
+                    failing.error(format!(
+                        "forwarder: {e}; trying again every second, {} outcome(s) waiting to be recorded",
+                        pending.len()
+                    ));
                     Duration::from_secs(1)
                 }
             };

@@ -15,6 +15,14 @@ pub fn store(e: &store::Error) -> Reply {
         NotFound(_) | Exists(_) | NotADirectory(_) | IsADirectory(_) | NotEmpty(_)
         | OverwriteRefused(_) => Reply::new(550, format!("{e}.")),
         NoParent(_) | IntoItself(_) | Invalid(_) => Reply::new(553, format!("{e}.")),
+        _ if e.is_disk_full() => disk_full(),
+        Reopening(f) => Reply::new(
+            451,
+            format!(
+                "The gateway's disk failed ({}); nothing was changed. Try again later.",
+                f.why
+            ),
+        ),
         _ => {
             log::error!("store error: {e}");
             Reply::new(
@@ -25,10 +33,19 @@ pub fn store(e: &store::Error) -> Reply {
     }
 }
 
+/// `452`: the disk is full (a state that passes: the device should try again).
+pub fn disk_full() -> Reply {
+    spool(&spool::Error::Full(spool::DISK_FULL.into()))
+}
+
 pub fn spool(e: &spool::Error) -> Reply {
     use spool::Error::*;
     match e {
-        Full(why) => Reply::new(452, format!("Insufficient storage: {why}.")),
+        Full(why) => Reply::new(
+            452,
+            format!("Insufficient storage: {why}. The upload was not stored."),
+        ),
+        Disk(io) if spool::is_disk_full(io) => disk_full(),
         Store(s) => store(s),
         Busy => Reply::new(450, format!("{e}: try again when it has finished.")),
         BadOffset { .. } => Reply::new(554, format!("{e}.")),

@@ -21,6 +21,8 @@ use crate::vfs::VPath;
 pub const BUF_SIZE: usize = 128 * 1024;
 /// Free space is re-checked after this many bytes.
 const STATVFS_EVERY: u64 = 8 << 20;
+/// The free space a new upload is promised before its first byte is written.
+const FIRST_GRANT: u64 = 256 << 10;
 /// Write-behind: after this many bytes, flush what is written so far in the background,
 /// so the fsync before `226` only has the tail left to write.
 const FLUSH_EVERY: u64 = 16 << 20;
@@ -300,7 +302,14 @@ pub async fn receive<R: AsyncRead + Unpin>(
     let mut body = Some(body);
     let mut spare = vec![vec![0u8; BUF_SIZE], vec![0u8; BUF_SIZE]];
     let mut writing: Option<smol::Task<Written>> = None;
-    let mut until_statvfs = STATVFS_EVERY;
+    // Free space for the next bytes is promised before they are written: a small grant
+    // first (most uploads are small, and many may run at once), STATVFS_EVERY after.
+    let mut until_statvfs = FIRST_GRANT;
+    let mut grant = match spool.grant(FIRST_GRANT) {
+        Ok(g) => Some(g),
+        Err(Error::Full(why)) => return (body.expect("not yet taken"), Ended::Full(why)),
+        Err(_) => None,
+    };
     let mut until_flush = FLUSH_EVERY;
     let mut timer = smol::Timer::after(idle);
     let mut last_data = std::time::Instant::now();
@@ -360,8 +369,13 @@ pub async fn receive<R: AsyncRead + Unpin>(
         until_statvfs = until_statvfs.saturating_sub(n as u64);
         if until_statvfs == 0 {
             until_statvfs = STATVFS_EVERY;
-            if let Err(Error::Full(why)) = spool.check_room(0) {
-                break Ended::Full(why);
+            // What the last grant covered is on disk (or in flight): the free space
+            // shows it now.
+            drop(grant.take());
+            match spool.grant(STATVFS_EVERY) {
+                Ok(g) => grant = Some(g),
+                Err(Error::Full(why)) => break Ended::Full(why),
+                Err(_) => {}
             }
         }
         until_flush = until_flush.saturating_sub(n as u64);

@@ -80,7 +80,12 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
         let mut results = Vec::with_capacity(batch.len());
         for j in &batch {
             let p = &j.publish;
-            let mut r = w.publish(&p.pipe, &p.path, p.policy, j.upload.clone(), now_ms);
+            // A refusal is this upload's answer; a failing database is everyone's: the
+            // whole batch is rolled back.
+            let mut r = match w.publish(&p.pipe, &p.path, p.policy, j.upload.clone(), now_ms) {
+                Err(e) if e.is_internal() => return Err(e),
+                r => r,
+            };
             // A partial this upload continued (or superseded) is done with.
             if let Ok(published) = &mut r
                 && let Some(old) = w.take_partial(&p.pipe, &p.path)?
@@ -112,7 +117,11 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
         Err(e) => {
             let msg = e.to_string();
             for j in batch {
-                let _ = j.reply.try_send(Err(Error::Commit(msg.clone())));
+                let _ = j.reply.try_send(Err(if e.is_disk_full() {
+                    Error::Full(super::DISK_FULL.into())
+                } else {
+                    Error::Commit(msg.clone())
+                }));
             }
         }
     }

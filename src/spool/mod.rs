@@ -19,6 +19,7 @@
 mod body;
 mod commit;
 mod recover;
+pub mod reserve;
 
 use std::collections::HashSet;
 use std::io;
@@ -51,6 +52,17 @@ pub enum Error {
     #[error("cannot append: {0} was already delivered and is no longer on this gateway")]
     AlreadyDelivered(String),
 }
+
+/// Whether `e` says the disk (or the quota) is full: a state that passes, not a fault.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
+/// What a device is told while the disk is full.
+pub const DISK_FULL: &str = "the gateway's disk is full: try again later";
 
 /// Spool limits.
 #[derive(Debug, Clone)]
@@ -88,6 +100,10 @@ pub struct Spool {
     /// When an upload last started or was committed (ms since the epoch).
     last_upload_ms: AtomicU64,
     committer: commit::Committer,
+    /// Space kept for the database on the day the disk fills.
+    reserve: reserve::Reserve,
+    /// Free space promised to sessions writing now.
+    grants: reserve::Grants,
 }
 
 impl Spool {
@@ -99,7 +115,10 @@ impl Spool {
         std::fs::create_dir_all(&ready)?;
         let used = recover::recover(&tmp, &ready, &store)?;
         let committer = commit::Committer::start(tmp.clone(), ready.clone(), store.clone());
+        let reserve = reserve::Reserve::new(state.spool_reserve());
         Ok(Arc::new(Spool {
+            reserve,
+            grants: reserve::Grants::default(),
             tmp,
             ready,
             limits,
@@ -143,8 +162,41 @@ impl Spool {
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
-    /// Whether `more` bytes may still come in.
+    /// Takes the reserve again if there is room for it (blocking; the daemon calls this
+    /// now and then).
+    pub fn restore_reserve(&self) -> io::Result<bool> {
+        if self.reserve.is_held() {
+            return Ok(true);
+        }
+        let free = self.free_space()?;
+        self.reserve.restore(
+            free.saturating_sub(self.grants.outstanding()),
+            self.limits.min_free,
+        )
+    }
+
+    /// The database met a full disk: gives it the reserve (blocking).
+    pub fn release_reserve(&self) {
+        self.reserve.release();
+    }
+
+    /// Checks that the quota is not reached and that `disk` more bytes fit on the disk,
+    /// then promises those to the caller until the returned grant is dropped: sessions
+    /// writing at once cannot together pass the free space to keep.
+    pub fn grant(&self, disk: u64) -> Result<reserve::Grant, Error> {
+        self.check_quota(0)?;
+        self.check_disk(disk)?;
+        Ok(self.grants.take(disk))
+    }
+
+    /// Whether `more` bytes may still come in: within `--spool-max-bytes`, and on the disk
+    /// beyond `--spool-min-free` and what is promised to others.
     pub fn check_room(&self, more: u64) -> Result<(), Error> {
+        self.check_quota(more)?;
+        self.check_disk(more)
+    }
+
+    fn check_quota(&self, more: u64) -> Result<(), Error> {
         let used = self.used();
         if self.limits.max_bytes > 0 && used.saturating_add(more) > self.limits.max_bytes {
             return Err(Error::Full(format!(
@@ -152,10 +204,19 @@ impl Spool {
                 self.limits.max_bytes
             )));
         }
-        let free = self.free_space()?;
+        Ok(())
+    }
+
+    fn check_disk(&self, more: u64) -> Result<(), Error> {
+        let free = self.free_space()?.saturating_sub(self.grants.outstanding());
         if free < self.limits.min_free.saturating_add(more) {
             return Err(Error::Full(format!(
                 "the gateway's disk is almost full ({free} bytes free): try again later"
+            )));
+        }
+        if !self.reserve.is_held() {
+            return Err(Error::Full(format!(
+                "{DISK_FULL} (its last reserve went to recording deliveries)"
             )));
         }
         Ok(())

@@ -16,6 +16,8 @@ pub mod schema;
 pub mod senders;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{
     Database, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
@@ -79,8 +81,10 @@ pub enum Error {
     IntoItself(String),
     #[error("operation {0} is not in the outbox")]
     NoSuchOp(u64),
-    #[error("database error: {0}")]
+    #[error("{}", db_text(.0))]
     Db(#[from] redb::Error),
+    #[error("the gateway's database cannot be written ({}); it is reopened by itself once the disk works again", .0.why)]
+    Reopening(Failure),
     #[error("corrupt record {key:?} in table {table}: {detail}")]
     Corrupt {
         table: &'static str,
@@ -90,6 +94,33 @@ pub enum Error {
 }
 
 impl Error {
+    /// The disk failed under the database (full, or an I/O error): redb refuses every
+    /// write after one until the database is reopened.
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            Error::Db(redb::Error::Io(_) | redb::Error::PreviousIo) | Error::Reopening(_)
+        )
+    }
+
+    /// The store itself failed (the database, the disk, a corrupt record), as opposed to
+    /// refusing what was asked.
+    pub fn is_internal(&self) -> bool {
+        matches!(
+            self,
+            Error::Db(_) | Error::Reopening(_) | Error::Corrupt { .. }
+        )
+    }
+
+    /// The disk (or the quota) is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Db(redb::Error::Io(e)) => crate::spool::is_disk_full(e),
+            Error::Reopening(f) => f.full,
+            _ => false,
+        }
+    }
+
     /// True when the user asked for something malformed (exit code 2), as opposed to
     /// something that failed against the current state (exit code 1).
     pub fn is_usage(&self) -> bool {
@@ -117,18 +148,78 @@ from_redb!(
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+fn db_text(e: &redb::Error) -> String {
+    match e {
+        redb::Error::Io(io) if crate::spool::is_disk_full(io) => format!(
+            "the gateway's disk is full ({io}): nothing was changed; free space on it and try again"
+        ),
+        e => format!("database error: {e}"),
+    }
+}
+
+/// Why the database failed under the store.
+#[derive(Debug, Clone, Default)]
+pub struct Failure {
+    pub why: String,
+    /// The disk (or quota) was full.
+    pub full: bool,
+}
+
 /// Memory redb may use to cache pages.
 const CACHE_BYTES: usize = 4 << 20;
 
 /// The open database. One process at a time may hold it (redb locks the file).
+/// The database, reopened by itself after the disk failed under it.
+///
+/// redb refuses every write after an I/O error (a full disk, say) until the database is
+/// closed and opened again. So a storage failure marks the store failed, with its reason;
+/// the next call closes the database and opens it again (when the transactions of other
+/// threads have ended), and a call that finds it still failing says why. A full disk
+/// therefore lasts as long as the disk is full, not until someone restarts the daemon.
 pub struct Store {
-    db: Database,
+    path: PathBuf,
+    db: RwLock<Option<Database>>,
+    health: Mutex<DbHealth>,
+    /// Called when the database meets a full disk (the spool gives it its reserve).
+    on_disk_full: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
+
+/// Whether the disk failed under the database, and what to do about it.
+#[derive(Debug)]
+struct DbHealth {
+    /// Why, from the first failure until a write works again.
+    failed: Option<Failure>,
+    since: Instant,
+    /// Calls that failed meanwhile.
+    failures: u64,
+    /// The database must be reopened before its next use...
+    stale: bool,
+    /// ...not before this.
+    retry_at: Instant,
+}
+
+/// How often a failed database is reopened.
+const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Opens (or creates) the database at `path`, migrating an older schema and refusing
     /// a newer one.
     pub fn open(path: &Path) -> Result<Store> {
+        Ok(Store {
+            path: path.to_path_buf(),
+            db: RwLock::new(Some(Self::open_db(path)?)),
+            health: Mutex::new(DbHealth {
+                failed: None,
+                since: Instant::now(),
+                failures: 0,
+                stale: false,
+                retry_at: Instant::now(),
+            }),
+            on_disk_full: std::sync::OnceLock::new(),
+        })
+    }
+
+    fn open_db(path: &Path) -> Result<Database> {
         // redb's default cache may grow to 1 GiB: with a million queued ops the daemon's
         // memory would grow with the backlog. The hot pages (the fronts of the indexes,
         // the newest ops) fit in a few MiB; the rest is read through the OS page cache.
@@ -177,13 +268,124 @@ impl Store {
                 );
             }
         }
-        Ok(Store { db })
+        Ok(db)
+    }
+
+    /// Runs `f` with the database: reopened first if the disk failed under it (at most
+    /// once a second; calls in between fail at once with the reason), and marked failed if
+    /// `f` meets a storage failure. The failure is logged once, and its end (the first
+    /// write that works again) with the number of calls that failed meanwhile.
+    fn with_db<R>(&self, write: bool, f: impl FnOnce(&Database) -> Result<R>) -> Result<R> {
+        {
+            let mut h = self.health();
+            if h.stale {
+                let failure = h.failed.clone().unwrap_or_default();
+                if Instant::now() < h.retry_at {
+                    // Reads try the handle there is (redb may still serve them); writes
+                    // would only fail again.
+                    if write {
+                        h.failures += 1;
+                        return Err(Error::Reopening(failure));
+                    }
+                } else {
+                    h.retry_at = Instant::now() + REOPEN_EVERY;
+                    drop(h);
+                    self.reopen(failure)?;
+                    self.health().stale = false;
+                }
+            }
+        }
+        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
+        let Some(db) = db.as_ref() else {
+            return Err(Error::Reopening(
+                self.health().failed.clone().unwrap_or_default(),
+            ));
+        };
+        let r = f(db);
+        let mut h = self.health();
+        match &r {
+            Err(e) if e.is_storage_failure() => {
+                if h.failed.is_none() {
+                    log::error!(
+                        "{}: the disk failed under the database ({e}); until it works again uploads are refused, and the database is reopened every {}s",
+                        self.path.display(),
+                        REOPEN_EVERY.as_secs()
+                    );
+                    h.failed = Some(Failure {
+                        why: e.to_string(),
+                        full: e.is_disk_full(),
+                    });
+                    h.since = Instant::now();
+                    h.failures = 0;
+                }
+                h.failures += 1;
+                if !h.stale {
+                    h.stale = true;
+                    h.retry_at = Instant::now() + REOPEN_EVERY;
+                }
+                if e.is_disk_full()
+                    && let Some(f) = self.on_disk_full.get()
+                {
+                    drop(h);
+                    f();
+                    return r;
+                }
+            }
+            Ok(_) if write && h.failed.is_some() => {
+                log::warn!(
+                    "{}: the database writes again, after {:.0}s and {} refused calls",
+                    self.path.display(),
+                    h.since.elapsed().as_secs_f64(),
+                    h.failures
+                );
+                h.failed = None;
+            }
+            _ => {}
+        }
+        r
+    }
+
+    /// Sets what to do when the database meets a full disk (once).
+    pub fn on_disk_full(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_disk_full.set(Box::new(f));
+    }
+
+    fn health(&self) -> std::sync::MutexGuard<'_, DbHealth> {
+        self.health.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Why the database is failing now, if it is: for `status`.
+    pub fn trouble(&self) -> Option<String> {
+        self.health().failed.as_ref().map(|f| f.why.clone())
+    }
+
+    /// Closes the database and opens it again. Fails while another thread still has a
+    /// transaction open (redb holds the file and its lock until every one has ended), or
+    /// while the disk still fails.
+    fn reopen(&self, failure: Failure) -> Result<()> {
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        drop(db.take());
+        match Self::open_db(&self.path) {
+            Ok(new) => {
+                *db = Some(new);
+                log::info!("{}: reopened", self.path.display());
+                Ok(())
+            }
+            Err(Error::InUse(_)) => Err(Error::Reopening(failure)),
+            Err(e) if e.is_storage_failure() => Err(Error::Reopening(Failure {
+                full: failure.full || e.is_disk_full(),
+                ..failure
+            })),
+            Err(e) => Err(e),
+        }
     }
 
     /// A consistent read-only snapshot.
     pub fn read(&self) -> Result<Reader> {
-        Ok(Reader {
-            txn: self.db.begin_read()?,
+        self.with_db(false, |db| {
+            Ok(Reader {
+                txn: db.begin_read()?,
+            })
         })
     }
 
@@ -196,12 +398,14 @@ impl Store {
     /// disk with the next durable commit, and is lost if the process dies first. For state
     /// that start-up resets anyway (claims of in-flight ops).
     pub fn write_volatile<R>(&self, f: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
-        let mut txn = self.db.begin_write()?;
-        txn.set_durability(Durability::None)?;
-        let w = Writer { txn };
-        let r = f(&w)?;
-        w.txn.commit()?;
-        Ok(r)
+        self.with_db(true, |db| {
+            let mut txn = db.begin_write()?;
+            txn.set_durability(Durability::None)?;
+            let w = Writer { txn };
+            let r = f(&w)?;
+            w.txn.commit()?;
+            Ok(r)
+        })
     }
 
     /// Like [`Store::write`], but with `commit == false` the transaction is rolled back
@@ -211,18 +415,20 @@ impl Store {
         commit: bool,
         f: impl FnOnce(&Writer) -> Result<R>,
     ) -> Result<R> {
-        let mut txn = self.db.begin_write()?;
-        // Each durable commit saves redb's allocator state, so that opening the database
-        // after a crash or power cut takes a moment instead of a walk of every page.
-        txn.set_quick_repair(true);
-        let w = Writer { txn };
-        let r = f(&w)?;
-        if commit {
-            w.txn.commit()?;
-        } else {
-            w.txn.abort()?;
-        }
-        Ok(r)
+        self.with_db(commit, |db| {
+            let mut txn = db.begin_write()?;
+            // Each durable commit saves redb's allocator state, so that opening the
+            // database after a crash or power cut takes a moment, not a walk of every page.
+            txn.set_quick_repair(true);
+            let w = Writer { txn };
+            let r = f(&w)?;
+            if commit {
+                w.txn.commit()?;
+            } else {
+                w.txn.abort()?;
+            }
+            Ok(r)
+        })
     }
 }
 

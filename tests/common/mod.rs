@@ -12,6 +12,16 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_ftpgate");
 /// A state directory and the commands run against it.
 pub struct Gate {
     pub dir: tempfile::TempDir,
+    /// The state directory: `dir` itself, or a small filesystem mounted inside it.
+    state: PathBuf,
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        if self.state != self.dir.path() {
+            let _ = Command::new("umount").arg("-l").arg(&self.state).status();
+        }
+    }
 }
 
 /// What a command printed and how it exited.
@@ -65,13 +75,32 @@ impl Run {
 
 impl Gate {
     pub fn new() -> Gate {
-        Gate {
-            dir: tempfile::tempdir().expect("tempdir"),
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().to_path_buf();
+        Gate { dir, state }
+    }
+
+    /// A gateway whose state directory is a `mib` MiB tmpfs of its own, so a test can
+    /// fill its disk; `None` (say why) where this process may not mount (needs root).
+    pub fn on_small_disk(mib: u32) -> Option<Gate> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("state");
+        std::fs::create_dir(&state).unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(&state)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("SKIPPED: cannot mount a small tmpfs here (the test needs root)");
+            return None;
         }
+        Some(Gate { dir, state })
     }
 
     pub fn state(&self) -> &Path {
-        self.dir.path()
+        &self.state
     }
 
     fn command(&self, args: &[&str]) -> Command {
@@ -121,7 +150,8 @@ impl Gate {
 
     /// [`Gate::serve`] with extra environment variables for the daemon.
     pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let log = self.state().join("serve.log");
+        // Beside the state directory, not in it: a test may fill that disk.
+        let log = self.dir.path().join("serve.log");
         let mut all = vec!["serve"];
         if !args.contains(&"--listen") {
             all.extend(["--listen", "127.0.0.1:0"]);

@@ -188,19 +188,12 @@ impl Session {
             Ended::Full(why) => {
                 log_line("spool full", &path);
                 body.discard().await;
-                Reply::new(
-                    452,
-                    format!("Insufficient storage: {why}. The upload was not stored."),
-                )
+                crate::ftp::errors::spool(&crate::spool::Error::Full(why))
             }
             Ended::Disk(e) => {
-                log::error!("disk error receiving {path}: {e}");
-                log_line("disk error", &path);
+                log_line(&format!("disk error ({e})"), &path);
                 body.discard().await;
-                Reply::new(
-                    451,
-                    "Local error writing the upload to disk; it was not stored.",
-                )
+                crate::ftp::errors::spool(&crate::spool::Error::Disk(e))
             }
             broken => {
                 let why = match &broken {
