@@ -190,7 +190,14 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     let grace = opts.ftp.shutdown_grace;
     forward::init();
-    let forwarder = Forwarder::new(store.clone(), spool.clone(), forward::Config::default());
+    let forwarder = Forwarder::new(
+        store.clone(),
+        spool.clone(),
+        forward::Config {
+            multipart_dir: Some(state.root().join("multipart")),
+            ..forward::Config::default()
+        },
+    );
     let srv = Server::new(
         opts.ftp,
         store.clone(),

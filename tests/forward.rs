@@ -408,3 +408,61 @@ fn directory_pipes_touch_no_name_a_client_could_own() {
         "nothing of the gateway's left behind: {names:?}"
     );
 }
+
+/// Multipart uploads s3s-fs holds open (it keeps one `.upload-ID.json` per upload).
+fn open_uploads(s3_root: &std::path::Path) -> usize {
+    std::fs::read_dir(s3_root)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(".upload-") && n.ends_with(".json")
+        })
+        .count()
+}
+
+#[test]
+fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let mut d = g.serve(&[]);
+    let body = data(60 << 20, 7);
+    let mut c = Raw::login(d.ftp());
+    // The destination goes away in the middle of a multipart upload: its abort fails too.
+    s3.stop();
+    assert_eq!(c.stor("outage.bin", &body).code, 226);
+    s3.resume();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_uploads(dir.path()) == 0 {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s3.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    s3.resume();
+    g.wait_delivered(120);
+    // The daemon is killed in the middle of another: the next one must clean up after it.
+    assert_eq!(c.stor("crash.bin", &body).code, 226);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_uploads(dir.path()) == 0 {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    d.kill9();
+    d = g.serve(&[]);
+    g.wait_delivered(120);
+    assert_eq!(sha256(&s3.get("cell4/outage.bin").unwrap()), sha256(&body));
+    assert_eq!(sha256(&s3.get("cell4/crash.bin").unwrap()), sha256(&body));
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while open_uploads(dir.path()) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "{} multipart upload(s) left open: {}",
+            open_uploads(dir.path()),
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(d);
+}

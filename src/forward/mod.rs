@@ -20,6 +20,7 @@
 
 pub mod backoff;
 pub mod dir;
+pub mod journal;
 pub mod s3;
 pub mod sink;
 
@@ -63,6 +64,8 @@ pub struct Config {
     pub max_parallel: usize,
     /// Sent as object metadata.
     pub gateway: String,
+    /// Where open multipart uploads are written down (see [`journal`]); none: nowhere.
+    pub multipart_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -71,6 +74,7 @@ impl Default for Config {
         Config {
             max_parallel: 64,
             gateway,
+            multipart_dir: None,
         }
     }
 }
@@ -84,7 +88,12 @@ pub struct Forwarder {
     wake_rx: smol::channel::Receiver<()>,
     /// Sinks by Pipe, rebuilt when the Pipe's record changes.
     sinks: Mutex<HashMap<String, CachedSink>>,
+    /// Open multipart uploads per Pipe; outlives the Pipe's sinks.
+    journals: Mutex<HashMap<String, Arc<journal::Journal>>>,
 }
+
+/// How often uploads left open at a destination are aborted (see [`journal`]).
+const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How long delivery outcomes may wait to be recorded together (one durable commit).
 const SETTLE_EVERY: Duration = Duration::from_millis(50);
@@ -139,6 +148,7 @@ impl Forwarder {
             wake_tx,
             wake_rx,
             sinks: Mutex::default(),
+            journals: Mutex::default(),
         })
     }
 
@@ -185,9 +195,45 @@ impl Forwarder {
         {
             return Ok(s.clone());
         }
-        let s: Arc<dyn Sink> = Arc::from(sink::for_pipe(pipe)?);
+        let s: Arc<dyn Sink> = Arc::from(sink::for_pipe(pipe, self.journal(&pipe.id))?);
         sinks.insert(pipe.id.clone(), (pipe.clone(), s.clone()));
         Ok(s)
+    }
+
+    fn journal(&self, pipe: &str) -> Option<Arc<journal::Journal>> {
+        let dir = self.config.multipart_dir.as_ref()?;
+        let mut journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());
+        Some(
+            journals
+                .entry(pipe.to_string())
+                .or_insert_with(|| Arc::new(journal::Journal::new(dir.join(pipe))))
+                .clone(),
+        )
+    }
+
+    /// Aborts the multipart uploads left open at the destinations that answer (blocking).
+    fn sweep(&self) -> StoreResult<()> {
+        for p in self.store.read()?.pipes()? {
+            if self.offline_until(&p.id).is_some()
+                || self.journal(&p.id).is_none_or(|j| j.leftovers().is_empty())
+            {
+                continue;
+            }
+            match self.sink(&p).and_then(|s| s.sweep()) {
+                Ok(0) => {}
+                Ok(n) => log::info!(
+                    "pipe {}: aborted {n} multipart upload(s) left open at the destination",
+                    p.id
+                ),
+                Err(e) => log::warn!(
+                    "pipe {}: aborting multipart uploads left open: {} (tried again in {}s)",
+                    p.id,
+                    e.message,
+                    SWEEP_EVERY.as_secs()
+                ),
+            }
+        }
+        Ok(())
     }
 
     /// How many more deliveries `pipe` may start now: none while it is offline and its
@@ -213,6 +259,17 @@ impl Forwarder {
 
     /// Runs until the process ends.
     pub async fn run(self: Arc<Self>) {
+        let me = self.clone();
+        smol::spawn(async move {
+            loop {
+                smol::Timer::after(SWEEP_EVERY).await;
+                let m = me.clone();
+                if let Err(e) = smol::unblock(move || m.sweep()).await {
+                    log::warn!("sweeping open multipart uploads: {e}");
+                }
+            }
+        })
+        .detach();
         let mut running = Running::default();
         let (done_tx, done_rx) = smol::channel::unbounded::<Ended>();
         let mut ended: Vec<Ended> = Vec::new();

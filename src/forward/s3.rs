@@ -22,8 +22,10 @@ use md5::Digest;
 use s3::error::S3Error;
 use s3::{Bucket, Region, creds::Credentials};
 
+use super::journal::{Journal, Open};
 use super::sink::{Meta, Sink, SinkError};
 use crate::store::S3Settings;
+use std::sync::Arc;
 
 /// Bodies above this size go by multipart.
 pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
@@ -35,6 +37,8 @@ pub struct S3Sink {
     bucket: Box<Bucket>,
     conn: Conn,
     where_: String,
+    /// Where open multipart uploads are written down, so none is left open for good.
+    journal: Option<Arc<Journal>>,
 }
 
 /// Kept-alive HTTP connections to one endpoint. Requests are presigned (the signature
@@ -235,7 +239,11 @@ fn corrupted(got: &str, want: &str) -> SinkError {
 }
 
 impl S3Sink {
-    pub fn new(bucket: &str, s: &S3Settings) -> Result<S3Sink, SinkError> {
+    pub fn new(
+        bucket: &str,
+        s: &S3Settings,
+        journal: Option<Arc<Journal>>,
+    ) -> Result<S3Sink, SinkError> {
         let region = match &s.endpoint {
             Some(endpoint) => Region::Custom {
                 region: s.region.clone(),
@@ -260,6 +268,7 @@ impl S3Sink {
             bucket: b,
             conn: Conn::new(),
             where_,
+            journal,
         })
     }
 
@@ -311,12 +320,48 @@ impl S3Sink {
             .initiate_multipart_upload(&path, CONTENT_TYPE)
             .map_err(classify)?;
         let id = upload.upload_id;
-        let abort = |e: SinkError| {
-            if let Err(a) = self.bucket.abort_upload(&path, &id) {
-                log::warn!("aborting multipart upload of {key}: {a}");
-            }
-            e
+        let open = Open {
+            key: key.to_string(),
+            upload_id: id.clone(),
         };
+        if let Some(j) = &self.journal
+            && let Err(e) = j.opened(&open)
+        {
+            // Not written down: not started either.
+            let _ = self.bucket.abort_upload(&path, &id);
+            return Err(SinkError::transient(format!(
+                "writing down the multipart upload: {e}"
+            )));
+        }
+        let result = self.send_parts(&path, &id, &mut file, md5);
+        let closed = match &result {
+            Ok(()) => true,
+            // If the abort fails too (S3 is down), the journal keeps the upload and the
+            // forwarder aborts it once S3 answers.
+            Err(_) => match self.bucket.abort_upload(&path, &id) {
+                Ok(()) => true,
+                Err(a) => {
+                    log::warn!(
+                        "aborting multipart upload of {key}: {a} (tried again when the destination answers)"
+                    );
+                    false
+                }
+            },
+        };
+        if let Some(j) = &self.journal {
+            j.done(&id, closed);
+        }
+        result
+    }
+
+    /// The parts of an initiated multipart upload, then its completion.
+    fn send_parts(
+        &self,
+        path: &str,
+        id: &str,
+        file: &mut std::fs::File,
+        md5: &str,
+    ) -> Result<(), SinkError> {
         let mut whole = md5::Md5::new();
         let mut parts = Vec::new();
         let mut chunk = vec![0u8; PART_SIZE];
@@ -327,9 +372,7 @@ impl S3Sink {
                     Ok(0) => break,
                     Ok(n) => filled += n,
                     Err(e) => {
-                        return Err(abort(SinkError::transient(format!(
-                            "reading the spool body: {e}"
-                        ))));
+                        return Err(SinkError::transient(format!("reading the spool body: {e}")));
                     }
                 }
             }
@@ -339,9 +382,8 @@ impl S3Sink {
             whole.update(&chunk[..filled]);
             let part = self
                 .bucket
-                .put_multipart_chunk(&chunk[..filled], &path, number, &id, CONTENT_TYPE)
-                .map_err(classify)
-                .map_err(abort)?;
+                .put_multipart_chunk(&chunk[..filled], path, number, id, CONTENT_TYPE)
+                .map_err(classify)?;
             parts.push(part);
             if filled < PART_SIZE {
                 break;
@@ -349,12 +391,11 @@ impl S3Sink {
         }
         let got = hex(&whole.finalize());
         if got != md5 {
-            return Err(abort(corrupted(&got, md5)));
+            return Err(corrupted(&got, md5));
         }
         self.bucket
-            .complete_multipart_upload(&path, &id, parts)
-            .map_err(classify)
-            .map_err(abort)?;
+            .complete_multipart_upload(path, id, parts)
+            .map_err(classify)?;
         Ok(())
     }
 
@@ -410,6 +451,26 @@ impl Sink for S3Sink {
 
     fn rmdir(&self, key: &str) -> Result<(), SinkError> {
         self.delete(&format!("{key}/"))
+    }
+
+    fn sweep(&self) -> Result<usize, SinkError> {
+        let Some(journal) = &self.journal else {
+            return Ok(0);
+        };
+        let mut aborted = 0;
+        for open in journal.leftovers() {
+            match self
+                .bucket
+                .abort_upload(&format!("/{}", open.key), &open.upload_id)
+            {
+                Ok(()) => aborted += 1,
+                // Completed or aborted already (or expired by a lifecycle rule).
+                Err(S3Error::HttpFailWithBody(404, _)) => {}
+                Err(e) => return Err(classify(e)),
+            }
+            journal.closed(&open.upload_id);
+        }
+        Ok(aborted)
     }
 
     fn probe(&self) -> Result<String, SinkError> {

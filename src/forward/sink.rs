@@ -63,10 +63,18 @@ pub trait Sink: Send + Sync {
     fn rmdir(&self, key: &str) -> Result<(), SinkError>;
     /// A harmless real request that proves the destination works (`pipe test`).
     fn probe(&self) -> Result<String, SinkError>;
+    /// Aborts uploads this gateway left open at the destination (S3 multipart uploads);
+    /// returns how many.
+    fn sweep(&self) -> Result<usize, SinkError> {
+        Ok(0)
+    }
 }
 
-/// The sink for a Pipe's destination.
-pub fn for_pipe(pipe: &Pipe) -> Result<Box<dyn Sink>, SinkError> {
+/// The sink for a Pipe's destination; `journal` records its open multipart uploads.
+pub fn for_pipe(
+    pipe: &Pipe,
+    journal: Option<std::sync::Arc<super::journal::Journal>>,
+) -> Result<Box<dyn Sink>, SinkError> {
     match &pipe.dest {
         crate::names::Destination::Dir { path } => {
             Ok(Box::new(super::dir::DirSink::new(path.into())))
@@ -76,7 +84,7 @@ pub fn for_pipe(pipe: &Pipe) -> Result<Box<dyn Sink>, SinkError> {
                 .s3
                 .as_ref()
                 .ok_or_else(|| SinkError::permanent("the pipe has no S3 settings"))?;
-            Ok(Box::new(super::s3::S3Sink::new(bucket, s3)?))
+            Ok(Box::new(super::s3::S3Sink::new(bucket, s3, journal)?))
         }
     }
 }
