@@ -329,3 +329,49 @@ fn sigterm_lets_a_running_upload_finish() {
         "no new sessions"
     );
 }
+
+#[test]
+fn refusals_leak_no_quota_and_a_failed_resume_takes_its_partial_with_it() {
+    let g = Gate::provisioned();
+    g.hold_deliveries();
+    let d = g.serve(&["--spool-max-bytes", "1M"]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("first.bin", &data(600_000, 1)).code, 226);
+    // Uploads refused half-way for the quota: the chunk that did not fit is not counted.
+    for i in 0..6 {
+        let mut dconn = c.epsv();
+        assert_eq!(c.cmd(&format!("STOR no{i}.bin")).code, 150);
+        let _ = dconn.write_all(&data(600_000, 2));
+        drop(dconn);
+        assert_eq!(c.read().code, 452);
+    }
+    let spool_bytes = |g: &Gate| g.status()["spool_bytes"].as_u64().unwrap();
+    assert_eq!(spool_bytes(&g), 600_000, "the spool holds first.bin only");
+    assert_eq!(c.stor("fits.bin", &data(400_000, 3)).code, 226);
+    assert_eq!(c.cmd("DELE fits.bin").code, 250);
+
+    // A broken upload is kept; resuming it runs into the quota: the body goes, and its
+    // record with it (nothing advertised that is not there).
+    let mut dconn = c.epsv();
+    assert_eq!(c.cmd("STOR cam.bin").code, 150);
+    dconn.write_all(&data(200_000, 4)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.send_bytes(b"\xff\xf4\xff\xf2ABOR\r\n");
+    assert_eq!(c.read().code, 426);
+    assert_eq!(c.read().code, 226);
+    drop(dconn);
+    assert_eq!(c.cmd("SIZE cam.bin").text, "213 200000");
+    assert_eq!(c.cmd("REST 200000").code, 350);
+    let mut dconn = c.epsv();
+    assert_eq!(c.cmd("STOR cam.bin").code, 150);
+    let _ = dconn.write_all(&data(600_000, 5));
+    drop(dconn);
+    assert_eq!(c.read().code, 452);
+    assert_eq!(
+        c.cmd("SIZE cam.bin").code,
+        550,
+        "no partial is advertised once its body is gone"
+    );
+    assert_eq!(spool_bytes(&g), 600_000);
+    assert_eq!(c.stor("cam.bin", &data(300_000, 6)).code, 226);
+}

@@ -36,6 +36,8 @@ pub struct Body {
     size: u64,
     /// Committed or kept as a partial: nothing to clean up on drop.
     settled: bool,
+    /// The partial this body continues (Pipe, path): dropping the body drops its record.
+    continues: Option<(String, VPath)>,
 }
 
 /// How a transfer ended.
@@ -67,10 +69,17 @@ impl Body {
             .collect()
     }
 
+    /// Appends `chunk`; the spool counts its bytes once they are written (a chunk that
+    /// fails is cut off again, so the file holds exactly what was counted).
     fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file.write_all(chunk)?;
+        if let Err(e) = self.file.write_all(chunk) {
+            let _ = self.file.set_len(self.size);
+            let _ = self.file.seek(SeekFrom::Start(self.size));
+            return Err(e);
+        }
         self.md5.update(chunk);
         self.size += chunk.len() as u64;
+        self.spool.add_used(chunk.len() as u64);
         Ok(())
     }
 
@@ -84,11 +93,12 @@ impl Body {
         self.spool.release(&self.id);
     }
 
-    /// Drops an unwanted body (a quota refusal, an empty broken upload).
+    /// Drops an unwanted body (a quota refusal, an empty broken upload), with the record
+    /// of the partial it continued, if any.
     pub async fn discard(mut self) {
         self.settle();
-        let (spool, id) = (self.spool.clone(), self.id.clone());
-        smol::unblock(move || spool.remove_bodies(&[id])).await;
+        let (spool, id, continues) = (self.spool.clone(), self.id.clone(), self.continues.take());
+        smol::unblock(move || spool.forget_body(&id, continues)).await;
     }
 
     /// Keeps a broken upload as a resumable partial: fsync, then record it.
@@ -137,7 +147,7 @@ impl Drop for Body {
     fn drop(&mut self) {
         if !self.settled {
             self.spool.release(&self.id);
-            self.spool.remove_bodies(std::slice::from_ref(&self.id));
+            self.spool.forget_body(&self.id, self.continues.take());
         }
     }
 }
@@ -220,6 +230,7 @@ impl Spool {
                     md5,
                     size: offset,
                     settled: false,
+                    continues: Some((pipe, path)),
                 });
             }
             let existing = r.entry(&pipe, &path)?.filter(|e| e.kind == Kind::File);
@@ -277,6 +288,7 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         md5: Md5::new(),
         size: 0,
         settled: false,
+        continues: None,
     })
 }
 
@@ -358,9 +370,9 @@ pub async fn receive<R: AsyncRead + Unpin>(
             Got::TimedOut => break Ended::TimedOut,
             Got::Aborted => break Ended::Aborted,
         };
-        spool.add_used(n as u64);
+        // Counted once written (see `Body::write_chunk`).
         let limits = &spool.limits;
-        if limits.max_bytes > 0 && spool.used() > limits.max_bytes {
+        if limits.max_bytes > 0 && spool.used() + n as u64 > limits.max_bytes {
             break Ended::Full(format!(
                 "the gateway's spool is full ({} bytes): try again later",
                 limits.max_bytes

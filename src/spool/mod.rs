@@ -259,6 +259,21 @@ impl Spool {
     }
 
     /// Deletes delivered or abandoned bodies (in `ready/` or `tmp/`). Blocking.
+    /// Deletes a body that will not be committed, and the record of the partial it
+    /// continued if that still names it (blocking).
+    pub(crate) fn forget_body(&self, id: &str, continues: Option<(String, crate::vfs::VPath)>) {
+        if let Some((pipe, path)) = continues {
+            let dropped = self.store.write(|w| match w.partial(&pipe, &path)? {
+                Some(p) if p.body == id => w.take_partial(&pipe, &path).map(|_| ()),
+                _ => Ok(()),
+            });
+            if let Err(e) = dropped {
+                log::warn!("forgetting the partial of {path}: {e}");
+            }
+        }
+        self.remove_bodies(&[id.to_string()]);
+    }
+
     pub fn remove_bodies(&self, ids: &[String]) {
         for id in ids {
             for path in [self.ready_path(id), self.tmp_path(id)] {
