@@ -334,7 +334,7 @@ fn sigterm_lets_a_running_upload_finish() {
 fn refusals_leak_no_quota_and_a_failed_resume_takes_its_partial_with_it() {
     let g = Gate::provisioned();
     g.hold_deliveries();
-    let d = g.serve(&["--spool-max-bytes", "1M"]);
+    let d = g.serve(&["--spool-max-bytes", "1M", "--partial-max-bytes", "1M"]);
     let mut c = Raw::login(d.ftp());
     assert_eq!(c.stor("first.bin", &data(600_000, 1)).code, 226);
     // Uploads refused half-way for the quota: the chunk that did not fit is not counted.
@@ -374,4 +374,60 @@ fn refusals_leak_no_quota_and_a_failed_resume_takes_its_partial_with_it() {
     );
     assert_eq!(spool_bytes(&g), 600_000);
     assert_eq!(c.stor("cam.bin", &data(300_000, 6)).code, 226);
+}
+
+/// Sends `len` bytes of an upload to `name`, then breaks the data connection (RST).
+fn break_upload(c: &mut Raw, name: &str, len: usize) {
+    let mut dconn = c.epsv();
+    assert_eq!(c.cmd(&format!("STOR {name}")).code, 150);
+    dconn.write_all(&data(len, 7)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    socket2::SockRef::from(&dconn)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    drop(dconn);
+    assert_eq!(c.read().code, 426);
+}
+
+#[test]
+fn a_flaky_device_cannot_fill_the_spool_with_broken_uploads() {
+    let g = Gate::provisioned();
+    g.run_stdin(
+        &["sender", "add", "cam2", "--password-stdin"],
+        "cam2-secret",
+    )
+    .ok();
+    g.run(&["sender", "grant", "cam2", "line1"]).ok();
+    g.hold_deliveries();
+    // 2 MiB for the spool, 1 MiB of it for partials, 256 KiB for one sender's.
+    let d = g.serve(&["--spool-max-bytes", "2M", "--partial-max-bytes", "1M"]);
+    let mut flaky = Raw::login(d.ftp());
+    for i in 0..8 {
+        break_upload(&mut flaky, &format!("clip{i}.mp4"), 200_000);
+    }
+    // Only its newest broken upload is still kept (two would be over its 256 KiB).
+    assert_eq!(flaky.cmd("SIZE clip7.mp4").text, "213 200000");
+    assert_eq!(flaky.cmd("SIZE clip0.mp4").code, 550);
+    assert_eq!(
+        g.status()["spool_bytes"].as_u64().unwrap(),
+        200_000,
+        "the older ones are gone from the spool"
+    );
+    // Another device uploads what fits beside it; when it needs the room, the partial
+    // makes way for a complete upload.
+    let mut other = Raw::connect(d.ftp());
+    assert_eq!(other.cmd("USER cam2").code, 331);
+    assert_eq!(other.cmd("PASS cam2-secret").code, 230);
+    assert_eq!(other.stor("a.bin", &data(1_700_000, 1)).code, 226);
+    let r = other.stor("b.bin", &data(300_000, 2));
+    assert_eq!(r.code, 226, "{}", r.text);
+    assert_eq!(
+        flaky.cmd("SIZE clip7.mp4").code,
+        550,
+        "expired to make room"
+    );
+    // Full of work waiting for delivery: the refusal says so.
+    let r = other.stor("c.bin", &data(300_000, 3));
+    assert_eq!(r.code, 452);
+    assert!(r.text.contains("waiting for delivery"), "{}", r.text);
 }

@@ -45,6 +45,9 @@ pub struct ServeArgs {
     /// most bytes the spool may hold, e.g. 20G (default: no limit but --spool-min-free)
     #[argh(option, from_str_fn(bytes), default = "0")]
     spool_max_bytes: u64,
+    /// most bytes of broken uploads kept for resumption, one sender a quarter of it (default: a quarter of --spool-max-bytes, or 4G)
+    #[argh(option, from_str_fn(bytes), default = "0")]
+    partial_max_bytes: u64,
     /// free space to keep on the spool's filesystem, e.g. 512M (default 64M)
     #[argh(option, from_str_fn(bytes), default = "64 << 20")]
     spool_min_free: u64,
@@ -131,6 +134,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
     let limits = Limits {
         max_bytes: a.spool_max_bytes,
         min_free: a.spool_min_free,
+        partial_max_bytes: a.partial_max_bytes,
         ..Limits::default()
     };
     crate::daemon::run(

@@ -101,44 +101,41 @@ impl Body {
         smol::unblock(move || spool.forget_body(&id, continues)).await;
     }
 
-    /// Keeps a broken upload as a resumable partial: fsync, then record it.
-    pub async fn keep_partial(self, pipe: &str, path: &VPath) -> Result<u64, Error> {
+    /// Keeps a broken upload as a resumable partial: fsync, then record it (within the
+    /// bounds for partials, see [`super::partials`]). Returns the bytes kept: 0 when
+    /// there were none, or when this one alone is over the bound (it is dropped).
+    pub async fn keep_partial(self, pipe: &str, path: &VPath, sender: &str) -> Result<u64, Error> {
         if self.size == 0 {
             self.discard().await;
             return Ok(0);
         }
-        let (pipe, path) = (pipe.to_string(), path.clone());
-        let spool = self.spool.clone();
-        let ttl = spool.limits.partial_ttl.as_secs();
+        let (pipe, path, sender) = (pipe.to_string(), path.clone(), sender.to_string());
+        let ttl = self.spool.limits.partial_ttl.as_secs();
         let (mut body, result) = smol::unblock(move || {
-            let r = (|| -> Result<Option<String>, Error> {
+            let r = (|| -> Result<bool, Error> {
                 self.sync()?;
                 let p = Partial {
                     body: self.id.clone(),
                     size: self.size,
                     expires: now_secs() + ttl,
+                    sender,
                 };
-                Ok(self
-                    .spool
-                    .store
-                    .write(|w| w.put_partial(&pipe, &path, &p))?)
+                self.spool.record_partial(&pipe, &path, &p)
             })();
             (self, r)
         })
         .await;
-        body.settle();
-        let size = body.size;
         match result {
-            Ok(old) => {
-                if let Some(old) = old {
-                    smol::unblock(move || spool.remove_bodies(&[old])).await;
-                }
-                Ok(size)
+            Ok(true) => {
+                body.settle();
+                Ok(body.size)
             }
-            Err(e) => {
-                body.settled = false; // dropping it removes the file
-                Err(e)
+            Ok(false) => {
+                body.discard().await;
+                Ok(0)
             }
+            // Dropping it removes the file.
+            Err(e) => Err(e),
         }
     }
 }
@@ -177,6 +174,7 @@ impl Spool {
     pub async fn start(self: &Arc<Self>) -> Result<Body, Error> {
         let spool = self.clone();
         smol::unblock(move || {
+            spool.make_room(0)?;
             spool.check_room(0)?;
             spool_start_blocking(&spool)
         })
@@ -195,6 +193,7 @@ impl Spool {
         let spool = self.clone();
         let (pipe, path) = (pipe.to_string(), path.clone());
         smol::unblock(move || {
+            spool.make_room(0)?;
             spool.check_room(0)?;
             let r = spool.store.read()?;
             if let Some(p) = r.partial(&pipe, &path)? {
@@ -254,6 +253,7 @@ impl Spool {
                     have: e.size,
                 });
             }
+            spool.make_room(want)?;
             spool.check_room(want)?;
             let mut body = spool_start_blocking(&spool)?;
             let from = spool.body_path(&src).ok_or_else(|| {
@@ -370,13 +370,17 @@ pub async fn receive<R: AsyncRead + Unpin>(
             Got::TimedOut => break Ended::TimedOut,
             Got::Aborted => break Ended::Aborted,
         };
-        // Counted once written (see `Body::write_chunk`).
+        // Counted once written (see `Body::write_chunk`). Over the quota, the oldest
+        // partials make room first.
         let limits = &spool.limits;
         if limits.max_bytes > 0 && spool.used() + n as u64 > limits.max_bytes {
-            break Ended::Full(format!(
-                "the gateway's spool is full ({} bytes): try again later",
-                limits.max_bytes
-            ));
+            let s = spool.clone();
+            if let Err(e) = smol::unblock(move || s.make_room(n as u64)).await {
+                break Ended::Full(match e {
+                    Error::Full(why) => why,
+                    other => other.to_string(),
+                });
+            }
         }
         until_statvfs = until_statvfs.saturating_sub(n as u64);
         if until_statvfs == 0 {

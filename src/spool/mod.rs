@@ -18,6 +18,7 @@
 
 mod body;
 mod commit;
+pub mod partials;
 mod recover;
 pub mod reserve;
 
@@ -73,6 +74,9 @@ pub struct Limits {
     pub min_free: u64,
     /// How long a broken upload can be resumed.
     pub partial_ttl: Duration,
+    /// Most bytes of broken uploads kept for resumption; 0: a quarter of `max_bytes`, or
+    /// 4 GiB without one (see [`partials`]).
+    pub partial_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -81,6 +85,7 @@ impl Default for Limits {
             max_bytes: 0,
             min_free: 64 << 20,
             partial_ttl: Duration::from_secs(24 * 3600),
+            partial_max_bytes: 0,
         }
     }
 }
@@ -316,28 +321,6 @@ impl Spool {
         [self.ready_path(id), self.tmp_path(id)]
             .into_iter()
             .find(|p| p.exists())
-    }
-
-    /// Deletes expired partials. Blocking; the daemon runs it now and then.
-    pub fn expire_partials(&self) -> Result<usize, Error> {
-        let now = store::now_secs();
-        let expired: Vec<_> = self
-            .store
-            .read()?
-            .partials()?
-            .into_iter()
-            .filter(|(_, _, p)| p.expires <= now)
-            .collect();
-        for (pipe, path, p) in &expired {
-            if self.claim(&p.body).is_err() {
-                continue; // being resumed right now
-            }
-            let path = crate::vfs::VPath::from_normalised(path);
-            self.store.write(|w| w.take_partial(pipe, &path))?;
-            self.remove_bodies(std::slice::from_ref(&p.body));
-            self.release(&p.body);
-        }
-        Ok(expired.len())
     }
 }
 

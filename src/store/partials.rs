@@ -17,6 +17,9 @@ pub struct Partial {
     pub size: u64,
     /// Seconds since the epoch after which it is deleted.
     pub expires: u64,
+    /// Who uploaded it (partials have a bound per Sender); empty in records from before.
+    #[serde(default)]
+    pub sender: String,
 }
 
 pub(super) fn get(v: &impl View, pipe: &str, path: &VPath) -> Result<Option<Partial>> {

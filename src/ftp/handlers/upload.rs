@@ -12,6 +12,7 @@ use smol::io::AsyncWriteExt;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use crate::auth::Login;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
 use crate::names::Overwrite;
@@ -99,7 +100,7 @@ impl Session {
         let data = match self.open_data().await {
             Ok(d) => d,
             Err(r) => {
-                drop_or_keep(body, &login.pipe.id, &path, start_size).await;
+                drop_or_keep(body, &login, &path, start_size).await;
                 return Ok(r);
             }
         };
@@ -112,7 +113,7 @@ impl Session {
         let mut data = match self.protect(data).await {
             Ok(d) => d,
             Err(r) => {
-                drop_or_keep(body, &login.pipe.id, &path, start_size).await;
+                drop_or_keep(body, &login, &path, start_size).await;
                 return Ok(r);
             }
         };
@@ -204,7 +205,10 @@ impl Session {
                     _ => unreachable!(),
                 };
                 log_line(&format!("broken ({why})"), &path);
-                let kept = body.keep_partial(&login.pipe.id, &path).await.unwrap_or(0);
+                let kept = body
+                    .keep_partial(&login.pipe.id, &path, &login.sender.name)
+                    .await
+                    .unwrap_or(0);
                 let text = format!(
                     "Transfer aborted ({why}); {kept} bytes kept: resume with REST {kept} and STOR, or APPE."
                 );
@@ -221,9 +225,11 @@ impl Session {
 }
 
 /// A transfer that never started: a continued partial stays as it was; a new body goes.
-async fn drop_or_keep(body: crate::spool::Body, pipe: &str, path: &VPath, size: u64) {
+async fn drop_or_keep(body: crate::spool::Body, login: &Login, path: &VPath, size: u64) {
     if size > 0 {
-        let _ = body.keep_partial(pipe, path).await;
+        let _ = body
+            .keep_partial(&login.pipe.id, path, &login.sender.name)
+            .await;
     } else {
         body.discard().await;
     }
