@@ -99,6 +99,12 @@ impl Gate {
         Some(Gate { dir, state })
     }
 
+    /// A gateway whose state directory is `state`, a file system the caller mounted
+    /// inside `dir` (unmounted when the gateway is dropped).
+    pub fn mounted(dir: tempfile::TempDir, state: PathBuf) -> Gate {
+        Gate { dir, state }
+    }
+
     pub fn state(&self) -> &Path {
         &self.state
     }
