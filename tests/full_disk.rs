@@ -36,20 +36,7 @@ fn fill(dir: &std::path::Path) -> std::path::PathBuf {
 fn small_gateway(mib: u32) -> Option<(Gate, std::path::PathBuf)> {
     let g = Gate::on_small_disk(mib)?;
     let out = g.dir.path().join("delivered");
-    std::fs::create_dir(&out).unwrap();
-    g.run(&[
-        "pipe",
-        "add",
-        "Line 1",
-        "--dest",
-        &format!("file://{}", out.display()),
-        "--id",
-        "line1",
-    ])
-    .ok();
-    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], PW)
-        .ok();
-    g.run(&["sender", "grant", "cam1", "line1"]).ok();
+    g.provision(&out);
     Some((g, out))
 }
 

@@ -27,15 +27,18 @@ fn trickle(c: &Raw, bytes: &'static [u8], every: Duration) -> std::thread::JoinH
     })
 }
 
-/// Reads replies until a `421`, returning it and when it came.
-fn until_421(c: &mut Raw) -> (Reply, Duration) {
+/// Reads replies until a `421`, which must come within 5 s and say `why`.
+fn closed_with(c: &mut Raw, why: &str) {
     let t0 = Instant::now();
-    loop {
+    let r = loop {
         let r = c.read();
         if r.code == 421 {
-            return (r, t0.elapsed());
+            break r;
         }
-    }
+    };
+    assert!(r.text.contains(why), "{}", r.text);
+    let after = t0.elapsed();
+    assert!(after < Duration::from_secs(5), "closed after {after:?}");
 }
 
 #[test]
@@ -45,23 +48,11 @@ fn login_is_due_from_the_connection_start_whatever_trickles_in() {
     // One byte every 200 ms, never a line end.
     let mut c = Raw::connect(d.ftp());
     let _t = trickle(&c, b"USER cam1 and so on", Duration::from_millis(200));
-    let (r, after) = until_421(&mut c);
-    assert!(
-        r.text.contains("Not logged in within 2 seconds"),
-        "{}",
-        r.text
-    );
-    assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    closed_with(&mut c, "Not logged in within 2 seconds");
     // Complete commands that are not a login do not buy time either.
     let mut c = Raw::connect(d.ftp());
     let _t = trickle(&c, b"NOOP\r\n", Duration::from_millis(50));
-    let (r, after) = until_421(&mut c);
-    assert!(
-        r.text.contains("Not logged in within 2 seconds"),
-        "{}",
-        r.text
-    );
-    assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    closed_with(&mut c, "Not logged in within 2 seconds");
 }
 
 #[test]
@@ -69,14 +60,9 @@ fn a_started_line_must_end_in_time_and_only_whole_commands_keep_a_session() {
     let g = Gate::provisioned();
     let d = g.serve(&["--login-timeout", "2", "--idle-timeout", "3"]);
     let mut c = Raw::login(d.ftp());
+    // A partial line is no activity.
     let _t = trickle(&c, b"NOOP NOOP NOOP", Duration::from_millis(200));
-    let (r, after) = until_421(&mut c);
-    assert!(
-        r.text.contains("must end within 2 seconds"),
-        "a partial line is no activity: {}",
-        r.text
-    );
-    assert!(after < Duration::from_secs(5), "closed after {after:?}");
+    closed_with(&mut c, "must end within 2 seconds");
     // A real command every second keeps a session beyond the idle timeout.
     let mut c = Raw::login(d.ftp());
     for _ in 0..5 {

@@ -99,7 +99,7 @@ fn every_upload_acknowledged_before_a_power_cut_is_delivered_intact() {
     let backing = dir.path().join("disk");
     let state = dir.path().join("state");
     let out = dir.path().join("delivered");
-    for d in [&backing, &state, &out] {
+    for d in [&backing, &state] {
         std::fs::create_dir(d).unwrap();
     }
     let mut fs = match power_on(&backing, &state) {
@@ -110,19 +110,7 @@ fn every_upload_acknowledged_before_a_power_cut_is_delivered_intact() {
         }
     };
     let g = Gate::mounted(dir, state.clone());
-    g.run(&[
-        "pipe",
-        "add",
-        "Line 1",
-        "--dest",
-        &format!("file://{}", out.display()),
-        "--id",
-        "line1",
-    ])
-    .ok();
-    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], PW)
-        .ok();
-    g.run(&["sender", "grant", "cam1", "line1"]).ok();
+    g.provision(&out);
 
     let acked: Arc<Mutex<Vec<String>>> = Arc::default();
     for round in 0..2 {

@@ -270,8 +270,15 @@ impl Gate {
     /// A Pipe `line1` into a directory, and Sender `cam1` (password [`PW`]) granted it.
     pub fn provisioned() -> Gate {
         let g = Gate::new();
-        let out = g.state().join("delivered");
-        std::fs::create_dir_all(&out).unwrap();
+        g.provision(&g.state().join("delivered"));
+        g
+    }
+
+    /// Creates `out` and a Pipe `line1` into it, and Sender `cam1` (password [`PW`])
+    /// granted it.
+    pub fn provision(&self, out: &Path) {
+        std::fs::create_dir_all(out).unwrap();
+        let g = self;
         g.run(&[
             "pipe",
             "add",
@@ -285,7 +292,6 @@ impl Gate {
         g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], PW)
             .ok();
         g.run(&["sender", "grant", "cam1", "line1"]).ok();
-        g
     }
 }
 
