@@ -55,6 +55,9 @@ async def device(n):
             if code != 230:
                 raise RuntimeError(text)
             await cmd(r, w, "TYPE I")
+            if i == 0:  # its folder (the reply says whether it existed)
+                await cmd(r, w, "MKD soak")
+                await cmd(r, w, f"MKD soak/d{n}")
             code, text = await cmd(r, w, "EPSV")
             dport = int(text.split("|")[3])
             dr, dw = await asyncio.open_connection(host, dport)
@@ -113,7 +116,7 @@ async def abuser(n):
 async def progress():
     start = time.monotonic()
     while time.monotonic() < deadline:
-        await asyncio.sleep(60)
+        await asyncio.sleep(max(0.0, min(60, deadline - time.monotonic())))
         print(f"  {time.monotonic() - start:5.0f}s {stats}", flush=True)
 
 
