@@ -180,3 +180,24 @@ fn parallel_guesses_cannot_outrun_the_ban_threshold() {
     let mut c = Raw::login(addr);
     assert_eq!(c.stor("ok.bin", b"fine").code, 226);
 }
+
+#[test]
+fn a_session_is_not_idle_while_it_uploads() {
+    // A transfer longer than the idle timeout is activity: the next command is served.
+    let g = Gate::provisioned();
+    let d = g.serve(&["--idle-timeout", "2"]);
+    let mut c = Raw::login(d.ftp());
+    let mut dconn = c.epsv();
+    assert_eq!(c.cmd("STOR slow.bin").code, 150);
+    for _ in 0..6 {
+        dconn.write_all(&[7u8; 1000]).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    drop(dconn);
+    assert_eq!(c.read().code, 226);
+    assert_eq!(
+        c.cmd("NOOP").code,
+        200,
+        "not closed as idle after a long upload"
+    );
+}

@@ -152,6 +152,9 @@ impl Session {
                 if !matches!(flow, Ok(Flow::Continue)) {
                     break;
                 }
+                // Idle from the end of the last command: an upload that took an hour
+                // was no idleness.
+                self.last_line = Instant::now();
             }
         }
         let _ = self.ctl.close().await;
@@ -179,6 +182,11 @@ impl Session {
                 self.last_line = now;
                 self.line_started = self.framer.mid_line().then_some(now);
                 return Ok(Some(f));
+            }
+            // A line may have begun while a transfer ran (the control connection was read
+            // then too): its deadline counts from now at the latest.
+            if self.framer.mid_line() && self.line_started.is_none() {
+                self.line_started = Some(Instant::now());
             }
             let (which, at) = self.deadline();
             let shutdown = self.srv.shutdown.clone();
