@@ -36,7 +36,7 @@ pub struct ServeArgs {
     /// most logged-in sessions at once (default 256)
     #[argh(option, default = "256")]
     max_sessions: usize,
-    /// most connections waiting to log in at once, an eighth of them from one address (default 64)
+    /// most connections waiting to log in at once, half of them from one address (default 64)
     #[argh(option, default = "64")]
     max_unauthenticated: usize,
     /// most sessions from one address (default 32)

@@ -4,8 +4,10 @@
 //! connections that never log in cannot lock out the devices that do:
 //!
 //! * at most `max_sessions` sessions may be logged in;
-//! * at most `max_unauthenticated` connections may be waiting to log in, an eighth of them
-//!   (at least one) from one address. When they are all taken, a newcomer from an address
+//! * at most `max_unauthenticated` connections may be waiting to log in, half of them (at
+//!   least one) from one address: the channels of an NVR may all connect in the same
+//!   second, while one address alone can never fill the room. When it is full, a
+//!   newcomer from an address
 //!   that holds fewer of them than the busiest address takes the place of that address's
 //!   oldest waiting connection, which is closed: a few addresses that open connections
 //!   and never log in cannot keep a device from another address out;
@@ -31,7 +33,7 @@ pub struct Caps {
 impl Caps {
     /// Most connections one address may have waiting to log in.
     pub fn max_unauthenticated_per_ip(&self) -> usize {
-        (self.max_unauthenticated / 8).clamp(1, self.max_per_ip.max(1))
+        (self.max_unauthenticated / 2).clamp(1, self.max_per_ip.max(1))
     }
 }
 
@@ -219,29 +221,31 @@ mod tests {
         Limits::new(Caps {
             max_sessions: 4,
             max_unauthenticated: 16,
-            max_per_ip: 8,
+            max_per_ip: 32,
         })
     }
 
     #[test]
     fn a_few_addresses_that_never_log_in_cannot_keep_a_device_out() {
         let mut l = limits();
-        // One address may hold two waiting connections (16 / 8).
+        // One address may hold eight waiting connections (16 / 2), not nine.
         let first = l.admit(ip(1), 100).unwrap();
         assert_eq!(first.1, None);
-        l.admit(ip(1), 101).unwrap();
+        for _ in 1..8 {
+            l.admit(ip(1), 101).unwrap();
+        }
         let r = l.admit(ip(1), 102).unwrap_err();
         assert!(
             r.lines[0].contains("from your address are waiting"),
             "{r:?}"
         );
-        // Eight addresses fill the waiting room...
-        for a in 2..=8 {
+        // Four more addresses fill the waiting room...
+        for a in 2..=5 {
             l.admit(ip(a), 0).unwrap();
             l.admit(ip(a), 0).unwrap();
         }
         assert_eq!(l.counts(), (0, 16));
-        // ...a device from a ninth takes the place of the oldest of the busiest address,
+        // ...a device from another takes the place of the oldest of the busiest address,
         let (device, evicted) = l.admit(ip(20), 7).unwrap();
         assert_eq!(evicted, Some(100));
         assert_eq!(

@@ -36,7 +36,7 @@ pub struct Config {
     pub data_timeout: Duration,
     /// Most logged-in sessions.
     pub max_sessions: usize,
-    /// Most connections waiting to log in (an eighth of them from one address).
+    /// Most connections waiting to log in (half of them from one address).
     pub max_unauthenticated: usize,
     pub max_sessions_per_ip: usize,
     /// Delay before answering a failed `PASS`.
