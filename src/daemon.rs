@@ -151,7 +151,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     }
     if let Ok(false) | Err(_) = spool.restore_reserve() {
         log::warn!(
-            "the spool's disk has no room for its {} MiB reserve: uploads are refused until there is",
+            "the spool's disk has no room for its {} MiB reserve: running without one until there is (a full disk may then keep deliveries from being recorded)",
             crate::spool::reserve::Reserve::BYTES >> 20
         );
     }

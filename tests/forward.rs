@@ -444,8 +444,17 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
     g.wait_delivered(120);
     // The daemon is killed in the middle of another: the next one must clean up after it.
     assert_eq!(c.stor("crash.bin", &body).code, 226);
+    // Killed once the upload is open at S3 and written down (an upload opened in the
+    // instant before it is written down is the lifecycle rule's, see the README).
+    let journal = g.state().join("multipart/cloud");
+    let written_down = || {
+        std::fs::read_dir(&journal).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.path().extension().is_none() && !e.file_name().is_empty())
+        })
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
-    while open_uploads(dir.path()) == 0 {
+    while open_uploads(dir.path()) == 0 || !written_down() {
         assert!(Instant::now() < deadline, "no multipart upload started");
         std::thread::sleep(Duration::from_millis(5));
     }

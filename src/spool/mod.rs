@@ -219,7 +219,7 @@ impl Spool {
                 "the gateway's disk is almost full ({free} bytes free): try again later"
             )));
         }
-        if !self.reserve.is_held() {
+        if self.reserve.given_away() {
             return Err(Error::Full(format!(
                 "{DISK_FULL} (its last reserve went to recording deliveries)"
             )));

@@ -20,6 +20,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct Reserve {
     path: PathBuf,
     held: AtomicBool,
+    /// Given to the database on a full disk and not yet taken back: uploads wait.
+    given: AtomicBool,
 }
 
 impl Reserve {
@@ -31,6 +33,7 @@ impl Reserve {
         Reserve {
             path,
             held: AtomicBool::new(held),
+            given: AtomicBool::new(false),
         }
     }
 
@@ -38,11 +41,18 @@ impl Reserve {
         self.held.load(Ordering::Relaxed)
     }
 
+    /// Whether the reserve went to the database and is not back yet. (A reserve that
+    /// never fitted, on a small disk, refuses nothing: the gateway runs without it.)
+    pub fn given_away(&self) -> bool {
+        self.given.load(Ordering::Relaxed)
+    }
+
     /// Gives the space back to the filesystem (blocking); true if it was held.
     pub fn release(&self) -> bool {
         if !self.held.swap(false, Ordering::Relaxed) {
             return false;
         }
+        self.given.store(true, Ordering::Relaxed);
         match fs::remove_file(&self.path) {
             Ok(()) => {
                 log::warn!(
@@ -82,8 +92,9 @@ impl Reserve {
             let _ = fs::remove_file(&tmp);
             return Err(e);
         }
-        if !self.held.swap(true, Ordering::Relaxed) {
-            log::info!("the spool's disk has room again: reserve restored");
+        self.held.store(true, Ordering::Relaxed);
+        if self.given.swap(false, Ordering::Relaxed) {
+            log::info!("the spool's disk has room again: reserve restored, uploads accepted");
         }
         Ok(true)
     }
@@ -140,9 +151,17 @@ mod tests {
             Reserve::new(dir.path().join("reserve")).is_held(),
             "found at start"
         );
+        assert!(!r.given_away());
         assert!(r.release());
+        assert!(r.given_away(), "uploads wait until it is back");
         assert!(!r.release(), "only once");
         assert!(!dir.path().join("reserve").exists());
+        assert!(r.restore(3 * Reserve::BYTES, 0).unwrap());
+        assert!(!r.given_away());
+        // A disk too small for it: the gateway runs without one, refusing nothing.
+        let small = Reserve::new(dir.path().join("other"));
+        assert!(!small.restore(Reserve::BYTES, 0).unwrap());
+        assert!(!small.given_away());
     }
 
     #[test]
