@@ -25,7 +25,6 @@ pub mod s3;
 pub mod sink;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -91,13 +90,7 @@ pub struct Forwarder {
     sinks: Mutex<HashMap<String, CachedSink>>,
     /// Open multipart uploads per Pipe; outlives the Pipe's sinks.
     journals: Mutex<HashMap<String, Arc<journal::Journal>>>,
-    /// While devices upload, no delivery starts before this time (ms; see `pace`).
-    pace_until_ms: AtomicU64,
 }
-
-/// While devices upload, each delivery is followed by a pause this many times as long as
-/// it took, so the drain takes at most a 1/(1 + DRAIN_PAUSE) share of the gateway's time.
-const DRAIN_PAUSE: u32 = 3;
 
 /// How often uploads left open at a destination are aborted (see [`journal`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
@@ -156,7 +149,6 @@ impl Forwarder {
             wake_rx,
             sinks: Mutex::default(),
             journals: Mutex::default(),
-            pace_until_ms: AtomicU64::new(0),
         })
     }
 
@@ -249,15 +241,11 @@ impl Forwarder {
     fn slots(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
         let offline = self.offline_until(&pipe.id);
         let busy = running.of(&pipe.id);
-        // Uploads come first: while devices are uploading, the backlog drains one
-        // delivery at a time, paced (see `pace`), so the CPU and the disk are theirs
+        // Uploads come first: while devices are uploading, the backlog drains with a
+        // quarter of the connections (at least one), so the disk and the CPU are theirs
         // before the destination's; it never stops draining.
         let parallel = if self.spool.ingesting(now, INGEST_WINDOW_MS) {
-            if now < self.pace_until_ms.load(Ordering::Relaxed) {
-                0
-            } else {
-                1
-            }
+            pipe.parallel().div_ceil(4)
         } else {
             pipe.parallel()
         };
@@ -324,10 +312,7 @@ impl Forwarder {
                         let (me, done) = (self.clone(), done_tx.clone());
                         smol::spawn(async move {
                             let job = op.clone();
-                            let started = Instant::now();
-                            let m = me.clone();
-                            let result = smol::unblock(move || m.execute(&pipe, &job)).await;
-                            me.pace(started.elapsed());
+                            let result = smol::unblock(move || me.execute(&pipe, &job)).await;
                             let _ = done.send((op, result)).await;
                         })
                         .detach();
@@ -525,25 +510,10 @@ impl Forwarder {
                 (a, b) => a.or(b),
             };
         }
-        // Paced while devices upload: nothing starts before the pause is over.
-        let paced = self.pace_until_ms.load(Ordering::Relaxed);
-        if self.spool.ingesting(now, INGEST_WINDOW_MS) && paced > now {
-            earliest = earliest.map(|at| at.max(paced));
-        }
         let max = Duration::from_secs(1);
         Ok(earliest.map_or(max, |at| {
             Duration::from_millis(at.saturating_sub(now)).min(max)
         }))
-    }
-
-    /// While devices upload, the next delivery waits DRAIN_PAUSE times as long as the one
-    /// that just ended took.
-    fn pace(&self, took: Duration) {
-        let now = now_ms();
-        if self.spool.ingesting(now, INGEST_WINDOW_MS) {
-            let until = now + (took * DRAIN_PAUSE).as_millis() as u64;
-            self.pace_until_ms.fetch_max(until, Ordering::Relaxed);
-        }
     }
 
     /// The blocking part: one call to the sink.
