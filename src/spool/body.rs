@@ -2,8 +2,8 @@
 //! write of the previous chunk), MD5 computed on the way, quotas checked as bytes arrive.
 //! Memory per transfer is two buffers whatever the file size.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ impl Body {
     /// Appends `chunk`; the spool counts its bytes once they are written (a chunk that
     /// fails is cut off again, so the file holds exactly what was counted).
     fn write_chunk(&mut self, chunk: &[u8]) -> io::Result<()> {
-        if let Err(e) = self.file.write_all(chunk) {
+        if let Err(e) = self.spool.disk.write(&mut self.file, chunk) {
             let _ = self.file.set_len(self.size);
             let _ = self.file.seek(SeekFrom::Start(self.size));
             return Err(e);
@@ -85,7 +85,7 @@ impl Body {
 
     /// fsyncs the body (blocking).
     pub(super) fn sync(&self) -> io::Result<()> {
-        self.file.sync_all()
+        self.spool.disk.sync(&self.file)
     }
 
     pub(super) fn settle(&mut self) {
@@ -134,12 +134,17 @@ impl Body {
                 body.discard().await;
                 Ok(0)
             }
-            // Dropping it removes the file.
-            Err(e) => Err(e),
+            Err(e) => {
+                body.discard().await;
+                Err(e)
+            }
         }
     }
 }
 
+/// The last resort, for a body dropped on an error path: deletes it right here, blocking.
+/// The session's paths end every body with [`Body::discard`], [`Body::keep_partial`] or
+/// [`Spool::commit`] instead, off the executor.
 impl Drop for Body {
     fn drop(&mut self) {
         if !self.settled {
@@ -153,6 +158,19 @@ impl Drop for Body {
 fn rehash(file: &mut File, len: u64) -> io::Result<Md5> {
     let mut md5 = Md5::new();
     file.seek(SeekFrom::Start(0))?;
+    read_exactly(file, len, |chunk| {
+        md5.update(chunk);
+        Ok(())
+    })?;
+    Ok(md5)
+}
+
+/// Reads the next `len` bytes of `file`, handing them to `each` a buffer at a time.
+fn read_exactly(
+    file: &mut File,
+    len: u64,
+    mut each: impl FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<()> {
     let mut buf = vec![0u8; BUF_SIZE];
     let mut left = len;
     while left > 0 {
@@ -163,10 +181,10 @@ fn rehash(file: &mut File, len: u64) -> io::Result<Md5> {
                 "spool body shorter than recorded",
             ));
         }
-        md5.update(&buf[..n]);
+        each(&buf[..n])?;
         left -= n as u64;
     }
-    Ok(md5)
+    Ok(())
 }
 
 impl Spool {
@@ -206,10 +224,7 @@ impl Spool {
                 }
                 spool.claim(&p.body)?;
                 let opened = (|| -> io::Result<(File, Md5)> {
-                    let mut file = OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(spool.tmp_path(&p.body))?;
+                    let mut file = spool.disk.open(&spool.tmp_path(&p.body))?;
                     file.set_len(offset)?;
                     let md5 = rehash(&mut file, offset)?;
                     Ok((file, md5))
@@ -262,11 +277,10 @@ impl Spool {
                     format!("spool body {src} is missing"),
                 )
             })?;
-            let mut from = File::open(from)?;
-            io::copy(&mut (&mut from).take(want), &mut body.file)?;
-            body.md5 = rehash(&mut body.file, want)?;
-            body.size = want;
-            spool.add_used(want);
+            // Written like received bytes: counted as they land, cut back on an error.
+            read_exactly(&mut File::open(from)?, want, |chunk| {
+                body.write_chunk(chunk)
+            })?;
             Ok(body)
         })
         .await
@@ -275,11 +289,7 @@ impl Spool {
 
 fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
     let id = new_id();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(spool.tmp_path(&id))?;
+    let file = spool.disk.create(&spool.tmp_path(&id))?;
     spool.claim(&id)?;
     Ok(Body {
         spool: spool.clone(),

@@ -7,12 +7,12 @@
 //! commits instead of 32. A crash after the commit and before a rename leaves a body in
 //! `tmp/` that the outbox names: start-up recovery finishes the rename.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 
-use super::{Body, Error, Spool, fsync_dir};
+use super::{Body, Disk, Error, Spool};
 use crate::names::Overwrite;
 use crate::store::Store;
 use crate::store::catalog::{Published, Upload};
@@ -31,10 +31,10 @@ pub struct Publish {
     pub mtime: u64,
 }
 
-struct Job {
-    publish: Publish,
-    upload: Upload,
-    reply: Sender<Result<Published, Error>>,
+pub(super) struct Job {
+    pub(super) publish: Publish,
+    pub(super) upload: Upload,
+    pub(super) reply: Sender<Result<Published, Error>>,
 }
 
 pub(super) struct Committer {
@@ -42,17 +42,22 @@ pub(super) struct Committer {
 }
 
 impl Committer {
-    pub(super) fn start(tmp: PathBuf, ready: PathBuf, store: Arc<Store>) -> Committer {
+    pub(super) fn start(
+        disk: Arc<dyn Disk>,
+        tmp: PathBuf,
+        ready: PathBuf,
+        store: Arc<Store>,
+    ) -> Committer {
         let (jobs, rx) = unbounded();
         std::thread::Builder::new()
             .name("ftpgate-commit".into())
-            .spawn(move || run(rx, tmp, ready, store))
+            .spawn(move || run(rx, &*disk, &tmp, &ready, &store))
             .expect("spawning the commit thread");
         Committer { jobs }
     }
 }
 
-fn run(rx: Receiver<Job>, tmp: PathBuf, ready: PathBuf, store: Arc<Store>) {
+fn run(rx: Receiver<Job>, disk: &dyn Disk, tmp: &Path, ready: &Path, store: &Store) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -61,12 +66,18 @@ fn run(rx: Receiver<Job>, tmp: PathBuf, ready: PathBuf, store: Arc<Store>) {
                 Err(_) => break,
             }
         }
-        commit_batch(batch, &tmp, &ready, &store);
+        commit_batch(batch, disk, tmp, ready, store);
     }
 }
 
-fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path, store: &Store) {
-    if let Err(e) = fsync_dir(tmp) {
+pub(super) fn commit_batch(
+    batch: Vec<Job>,
+    disk: &dyn Disk,
+    tmp: &Path,
+    ready: &Path,
+    store: &Store,
+) {
+    if let Err(e) = disk.sync_dir(tmp) {
         for j in batch {
             let _ = j.reply.try_send(Err(Error::Disk(std::io::Error::new(
                 e.kind(),
@@ -105,7 +116,7 @@ fn commit_batch(batch: Vec<Job>, tmp: &std::path::Path, ready: &std::path::Path,
                     // Recorded: from here on the body is the outbox's. If this rename
                     // is lost, recovery redoes it.
                     let id = &j.upload.body;
-                    if let Err(e) = std::fs::rename(tmp.join(id), ready.join(id)) {
+                    if let Err(e) = disk.rename(&tmp.join(id), &ready.join(id)) {
                         log::warn!(
                             "spool: moving body {id} into ready/: {e} (it is delivered from tmp/)"
                         );

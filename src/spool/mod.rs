@@ -1,36 +1,51 @@
 //! The spool (DESIGN §3–§5): upload bodies on disk, one file per upload, named by a random
 //! id and never by the client's name.
 //!
-//! * A body is written into `spool/tmp/ID` with its MD5 computed on the way
-//!   ([`Body`]), fsynced, `tmp/` fsynced, and recorded in the catalog and outbox in one
-//!   redb commit; then it is renamed into `spool/ready/ID`. That order makes a `226`
-//!   durable: after a crash, a `tmp/` body without a record is an orphan and is deleted,
-//!   one with a record is moved on; a record always has its body.
-//! * A body no record needs any more (delivered, cancelled, replaced, its Pipe removed) is
-//!   listed in the store's garbage in the transaction that lets go of it, and deleted after
-//!   that commit ([`Spool::collect`]); recovery finishes what a crash interrupted. Neither
-//!   needs to read `ready/`, however many bodies wait there.
-//! * Concurrent uploads share the directory fsync and the redb commit ([`commit`]).
-//! * An upload that ended badly stays in `spool/tmp` as a resumable partial (recorded
-//!   with its fsynced size), never in the outbox, until it expires.
-//! * Quotas: `max_bytes` bounds what the spool holds, `min_free` keeps free space on the
-//!   filesystem; both are checked before data is accepted and while it arrives.
+//! A body's life, and who owns it at each step:
+//!
+//! * **receiving**: a [`Body`] in `spool/tmp/ID`, owned by the session. Bytes are counted
+//!   against the quota as they are written (a failed write is cut back off), and its MD5 is
+//!   computed on the way. It ends in exactly one of three ways, each consuming the `Body`:
+//!   [`Spool::commit`], [`Body::keep_partial`] or [`Body::discard`] (dropping it is the
+//!   blocking last resort).
+//! * **partial**: a broken upload, fsynced and recorded with its size; the store's partials
+//!   table owns it until it is resumed (back to receiving), replaced, or expires
+//!   ([`partials`]).
+//! * **ready**: committed: fsynced, `tmp/` fsynced, recorded in the catalog and outbox in
+//!   one redb commit (a `226` is durable from here), then renamed into `spool/ready/ID`.
+//!   The outbox owns it. Concurrent uploads share the directory fsync and the commit
+//!   (`commit.rs`).
+//! * **released**: delivered, replaced, cancelled or its Pipe removed: listed in the store's
+//!   garbage by the transaction that lets go of it, then deleted by
+//!   [`Spool::remove_bodies`], the one way a body leaves the disk (through
+//!   [`Disk::delete_body`], which finds it in `ready/` or `tmp/`).
+//!
+//! After a crash, recovery (`recover.rs`) makes disk and store agree again and recomputes
+//! the bytes held from the store (queued puts and partials), without reading `ready/`.
+//! Every disk call goes through the [`Disk`] seam, so tests inject full disks and failed
+//! fsyncs and renames. Quotas: `max_bytes` bounds what the spool holds, `min_free` keeps
+//! free space on the filesystem; both are checked before data is accepted and while it
+//! arrives.
 
 mod body;
 mod commit;
+pub mod disk;
 pub mod partials;
 mod recover;
 pub mod reserve;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use body::{Body, Ended, receive};
 pub use commit::Publish;
+pub use disk::Disk;
 
 use crate::state::StateDir;
 use crate::store::{self, Store, View};
@@ -105,6 +120,8 @@ pub struct Spool {
     /// When an upload last started or was committed (ms since the epoch).
     last_upload_ms: AtomicU64,
     committer: commit::Committer,
+    /// The filesystem under `tmp/` and `ready/` (a fault-injecting one in tests).
+    disk: Arc<dyn Disk>,
     /// Space kept for the database on the day the disk fills.
     reserve: reserve::Reserve,
     /// Free space promised to sessions writing now.
@@ -115,13 +132,25 @@ impl Spool {
     /// Creates the directories, recovers from whatever a crash left, and starts the
     /// committer thread. Blocking.
     pub fn open(state: &StateDir, store: Arc<Store>, limits: Limits) -> Result<Arc<Spool>, Error> {
+        Spool::open_on(Arc::new(disk::Os), state, store, limits)
+    }
+
+    /// [`Spool::open`] on the given filesystem.
+    pub fn open_on(
+        disk: Arc<dyn Disk>,
+        state: &StateDir,
+        store: Arc<Store>,
+        limits: Limits,
+    ) -> Result<Arc<Spool>, Error> {
         let (tmp, ready) = (state.spool_tmp(), state.spool_ready());
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(&ready)?;
-        let used = recover::recover(&tmp, &ready, &store)?;
-        let committer = commit::Committer::start(tmp.clone(), ready.clone(), store.clone());
+        let used = recover::recover(&*disk, &tmp, &ready, &store)?;
+        let committer =
+            commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone());
         let reserve = reserve::Reserve::new(state.spool_reserve());
         Ok(Arc::new(Spool {
+            disk,
             reserve,
             grants: reserve::Grants::default(),
             tmp,
@@ -163,8 +192,7 @@ impl Spool {
 
     /// Free bytes on the spool's filesystem.
     pub fn free_space(&self) -> io::Result<u64> {
-        let st = rustix::fs::statvfs(&self.ready)?;
-        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+        self.disk.free_space(&self.ready)
     }
 
     /// Takes the reserve again if there is room for it (blocking; the daemon calls this
@@ -263,7 +291,6 @@ impl Spool {
             .remove(id);
     }
 
-    /// Deletes delivered or abandoned bodies (in `ready/` or `tmp/`). Blocking.
     /// Deletes a body that will not be committed, and the record of the partial it
     /// continued if that still names it (blocking).
     pub(crate) fn forget_body(&self, id: &str, continues: Option<(String, crate::vfs::VPath)>) {
@@ -279,14 +306,15 @@ impl Spool {
         self.remove_bodies(&[id.to_string()]);
     }
 
+    /// Deletes bodies no record needs (delivered, replaced, expired, abandoned) wherever
+    /// each is, and stops counting their bytes: the one way a body leaves the spool.
+    /// Blocking. A body that cannot be deleted is logged and still counted (it is still
+    /// there); recovery deletes it at the next start if the store lists it as garbage.
     pub fn remove_bodies(&self, ids: &[String]) {
         for id in ids {
-            for path in [self.ready_path(id), self.tmp_path(id)] {
-                if let Ok(meta) = std::fs::metadata(&path)
-                    && std::fs::remove_file(&path).is_ok()
-                {
-                    self.sub_used(meta.len());
-                }
+            match self.disk.delete_body(&self.tmp, &self.ready, id) {
+                Ok(freed) => self.sub_used(freed),
+                Err(e) => log::warn!("spool: deleting body {id}: {e}"),
             }
         }
     }
@@ -328,24 +356,14 @@ impl Spool {
 /// after `pipe remove` or `apply`). Blocking.
 pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
     let garbage = store.read()?.garbage()?;
-    delete_bodies(&state.spool_tmp(), &state.spool_ready(), &garbage)?;
+    let (tmp, ready) = (state.spool_tmp(), state.spool_ready());
+    for id in &garbage {
+        disk::Os.delete_body(&tmp, &ready, id)?;
+    }
     if !garbage.is_empty() {
         store.write(|w| w.forget_garbage(&garbage))?;
     }
     Ok(garbage.len())
-}
-
-/// Deletes bodies from `tmp/` and `ready/`, wherever each is; a missing one is fine.
-fn delete_bodies(tmp: &Path, ready: &Path, ids: &[String]) -> io::Result<()> {
-    for id in ids {
-        for dir in [tmp, ready] {
-            match std::fs::remove_file(dir.join(id)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
-            }
-        }
-    }
-    Ok(())
 }
 
 /// A new random body id (128 bits, hex).
@@ -353,8 +371,4 @@ fn new_id() -> String {
     let mut b = [0u8; 16];
     getrandom::getrandom(&mut b).expect("the operating system's random source failed");
     b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    std::fs::File::open(dir)?.sync_all()
 }

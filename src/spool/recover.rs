@@ -14,19 +14,26 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use super::Error;
+use super::{Disk, Error};
 use crate::store::{Store, View, now_secs};
 use crate::vfs::VPath;
 
 /// Returns the bytes the spool holds afterwards.
-pub(super) fn recover(tmp: &Path, ready: &Path, store: &Store) -> Result<u64, Error> {
+pub(super) fn recover(
+    disk: &dyn Disk,
+    tmp: &Path,
+    ready: &Path,
+    store: &Store,
+) -> Result<u64, Error> {
     let now = now_secs();
     let r = store.read()?;
     let garbage = r.garbage()?;
     let partials = r.partials()?;
     drop(r);
 
-    super::delete_bodies(tmp, ready, &garbage)?;
+    for id in &garbage {
+        disk.delete_body(tmp, ready, id)?;
+    }
     let mut expired = Vec::new();
     let mut keep = HashSet::new();
     let mut used = 0;
@@ -47,10 +54,10 @@ pub(super) fn recover(tmp: &Path, ready: &Path, store: &Store) -> Result<u64, Er
             continue;
         }
         if r.body_queued(&name)? {
-            std::fs::rename(tmp.join(&name), ready.join(&name))?;
+            disk.rename(&tmp.join(&name), &ready.join(&name))?;
             moved += 1;
         } else {
-            std::fs::remove_file(tmp.join(&name))?;
+            disk.delete_body(tmp, ready, &name)?;
             removed += 1;
         }
     }
@@ -59,11 +66,11 @@ pub(super) fn recover(tmp: &Path, ready: &Path, store: &Store) -> Result<u64, Er
     }
     drop(r);
     if moved > 0 {
-        super::fsync_dir(ready)?;
+        disk.sync_dir(ready)?;
         log::info!("recovery: moved {moved} recorded upload(s) into spool/ready");
     }
     if removed > 0 {
-        super::fsync_dir(tmp)?;
+        disk.sync_dir(tmp)?;
         log::info!("recovery: removed {removed} unfinished upload(s) from spool/tmp");
     }
     let released = store.write(|w| {

@@ -442,6 +442,17 @@ pub struct Writer {
     txn: WriteTransaction,
 }
 
+#[cfg(test)]
+impl Writer {
+    /// Overwrites the catalog record of (pipe, path) with bytes no version can read.
+    pub(crate) fn corrupt_entry(&self, pipe: &str, path: &str) -> Result<()> {
+        self.txn
+            .open_table(schema::CATALOG)?
+            .insert((pipe, path), &b"\xffnot a record"[..])?;
+        Ok(())
+    }
+}
+
 /// Read access to the store, the same for a snapshot and for a write transaction: every
 /// read is written once, here, over [`View::table`].
 pub trait View: Sized {

@@ -181,7 +181,7 @@ impl Session {
                     }
                     Err((body, e)) => {
                         log_line(&format!("failed: {e}"), &path);
-                        drop(body);
+                        body.discard().await;
                         crate::ftp::errors::spool(&e)
                     }
                 }
