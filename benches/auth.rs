@@ -16,7 +16,7 @@ fn main() {
     let n = 20;
     let t = Instant::now();
     for _ in 0..n {
-        assert!(verify_password(&hash, "bench-password"));
+        assert!(verify_password(hash.expose(), "bench-password"));
     }
     let per = t.elapsed() / n;
     println!(

@@ -41,7 +41,7 @@ fn argon2() -> Argon2<'static> {
 }
 
 /// Hashes `password` with a fresh random salt into a PHC string (`$argon2id$...`).
-pub fn hash_password(password: &str) -> Result<String, Invalid> {
+pub fn hash_password(password: &str) -> Result<crate::secret::Secret, Invalid> {
     if password.is_empty() {
         return Err(Invalid(
             "empty password: give a password of at least one character".into(),
@@ -52,7 +52,7 @@ pub fn hash_password(password: &str) -> Result<String, Invalid> {
     let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
     argon2()
         .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
+        .map(|h| h.to_string().into())
         .map_err(|e| Invalid(format!("could not hash the password: {e}")))
 }
 
@@ -196,7 +196,7 @@ pub struct Authenticator {
     config: AuthConfig,
     permits: Semaphore,
     hmac_key: [u8; 32],
-    dummy_hash: String,
+    dummy_hash: crate::secret::Secret,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     argon2_runs: AtomicU64,
 }
@@ -278,7 +278,7 @@ impl Authenticator {
         }
         let _permit = self.permits.acquire().await;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
-        let against = hash.unwrap_or(&self.dummy_hash).to_string();
+        let against = hash.unwrap_or(self.dummy_hash.expose()).to_string();
         let pw = password.to_string();
         let (ok, against) = smol::unblock(move || (verify_password(&against, &pw), against)).await;
         if ok && hash.is_some() {
@@ -321,7 +321,7 @@ impl Authenticator {
         .await
         .map_err(|e| Refusal::Store(e.to_string()))?;
 
-        let hash = lookup.sender.as_ref().map(|s| s.password_hash.as_str());
+        let hash = lookup.sender.as_ref().map(|s| s.password_hash.expose());
         if !self.verify(name.sender, hash, password).await {
             return Err(match lookup.sender {
                 None => Refusal::UnknownSender,
@@ -390,12 +390,12 @@ mod tests {
     #[test]
     fn hash_and_verify() {
         let h = hash_password("s3cret").unwrap();
-        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
-        assert!(verify_password(&h, "s3cret"));
-        assert!(!verify_password(&h, "S3cret"));
+        assert!(h.expose().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
+        assert!(verify_password(h.expose(), "s3cret"));
+        assert!(!verify_password(h.expose(), "S3cret"));
         assert!(!verify_password("garbage", "s3cret"));
         assert!(hash_password("").is_err());
-        assert!(check_hash(&h).is_ok());
+        assert!(check_hash(h.expose()).is_ok());
         assert!(check_hash("$2y$10$abc").is_err());
         assert_ne!(h, hash_password("s3cret").unwrap(), "salts differ");
     }

@@ -30,7 +30,7 @@ pub struct Fleet {
 #[serde(deny_unknown_fields)]
 pub struct SenderSpec {
     pub name: String,
-    pub password_hash: String,
+    pub password_hash: crate::secret::Secret,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default)]
@@ -69,7 +69,7 @@ impl Fleet {
         let mut names = BTreeSet::new();
         for s in &fleet.senders {
             check_sender_name(&s.name)?;
-            check_hash(&s.password_hash)
+            check_hash(s.password_hash.expose())
                 .map_err(|e| Invalid(format!("sender {}: {}", s.name, e.0)))?;
             if !names.insert(s.name.as_str()) {
                 return Err(Invalid(format!(

@@ -22,6 +22,7 @@
 //! * [`cert`]: the server certificate (rcgen, ECDSA P-256).
 //! * [`daemon`]: `ftpgate serve`: owns the database and answers the control socket.
 //! * [`cli`]: argument parsing and output; `main.rs` only calls [`cli::main`].
+//! * [`secret`]: passwords hashes and keys that `Debug` never shows.
 //! * [`names`], [`net`]: pure validation of names, ids, destinations and CIDR lists.
 #![forbid(unsafe_code)]
 
@@ -37,6 +38,7 @@ pub mod metrics;
 pub mod names;
 pub mod net;
 pub mod repeated;
+pub mod secret;
 pub mod spool;
 pub mod state;
 pub mod store;

@@ -23,13 +23,13 @@ pub enum Request {
     Ping,
     SenderAdd {
         name: String,
-        password_hash: String,
+        password_hash: crate::secret::Secret,
         require_tls: bool,
         allow: Vec<String>,
     },
     SenderPasswd {
         name: String,
-        password_hash: String,
+        password_hash: crate::secret::Secret,
     },
     SenderSet {
         name: String,
@@ -127,7 +127,7 @@ pub struct PipeChanges {
     pub region: Option<String>,
     pub path_style: Option<bool>,
     pub access_key: Option<String>,
-    pub secret_key: Option<String>,
+    pub secret_key: Option<crate::secret::Secret>,
     pub overwrite: Option<crate::names::Overwrite>,
     #[serde(default)]
     pub parallel: Option<u32>,

@@ -155,7 +155,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
         Cmd::Add(a) => add(ctx, a),
         Cmd::Set(a) => {
             let secret_key = if a.secret_key_stdin {
-                Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?)
+                Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
             } else {
                 None
             };
@@ -216,9 +216,9 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
         }
     };
     let secret_key = if a.secret_key_stdin {
-        Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?)
+        Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
     } else {
-        env("AWS_SECRET_ACCESS_KEY")
+        env("AWS_SECRET_ACCESS_KEY").map(Into::into)
     };
     let spec = PipeSpec {
         id: a.id,

@@ -177,7 +177,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
     let fleet = format!(
         "[[pipe]]\nid = \"demo\"\nname = \"Demo folder\"\ndest = \"file://{}\"\n\n[[sender]]\nname = \"demo\"\npassword_hash = \"{}\"\npipes = [\"demo\"]\n",
         delivered.display(),
-        crate::auth::hash_password(&password)?
+        crate::auth::hash_password(&password)?.expose()
     );
     let demo_ctx = Ctx {
         state: state.clone(),

@@ -254,8 +254,14 @@ impl S3Sink {
                 .parse()
                 .map_err(|e| permanent(format!("bad region {}: {e}", s.region)))?,
         };
-        let creds = Credentials::new(Some(&s.access_key), Some(&s.secret_key), None, None, None)
-            .map_err(permanent)?;
+        let creds = Credentials::new(
+            Some(&s.access_key),
+            Some(s.secret_key.expose()),
+            None,
+            None,
+            None,
+        )
+        .map_err(permanent)?;
         let mut b = Bucket::new(bucket, region, creds).map_err(classify)?;
         if s.path_style {
             b = b.with_path_style();

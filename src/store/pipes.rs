@@ -17,7 +17,7 @@ pub struct S3Settings {
     pub path_style: bool,
     pub access_key: String,
     /// Never shown, never logged, exported only with `--include-secrets`.
-    pub secret_key: String,
+    pub secret_key: crate::secret::Secret,
 }
 
 /// A destination and how uploads to it are handled.
@@ -108,7 +108,7 @@ pub struct PipeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key: Option<String>,
+    pub secret_key: Option<crate::secret::Secret>,
     #[serde(default)]
     pub overwrite: Overwrite,
     #[serde(default = "yes")]
@@ -147,7 +147,7 @@ impl PipeSpec {
     pub fn build(
         self,
         id: String,
-        old_secret: Option<String>,
+        old_secret: Option<crate::secret::Secret>,
         created: u64,
     ) -> Result<Pipe, crate::names::Invalid> {
         use crate::names::{Invalid, check_endpoint, check_pipe_id, check_pipe_name};

@@ -13,7 +13,7 @@ use crate::net::Cidr;
 pub struct Sender {
     pub name: String,
     /// argon2id PHC string; never shown, never logged.
-    pub password_hash: String,
+    pub password_hash: crate::secret::Secret,
     pub enabled: bool,
     #[serde(default)]
     pub require_tls: bool,

@@ -21,7 +21,7 @@ impl Session {
         Reply::new(331, "Password required.")
     }
 
-    pub(crate) async fn pass(&mut self, password: String) -> io::Result<Flow> {
+    pub(crate) async fn pass(&mut self, password: crate::secret::Secret) -> io::Result<Flow> {
         if self.login.is_some() {
             self.reply(Reply::new(503, "Already logged in.")).await?;
             return Ok(Flow::Continue);
@@ -43,7 +43,9 @@ impl Session {
             }
         };
         let auth = self.srv.auth.clone();
-        let result = auth.login(&user, &password, self.peer.ip(), self.tls).await;
+        let result = auth
+            .login(&user, password.expose(), self.peer.ip(), self.tls)
+            .await;
         match result {
             Ok(login) => {
                 attempt.succeeded();

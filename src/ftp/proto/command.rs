@@ -21,7 +21,7 @@ pub enum TransferType {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     User(String),
-    Pass(String),
+    Pass(crate::secret::Secret),
     Acct,
     Quit,
     Rein,
@@ -152,7 +152,7 @@ impl Command {
         Ok(match upper.as_str() {
             "USER" => Command::User(required("USER", arg)?),
             // An empty password is a password (anonymous-style clients send one).
-            "PASS" => Command::Pass(arg.unwrap_or("").to_string()),
+            "PASS" => Command::Pass(arg.unwrap_or("").to_string().into()),
             "ACCT" => Command::Acct,
             "QUIT" => Command::Quit,
             "REIN" => Command::Rein,
