@@ -46,13 +46,19 @@ class NoCloseNotify(Reuse):
         raw.close()
         return self.getresp()
 
-cls = {"reuse": Reuse, "noreuse": ftplib.FTP_TLS, "nonotify": NoCloseNotify}[mode]
+cls = {"reuse": Reuse, "noreuse": ftplib.FTP_TLS, "nonotify": NoCloseNotify, "hup": Reuse}[mode]
 ftp = cls(context=ctx)
 ftp.connect(host, port, timeout=20)
 ftp.auth()
 ftp.login(name, pw)
 ftp.prot_p()
 body = bytes(range(256)) * 4096
+if mode == "hup":
+    # A transfer, then the daemon reloads its certificate, then this session goes on.
+    import os, signal, time
+    print("BEFORE", ftp.storbinary("STOR before-hup.bin", io.BytesIO(body)))
+    os.kill(int(sys.argv[6]), signal.SIGHUP)
+    time.sleep(0.5)
 try:
     print(ftp.storbinary("STOR tls-" + mode + ".bin", io.BytesIO(body)))
     print("LIST", len(ftp.nlst()))
@@ -66,6 +72,11 @@ ftp.close()
 "#;
 
 fn ftplib_tls(addr: std::net::SocketAddr, mode: &str) -> String {
+    ftplib_tls_with(addr, mode, 0)
+}
+
+/// `pid`: the daemon, for the `hup` mode to signal.
+fn ftplib_tls_with(addr: std::net::SocketAddr, mode: &str, pid: u32) -> String {
     let (_, out) = sh(Command::new("python3").args([
         "-c",
         FTPLIB_TLS,
@@ -74,6 +85,7 @@ fn ftplib_tls(addr: std::net::SocketAddr, mode: &str) -> String {
         PW,
         "cam1",
         mode,
+        &pid.to_string(),
     ]));
     out
 }
@@ -284,4 +296,25 @@ fn the_fingerprint_is_shown_and_sighup_reloads_a_new_certificate() {
         "status shows the new certificate"
     );
     assert!(d.log_text().contains("reloaded the TLS certificate"));
+}
+
+#[test]
+fn a_session_opened_before_a_certificate_reload_still_transfers_after_it() {
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+    g.run(&["cert", "generate", "--hostname", "gw2.example"])
+        .ok();
+    let out = ftplib_tls_with(d.ftp(), "hup", d.pid());
+    assert!(out.contains("BEFORE 226"), "{out}");
+    assert!(
+        d.log_text().contains("reloaded the TLS certificate"),
+        "{}",
+        d.log_text()
+    );
+    assert!(
+        out.lines().any(|l| l.starts_with("226")),
+        "the data connection after the reload resumes the session: {out}"
+    );
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.cmd("SIZE tls-hup.bin").text, "213 1048576");
 }

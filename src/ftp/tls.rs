@@ -10,7 +10,9 @@
 //!   per-session token in its tickets ([`ServerConnection::set_resumption_data`]); a data
 //!   connection counts as "resumed" only if it brings back that token, so another client
 //!   cannot inject data even from the same address.
-//! * SIGHUP reloads the certificate; sessions already open keep theirs.
+//! * SIGHUP reloads the certificate; sessions already open keep theirs. The ticket keys
+//!   and the session cache live as long as the daemon, so a session opened before a
+//!   reload still resumes on its data connections after it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
@@ -96,7 +98,24 @@ impl Source {
 /// The live TLS setup: a config that SIGHUP can replace.
 pub struct Tls {
     source: Source,
+    resumption: Resumption,
     current: RwLock<Configs>,
+}
+
+/// What lets a client resume a session: made once, kept across reloads.
+#[derive(Clone)]
+struct Resumption {
+    ticketer: Arc<dyn rustls::server::ProducesTickets>,
+    cache: Arc<dyn rustls::server::StoresServerSessions>,
+}
+
+impl Resumption {
+    fn new() -> Result<Resumption, Error> {
+        Ok(Resumption {
+            ticketer: rustls::crypto::ring::Ticketer::new()?,
+            cache: ServerSessionMemoryCache::new(4096),
+        })
+    }
 }
 
 /// The control-connection config, the data-connection config, and the fingerprint.
@@ -116,7 +135,7 @@ fn read(path: &Path) -> Result<Vec<u8>, Error> {
     })
 }
 
-fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, Error> {
+fn build(cert_path: &Path, key_path: &Path, resumption: &Resumption) -> Result<Configs, Error> {
     let pem = read(cert_path)?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .filter_map(Result::ok)
@@ -139,8 +158,8 @@ fn build(cert_path: &Path, key_path: &Path) -> Result<Configs, Error> {
         .with_single_cert(certs, key)?;
     // Our suite order (strongest first), not the client's.
     config.ignore_client_order = true;
-    config.ticketer = rustls::crypto::ring::Ticketer::new()?;
-    config.session_storage = ServerSessionMemoryCache::new(4096);
+    config.ticketer = resumption.ticketer.clone();
+    config.session_storage = resumption.cache.clone();
     config.send_tls13_tickets = 4;
     let mut data = config.clone();
     data.send_tls13_tickets = 0;
@@ -174,16 +193,19 @@ impl Tls {
                 );
             }
         }
-        let current = build(&source.cert, &source.key)?;
+        let resumption = Resumption::new()?;
+        let current = build(&source.cert, &source.key, &resumption)?;
         Ok(Tls {
             source,
+            resumption,
             current: RwLock::new(current),
         })
     }
 
-    /// Reads the certificate again (SIGHUP). On error the old one stays.
+    /// Reads the certificate again (SIGHUP). On error the old one stays. Tickets and
+    /// cached sessions stay valid.
     pub fn reload(&self) -> Result<String, Error> {
-        let fresh = build(&self.source.cert, &self.source.key)?;
+        let fresh = build(&self.source.cert, &self.source.key, &self.resumption)?;
         let fp = fresh.fingerprint.clone();
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
         Ok(fp)
