@@ -120,6 +120,8 @@ pub enum Refusal {
     Ambiguous(Vec<String>),
     /// No Pipe given and the Sender has none.
     NoPipe,
+    /// The Sender's password changed since this session logged in.
+    PasswordChanged,
     /// The store could not be read.
     Store(String),
 }
@@ -144,6 +146,7 @@ impl fmt::Display for Refusal {
                 ps.join(", ")
             ),
             Refusal::NoPipe => f.write_str("sender has no pipe granted"),
+            Refusal::PasswordChanged => f.write_str("the sender's password was changed"),
             Refusal::Store(e) => write!(f, "store error: {e}"),
         }
     }
@@ -297,9 +300,41 @@ impl Authenticator {
         tls: bool,
     ) -> Result<Login, Refusal> {
         let name = LoginName::parse(user);
+        let lookup = self.lookup(name).await?;
+        let hash = lookup.sender.as_ref().map(|s| s.password_hash.expose());
+        if !self.verify(name.sender, hash, password).await {
+            return Err(match lookup.sender {
+                None => Refusal::UnknownSender,
+                Some(_) => Refusal::WrongPassword,
+            });
+        }
+        authorise(name, lookup, peer, tls)
+    }
+
+    /// Checks a session's login again after an admin change: the same rules as at login,
+    /// against the Sender, Grants and Pipe as they are now, and the same password. The
+    /// returned login carries the current settings (overwrite policy, TLS reuse...).
+    pub async fn recheck(&self, login: &Login, peer: IpAddr, tls: bool) -> Result<Login, Refusal> {
+        let name = LoginName {
+            sender: &login.sender.name,
+            pipe: Some(&login.pipe.id),
+        };
+        let lookup = self.lookup(name).await?;
+        if lookup
+            .sender
+            .as_ref()
+            .is_some_and(|s| s.password_hash != login.sender.password_hash)
+        {
+            return Err(Refusal::PasswordChanged);
+        }
+        authorise(name, lookup, peer, tls)
+    }
+
+    /// Reads what a login needs in one snapshot (off the executor).
+    async fn lookup(&self, name: LoginName<'_>) -> Result<Lookup, Refusal> {
         let store = self.store.clone();
         let (sender_name, pipe_id) = (name.sender.to_string(), name.pipe.map(str::to_string));
-        let lookup = smol::unblock(move || -> crate::store::Result<Lookup> {
+        smol::unblock(move || -> crate::store::Result<Lookup> {
             let r = store.read()?;
             let sender = r.sender(&sender_name)?;
             let granted = if sender.is_some() {
@@ -319,43 +354,41 @@ impl Authenticator {
             })
         })
         .await
-        .map_err(|e| Refusal::Store(e.to_string()))?;
-
-        let hash = lookup.sender.as_ref().map(|s| s.password_hash.expose());
-        if !self.verify(name.sender, hash, password).await {
-            return Err(match lookup.sender {
-                None => Refusal::UnknownSender,
-                Some(_) => Refusal::WrongPassword,
-            });
-        }
-        let sender = lookup.sender.ok_or(Refusal::UnknownSender)?;
-        if !sender.enabled {
-            return Err(Refusal::SenderDisabled);
-        }
-        if !sender.allows(peer) {
-            return Err(Refusal::SourceNotAllowed(peer));
-        }
-        if sender.require_tls && !tls {
-            return Err(Refusal::TlsRequired);
-        }
-        let pipe = match (name.pipe, lookup.pipe) {
-            (Some(id), None) => return Err(Refusal::UnknownPipe(id.to_string())),
-            (Some(id), Some(_)) if !lookup.granted.iter().any(|g| g == id) => {
-                return Err(Refusal::NotGranted(id.to_string()));
-            }
-            (_, Some(pipe)) => pipe,
-            (None, None) if lookup.granted.is_empty() => return Err(Refusal::NoPipe),
-            (None, None) if lookup.granted.len() > 1 => {
-                return Err(Refusal::Ambiguous(lookup.granted));
-            }
-            // One grant whose Pipe record vanished between reads: treat as unknown.
-            (None, None) => return Err(Refusal::UnknownPipe(lookup.granted.join(","))),
-        };
-        if !pipe.enabled {
-            return Err(Refusal::PipeDisabled(pipe.id));
-        }
-        Ok(Login { sender, pipe })
+        .map_err(|e| Refusal::Store(e.to_string()))
     }
+}
+
+/// The rules a Sender whose password is right must pass, at login and after every admin
+/// change: enabled, from an allowed network, over TLS if it requires it, granted an
+/// enabled Pipe.
+fn authorise(name: LoginName, lookup: Lookup, peer: IpAddr, tls: bool) -> Result<Login, Refusal> {
+    let sender = lookup.sender.ok_or(Refusal::UnknownSender)?;
+    if !sender.enabled {
+        return Err(Refusal::SenderDisabled);
+    }
+    if !sender.allows(peer) {
+        return Err(Refusal::SourceNotAllowed(peer));
+    }
+    if sender.require_tls && !tls {
+        return Err(Refusal::TlsRequired);
+    }
+    let pipe = match (name.pipe, lookup.pipe) {
+        (Some(id), None) => return Err(Refusal::UnknownPipe(id.to_string())),
+        (Some(id), Some(_)) if !lookup.granted.iter().any(|g| g == id) => {
+            return Err(Refusal::NotGranted(id.to_string()));
+        }
+        (_, Some(pipe)) => pipe,
+        (None, None) if lookup.granted.is_empty() => return Err(Refusal::NoPipe),
+        (None, None) if lookup.granted.len() > 1 => {
+            return Err(Refusal::Ambiguous(lookup.granted));
+        }
+        // One grant whose Pipe record vanished between reads: treat as unknown.
+        (None, None) => return Err(Refusal::UnknownPipe(lookup.granted.join(","))),
+    };
+    if !pipe.enabled {
+        return Err(Refusal::PipeDisabled(pipe.id));
+    }
+    Ok(Login { sender, pipe })
 }
 
 #[cfg(test)]

@@ -210,8 +210,12 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let hooks = Arc::new(Hooks {
         after_change: Box::new({
             let (auth, fwd, spool) = (auth.clone(), forwarder.clone(), spool.clone());
+            let srv = srv.clone();
             move || {
                 auth.clear_cache();
+                // Open sessions check their login again before their next command.
+                srv.admin_changes
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 fwd.retry_now();
                 // Bodies a change let go of (a removed Pipe's) go now; blocking, but the
                 // hook already runs off the executor.

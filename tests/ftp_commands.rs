@@ -312,3 +312,50 @@ fn socket_from(local: std::net::SocketAddr, to: std::net::SocketAddr) -> TcpStre
     s.connect(&to.into()).unwrap();
     s.into()
 }
+
+/// An admin change reaches sessions already logged in, before their next command: a
+/// disabled or revoked Sender, a changed password or a disabled Pipe closes the session
+/// with `421` and a sentence; a changed overwrite policy applies to the next upload.
+#[test]
+fn admin_changes_reach_open_sessions_before_their_next_command() {
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("a.txt", b"one").code, 226);
+    g.run(&["pipe", "set", "line1", "--overwrite", "refuse"])
+        .ok();
+    let r = c.stor_refused("a.txt");
+    assert_eq!(r.code, 550, "the new overwrite policy applies: {}", r.text);
+    assert_eq!(c.stor("b.txt", b"two").code, 226);
+
+    let change: [&[&str]; 4] = [
+        &["sender", "disable", "cam1"],
+        &["sender", "revoke", "cam1", "line1"],
+        &["pipe", "disable", "line1"],
+        &["sender", "passwd", "cam1", "--password-stdin"],
+    ];
+    let undo: [&[&str]; 4] = [
+        &["sender", "enable", "cam1"],
+        &["sender", "grant", "cam1", "line1"],
+        &["pipe", "enable", "line1"],
+        &[],
+    ];
+    for (change, undo) in change.iter().zip(undo) {
+        let mut c = Raw::login(d.ftp());
+        assert_eq!(c.cmd("NOOP").code, 200);
+        if change.contains(&"passwd") {
+            g.run_stdin(change, "a-new-password").ok();
+        } else {
+            g.run(change).ok();
+        }
+        let r = c.cmd("NOOP");
+        assert_eq!(r.code, 421, "after {change:?}: {}", r.text);
+        assert!(r.text.contains("closing"), "{}", r.text);
+        c.expect_closed();
+        if !undo.is_empty() {
+            g.run(undo).ok();
+        }
+    }
+    assert!(d.log_text().contains("access changed"), "{}", d.log_text());
+}

@@ -95,6 +95,9 @@ pub struct Server {
     limits: Mutex<Limits<smol::channel::Sender<()>>>,
     /// Password checks running per address (at most [`VERIFYING_PER_IP`] each).
     verifying: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    /// Counts admin changes (Senders, Grants, Pipes): a session that has seen fewer checks
+    /// its login again before its next command.
+    pub admin_changes: AtomicU64,
     /// Woken after each upload and namespace change.
     pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
     /// Closed when the server shuts down: sessions stop between commands.
@@ -203,6 +206,7 @@ impl Server {
             stats: Stats::default(),
             limits: Mutex::new(Limits::new(caps)),
             verifying: Mutex::new(HashMap::new()),
+            admin_changes: AtomicU64::new(0),
             forwarder: std::sync::OnceLock::new(),
             shutdown: rx,
             shutdown_tx: Mutex::new(Some(tx)),

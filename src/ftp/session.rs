@@ -46,6 +46,8 @@ pub struct Session {
     pub(super) local: SocketAddr,
     pub(super) user: Option<String>,
     pub(super) login: Option<Login>,
+    /// The server's count of admin changes when `login` was last checked.
+    pub(super) access_seen: u64,
     pub(super) failures: u32,
     pub(super) cwd: VPath,
     pub(super) ttype: TransferType,
@@ -100,6 +102,7 @@ impl Session {
             local,
             user: None,
             login: None,
+            access_seen: 0,
             failures: 0,
             cwd: VPath::root(),
             ttype: TransferType::Ascii,
@@ -133,6 +136,9 @@ impl Session {
                     Ok(Some(f)) => f,
                     Ok(None) | Err(_) => break,
                 };
+                if !matches!(self.recheck_access().await, Ok(Flow::Continue)) {
+                    break;
+                }
                 let flow = match frame {
                     Frame::TooLong => self
                         .reply(Reply::new(

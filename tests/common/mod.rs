@@ -420,6 +420,28 @@ impl Raw {
         self.read()
     }
 
+    /// `STOR name` that the server refuses before opening the data connection.
+    pub fn stor_refused(&mut self, name: &str) -> Reply {
+        let _d = self.epsv();
+        self.cmd(&format!("STOR {name}"))
+    }
+
+    /// The server has closed the connection.
+    pub fn expect_closed(&mut self) {
+        use std::io::Read;
+        let mut rest = Vec::new();
+        let n = self
+            .reader
+            .read_to_end(&mut rest)
+            .expect("read until closed");
+        assert_eq!(
+            n,
+            0,
+            "nothing after the last reply: {:?}",
+            String::from_utf8_lossy(&rest)
+        );
+    }
+
     /// A listing over EPSV (`LIST`, `NLST`, `MLSD`).
     pub fn list(&mut self, cmd: &str) -> (Reply, String) {
         use std::io::Read;

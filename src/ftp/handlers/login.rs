@@ -43,6 +43,8 @@ impl Session {
             }
         };
         let auth = self.srv.auth.clone();
+        // Changes from here on are checked before the next command (live authorisation).
+        let changes = self.srv.admin_changes.load(Ordering::SeqCst);
         let result = auth
             .login(&user, password.expose(), self.peer.ip(), self.tls)
             .await;
@@ -70,6 +72,7 @@ impl Session {
                     login.pipe.id, login.pipe.name
                 );
                 self.login = Some(login);
+                self.access_seen = changes;
                 self.cwd = VPath::root();
                 self.failures = 0;
                 self.reply(Reply::new(230, text)).await?;
@@ -98,6 +101,47 @@ impl Session {
                 }
                 self.reply(Reply::new(530, "Login incorrect.")).await?;
                 Ok(Flow::Continue)
+            }
+        }
+    }
+
+    /// After an admin change, checks the login again before the next command: the
+    /// session goes on with the Sender's and Pipe's current settings, or is closed with
+    /// `421` if they may no longer be used. A store that cannot be read is checked again
+    /// at the next command.
+    pub(crate) async fn recheck_access(&mut self) -> io::Result<Flow> {
+        let changes = self.srv.admin_changes.load(Ordering::SeqCst);
+        let Some(login) = self.login.as_ref().filter(|_| changes != self.access_seen) else {
+            return Ok(Flow::Continue);
+        };
+        match self.srv.auth.recheck(login, self.peer.ip(), self.tls).await {
+            Ok(fresh) => {
+                self.login = Some(fresh);
+                self.access_seen = changes;
+                Ok(Flow::Continue)
+            }
+            Err(crate::auth::Refusal::Store(e)) => {
+                log::warn!(
+                    "session peer={}: cannot check the login again: {e}",
+                    self.peer
+                );
+                Ok(Flow::Continue)
+            }
+            Err(refusal) => {
+                log::info!(
+                    "session peer={} sender={} pipe={}: access changed ({refusal}); closing the session",
+                    self.peer,
+                    login.sender.name,
+                    login.pipe.id
+                );
+                self.reply(Reply::new(
+                    421,
+                    format!(
+                        "An administrator changed your access ({refusal}); closing the connection."
+                    ),
+                ))
+                .await?;
+                Ok(Flow::Close)
             }
         }
     }
