@@ -272,7 +272,12 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         smol::spawn(reserve_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
             if sig == Signal::Hup {
-                match tls.as_ref().map(|t| t.reload()) {
+                // Reading the files is blocking: off the executor.
+                let reloaded = match tls.clone() {
+                    Some(t) => Some(smol::unblock(move || t.reload()).await),
+                    None => None,
+                };
+                match reloaded {
                     Some(Ok(fp)) => {
                         log::info!("SIGHUP: reloaded the TLS certificate, SHA-256 fingerprint {fp}")
                     }

@@ -123,7 +123,12 @@ pub async fn serve_client(
             }
             match result {
                 Ok(Response::Status { mut status }) => {
-                    (hooks.live_status)(&mut status);
+                    // Off the executor: it asks the filesystem for its free space.
+                    let status = smol::unblock(move || {
+                        (hooks.live_status)(&mut status);
+                        status
+                    })
+                    .await;
                     Reply::Ok(Response::Status { status })
                 }
                 Ok(resp) => Reply::Ok(resp),

@@ -45,22 +45,31 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
-/// Binds a listener on `ip` at a random free port of `ports`.
-pub fn listen_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
+/// Binds a listener on `ip` at a random free port of `ports`, trying each port of the
+/// range once; the binds run off the executor (a crowded range can take thousands).
+pub async fn listen_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
     let (lo, hi) = (*ports.start(), *ports.end());
-    let span = u32::from(hi - lo) + 1;
-    let first = random_u32() % span;
-    // Try every port once, starting at a random one.
-    for i in 0..span.min(1024) {
-        let port = lo + ((first + i * 7919) % span) as u16;
-        if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
-            return TcpListener::try_from(l);
+    let std_listener = smol::unblock(move || {
+        for port in port_order(lo, hi, random_u32()) {
+            if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
+                return Ok(l);
+            }
         }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AddrInUse,
-        format!("no free passive port in {lo}-{hi}"),
-    ))
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("no free passive port in {lo}-{hi}"),
+        ))
+    })
+    .await?;
+    TcpListener::try_from(std_listener)
+}
+
+/// The ports of `lo..=hi` in the order they are tried: each exactly once, from the one at
+/// offset `start` (modulo the range) on, wrapping around.
+pub fn port_order(lo: u16, hi: u16, start: u32) -> impl Iterator<Item = u16> {
+    let span = u32::from(hi.saturating_sub(lo)) + 1;
+    let first = start % span;
+    (0..span).map(move |i| lo + ((first + i) % span) as u16)
 }
 
 /// Accepts the client's data connection, closing any from another address.
@@ -102,4 +111,33 @@ pub async fn connect(target: SocketAddr, timeout: Duration) -> Result<TcpStream,
         ))
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::port_order;
+
+    #[test]
+    fn every_port_of_the_range_is_tried_exactly_once() {
+        for (lo, hi) in [
+            (50000, 50000),
+            (50000, 50099),
+            (40000, 47918),
+            (40000, 55837),
+            (1024, 65535),
+        ] {
+            for start in [0, 1, 7919, u32::MAX] {
+                let mut seen: Vec<u16> = port_order(lo, hi, start).collect();
+                assert_eq!(seen.len(), usize::from(hi - lo) + 1, "{lo}-{hi}");
+                seen.sort_unstable();
+                seen.dedup();
+                assert_eq!(
+                    seen.len(),
+                    usize::from(hi - lo) + 1,
+                    "{lo}-{hi}: a port repeats"
+                );
+                assert_eq!((seen[0], seen[seen.len() - 1]), (lo, hi));
+            }
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! The one place where domain errors become FTP replies.
 
+use crate::ftp::datachan::DataError;
 use crate::ftp::proto::Reply;
 use crate::spool;
 use crate::store;
@@ -58,4 +59,14 @@ pub fn spool(e: &spool::Error) -> Reply {
             )
         }
     }
+}
+
+/// `425`: the data connection could not be opened.
+pub fn data(e: &DataError) -> Reply {
+    Reply::new(425, format!("Cannot open the data connection: {e}."))
+}
+
+/// `425`: every port of the passive range is taken.
+pub fn no_passive_port() -> Reply {
+    Reply::new(425, "No passive port is free right now; try again.")
 }

@@ -480,8 +480,8 @@ impl Session {
             C::Rnfr(arg) => self.rnfr(&arg).await,
             C::Rnto(arg) => self.rnto(&arg).await,
             C::Mfmt { mtime, path } => self.mfmt(mtime, &path).await,
-            C::Pasv => self.pasv(),
-            C::Epsv(arg) => self.epsv(arg.as_deref()),
+            C::Pasv => self.pasv().await,
+            C::Epsv(arg) => self.epsv(arg.as_deref()).await,
             C::Port(addr) | C::Eprt(addr) => self.active(addr),
             C::Abor => Reply::new(225, "No transfer to abort."),
             C::Retr => Reply::new(

@@ -327,7 +327,7 @@ pub async fn receive<R: AsyncRead + Unpin>(
     // Free space for the next bytes is promised before they are written: a small grant
     // first (most uploads are small, and many may run at once), STATVFS_EVERY after.
     let mut until_statvfs = FIRST_GRANT;
-    let mut grant = match spool.grant(FIRST_GRANT) {
+    let mut grant = match spool.grant_async(FIRST_GRANT).await {
         Ok(g) => Some(g),
         Err(Error::Full(why)) => return (body.expect("not yet taken"), Ended::Full(why)),
         Err(_) => None,
@@ -398,7 +398,7 @@ pub async fn receive<R: AsyncRead + Unpin>(
             // What the last grant covered is on disk (or in flight): the free space
             // shows it now.
             drop(grant.take());
-            match spool.grant(STATVFS_EVERY) {
+            match spool.grant_async(STATVFS_EVERY).await {
                 Ok(g) => grant = Some(g),
                 Err(Error::Full(why)) => break Ended::Full(why),
                 Err(_) => {}

@@ -222,6 +222,12 @@ impl Spool {
         Ok(self.grants.take(disk))
     }
 
+    /// [`Spool::grant`] off the executor (it asks the filesystem for its free space).
+    pub async fn grant_async(self: &Arc<Self>, disk: u64) -> Result<reserve::Grant, Error> {
+        let spool = self.clone();
+        smol::unblock(move || spool.grant(disk)).await
+    }
+
     /// Whether `more` bytes may still come in: within `--spool-max-bytes`, and on the disk
     /// beyond `--spool-min-free` and what is promised to others.
     pub fn check_room(&self, more: u64) -> Result<(), Error> {

@@ -25,6 +25,8 @@ struct Faulty {
     fail_sync: AtomicBool,
     fail_sync_dir: AtomicBool,
     fail_rename: AtomicBool,
+    /// How long asking for the free space takes (a slow or hung filesystem), ms.
+    statvfs_ms: AtomicU64,
 }
 
 impl Default for Faulty {
@@ -34,6 +36,7 @@ impl Default for Faulty {
             fail_sync: AtomicBool::new(false),
             fail_sync_dir: AtomicBool::new(false),
             fail_rename: AtomicBool::new(false),
+            statvfs_ms: AtomicU64::new(0),
         }
     }
 }
@@ -78,6 +81,9 @@ impl Disk for Faulty {
     }
 
     fn free_space(&self, _: &Path) -> io::Result<u64> {
+        std::thread::sleep(Duration::from_millis(
+            self.statvfs_ms.load(Ordering::SeqCst),
+        ));
         Ok(1 << 40)
     }
 }
@@ -410,5 +416,40 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
         w.files_in(&ready),
         0,
         "nothing unrecorded moves into ready/"
+    );
+}
+
+/// A slow filesystem must not stall the executor: while an upload asks for the free space
+/// (before its first bytes and every few MiB), other sessions on the same thread run on.
+#[test]
+fn asking_for_the_free_space_never_blocks_the_executor() {
+    let w = World::new();
+    let body = smol::block_on(w.spool.start()).unwrap();
+    w.disk.statvfs_ms.store(400, Ordering::SeqCst);
+    let longest_gap = std::cell::Cell::new(Duration::ZERO);
+    smol::block_on(async {
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let mut data = smol::io::Cursor::new(bytes(20 << 20));
+        let upload = async {
+            let (body, ended) = receive(body, &mut data, Duration::from_secs(30), &abort).await;
+            assert!(matches!(ended, Ended::Complete), "{ended:?}");
+            body.discard().await;
+        };
+        // Another session on the same thread: how long it waited, at most, for a turn.
+        let other = async {
+            loop {
+                let t = std::time::Instant::now();
+                smol::Timer::after(Duration::from_millis(5)).await;
+                longest_gap.set(longest_gap.get().max(t.elapsed()));
+            }
+        };
+        smol::future::or(upload, other).await;
+    });
+    let longest_gap = longest_gap.get();
+    // Each free-space check takes 400 ms; on the executor thread the other session would
+    // wait at least that long.
+    assert!(
+        longest_gap < Duration::from_millis(300),
+        "another session waited {longest_gap:?} for its turn"
     );
 }

@@ -8,26 +8,22 @@ use crate::ftp::proto::addr::{canonical, check_active, epsv_text, pasv_text};
 use crate::ftp::session::Session;
 
 impl Session {
-    fn passive_listener(&mut self) -> Result<u16, Reply> {
+    async fn passive_listener(&mut self) -> Result<u16, Reply> {
         let ip = canonical(self.local.ip());
-        match datachan::listen_passive(ip, &self.srv.config.passive_ports)
-            .and_then(|l| Ok((l.local_addr()?.port(), l)))
-        {
+        let listener = datachan::listen_passive(ip, &self.srv.config.passive_ports).await;
+        match listener.and_then(|l| Ok((l.local_addr()?.port(), l))) {
             Ok((port, listener)) => {
                 self.plan = Plan::Passive(listener);
                 Ok(port)
             }
             Err(e) => {
                 log::error!("passive listener on {ip}: {e}");
-                Err(Reply::new(
-                    425,
-                    "No passive port is free right now; try again.",
-                ))
+                Err(crate::ftp::errors::no_passive_port())
             }
         }
     }
 
-    pub(crate) fn pasv(&mut self) -> Reply {
+    pub(crate) async fn pasv(&mut self) -> Reply {
         if self.epsv_all {
             return Reply::new(503, "EPSV ALL was sent: only EPSV may be used now.");
         }
@@ -38,13 +34,13 @@ impl Session {
                 return Reply::new(522, "PASV works only over IPv4; use EPSV (1).");
             }
         };
-        match self.passive_listener() {
+        match self.passive_listener().await {
             Ok(port) => Reply::new(227, pasv_text(announce, port)),
             Err(r) => r,
         }
     }
 
-    pub(crate) fn epsv(&mut self, arg: Option<&str>) -> Reply {
+    pub(crate) async fn epsv(&mut self, arg: Option<&str>) -> Reply {
         match arg.map(|a| a.trim().to_ascii_uppercase()) {
             Some(a) if a == "ALL" => {
                 self.epsv_all = true;
@@ -55,7 +51,7 @@ impl Session {
             }
             _ => {}
         }
-        match self.passive_listener() {
+        match self.passive_listener().await {
             Ok(port) => Reply::new(229, epsv_text(port)),
             Err(r) => r,
         }
@@ -102,10 +98,7 @@ impl Session {
         };
         match opened {
             Ok(stream) => Ok(Box::new(stream)),
-            Err(e) => Err(Reply::new(
-                425,
-                format!("Cannot open the data connection: {e}."),
-            )),
+            Err(e) => Err(crate::ftp::errors::data(&e)),
         }
     }
 }
