@@ -37,6 +37,17 @@ pub enum DataError {
     Connect(SocketAddr, io::Error),
     #[error("data connection failed: {0}")]
     Io(#[from] io::Error),
+    #[error("TLS is not available for data connections")]
+    TlsUnavailable,
+    #[error("TLS on the data connection failed: {0}")]
+    TlsFailed(io::Error),
+    #[error("TLS on the data connection timed out")]
+    TlsTimedOut,
+    /// The data connection did not resume the control connection's TLS session.
+    #[error(
+        "data connection refused: it must resume this session's TLS session. Turn on TLS session reuse in the client, or ask for 'ftpgate sender set {sender} --tls-reuse optional'"
+    )]
+    NotResumed { sender: String },
 }
 
 fn random_u32() -> u32 {

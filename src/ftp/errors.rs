@@ -61,9 +61,31 @@ pub fn spool(e: &spool::Error) -> Reply {
     }
 }
 
-/// `425`: the data connection could not be opened.
+/// `425`: the data connection could not be opened; `522`: its TLS failed or was not the
+/// session's.
 pub fn data(e: &DataError) -> Reply {
-    Reply::new(425, format!("Cannot open the data connection: {e}."))
+    use DataError::*;
+    match e {
+        NoPlan | AcceptTimeout(_) | Connect(..) | Io(_) => {
+            Reply::new(425, format!("Cannot open the data connection: {e}."))
+        }
+        TlsUnavailable => Reply::new(425, format!("{}.", capitalised(&e.to_string()))),
+        TlsFailed(_) | TlsTimedOut | NotResumed { .. } => {
+            Reply::new(522, format!("{}.", capitalised(&e.to_string())))
+        }
+    }
+}
+
+/// `426`: a transfer was cut off (`what` says how, and what became of the bytes).
+pub fn interrupted(what: &str) -> Reply {
+    Reply::new(426, what)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
 }
 
 /// `425`: every port of the passive range is taken.

@@ -100,8 +100,12 @@ impl Session {
         match found {
             Ok((Some(partial), _)) => Reply::new(213, partial.size.to_string()),
             Ok((None, Some(e))) if e.kind == Kind::File => Reply::new(213, e.size.to_string()),
-            Ok((None, Some(_))) => Reply::new(550, format!("{path} is a directory.")),
-            Ok((None, None)) => Reply::new(550, format!("{path}: no such file.")),
+            Ok((None, Some(_))) => {
+                crate::ftp::errors::store(&crate::store::Error::IsADirectory(path.to_string()))
+            }
+            Ok((None, None)) => {
+                crate::ftp::errors::store(&crate::store::Error::NotFound(path.to_string()))
+            }
             Err(e) => crate::ftp::errors::store(&e),
         }
     }
@@ -109,7 +113,9 @@ impl Session {
     pub(crate) async fn mdtm(&self, arg: &str) -> Reply {
         match self.lookup(arg).await {
             Ok((_, e)) if e.kind == Kind::File => Reply::new(213, format_timeval(e.mtime)),
-            Ok((path, _)) => Reply::new(550, format!("{path} is a directory.")),
+            Ok((path, _)) => {
+                crate::ftp::errors::store(&crate::store::Error::IsADirectory(path.to_string()))
+            }
             Err(r) => r,
         }
     }

@@ -73,7 +73,7 @@ impl Session {
         .await;
         Ok(match result {
             Ok(()) => Reply::new(226, format!("Listing sent ({} entries).", entries.len())),
-            Err(e) => Reply::new(426, format!("Listing interrupted: {e}.")),
+            Err(e) => crate::ftp::errors::interrupted(&format!("Listing interrupted: {e}.")),
         })
     }
 

@@ -25,7 +25,9 @@ impl Session {
                 self.cwd = path;
                 Reply::new(250, text)
             }
-            Ok((path, _)) => Reply::new(550, format!("{path} is not a directory.")),
+            Ok((path, _)) => {
+                crate::ftp::errors::store(&crate::store::Error::NotADirectory(path.to_string()))
+            }
             Err(r) => r,
         }
     }
@@ -36,10 +38,9 @@ impl Session {
         let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
         match self.srv.read(move |r| r.entry(&pipe, &p)).await {
             Ok(Some(e)) => Ok((path, e)),
-            Ok(None) => Err(Reply::new(
-                550,
-                format!("{path}: no such file or directory."),
-            )),
+            Ok(None) => Err(crate::ftp::errors::store(&crate::store::Error::NotFound(
+                path.to_string(),
+            ))),
             Err(e) => Err(crate::ftp::errors::store(&e)),
         }
     }

@@ -3,7 +3,8 @@
 use std::io;
 use std::time::Duration;
 
-use crate::ftp::datachan::Conn;
+use crate::ftp::datachan::{Conn, DataError};
+use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::tls::{Policy, resumed_with};
@@ -130,10 +131,7 @@ impl Session {
             return Ok(stream);
         }
         let Some(tls) = self.srv.tls.clone() else {
-            return Err(Reply::new(
-                425,
-                "TLS is not available for data connections.",
-            ));
+            return Err(errors::data(&DataError::TlsUnavailable));
         };
         let limit = self.data_timeout();
         let handshake = tls.data_acceptor().accept(stream);
@@ -144,13 +142,8 @@ impl Session {
         .await;
         let stream = match done {
             Some(Ok(s)) => s,
-            Some(Err(e)) => {
-                return Err(Reply::new(
-                    522,
-                    format!("TLS on the data connection failed: {e}."),
-                ));
-            }
-            None => return Err(Reply::new(522, "TLS on the data connection timed out.")),
+            Some(Err(e)) => return Err(errors::data(&DataError::TlsFailed(e))),
+            None => return Err(errors::data(&DataError::TlsTimedOut)),
         };
         let resumed = resumed_with(stream.get_ref().1, &self.token);
         if !resumed {
@@ -166,12 +159,7 @@ impl Session {
                     "refused a data connection from {} (sender {name}): it did not resume the control connection's TLS session",
                     self.peer
                 );
-                return Err(Reply::new(
-                    522,
-                    format!(
-                        "Data connection refused: it must resume this session's TLS session. Turn on TLS session reuse in the client, or ask for 'ftpgate sender set {name} --tls-reuse optional'."
-                    ),
-                ));
+                return Err(errors::data(&DataError::NotResumed { sender: name }));
             }
             log::info!(
                 "accepted a data connection from {} without TLS session reuse (sender {name} is relaxed)",

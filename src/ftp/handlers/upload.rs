@@ -213,10 +213,10 @@ impl Session {
                     "Transfer aborted ({why}); {kept} bytes kept: resume with REST {kept} and STOR, or APPE."
                 );
                 if abor.load(Ordering::Relaxed) {
-                    self.reply(Reply::new(426, text)).await?;
+                    self.reply(crate::ftp::errors::interrupted(&text)).await?;
                     Reply::new(226, "ABOR successful.")
                 } else {
-                    Reply::new(426, text)
+                    crate::ftp::errors::interrupted(&text)
                 }
             }
         };
