@@ -1,6 +1,7 @@
 //! The FTP server: the pure protocol layer ([`proto`]), and the session driver on top.
 
 pub mod bans;
+pub mod core;
 pub mod datachan;
 pub mod errors;
 pub mod handlers;

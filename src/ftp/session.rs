@@ -1,7 +1,8 @@
-//! One control connection: reads framed lines, parses them, gates them on login, and
-//! dispatches to the handlers in [`super::handlers`] (a plain `match`). The session owns
-//! its state (login, working directory, transfer parameters, data plan); handlers return
-//! the reply, which is sent here.
+//! One control connection, the driver around [`Core`]: reads framed lines within their
+//! deadlines, parses them, asks the core what each one does, and carries out the
+//! [`Action`] with the handlers in [`super::handlers`] (sockets, TLS, the store and the
+//! spool off the executor). The core holds the session's state and decisions; the
+//! driver holds the connections, the data plan and the timers.
 
 use std::collections::VecDeque;
 use std::io;
@@ -12,17 +13,11 @@ use std::time::{Duration, Instant};
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::auth::Login;
+pub use crate::ftp::core::Flow;
+use crate::ftp::core::{Action, Core, Settings};
 use crate::ftp::datachan::{Conn, Plan};
-use crate::ftp::proto::{Command, Frame, LineFramer, Reply, TransferType};
+use crate::ftp::proto::{Command, Frame, LineFramer, Reply};
 use crate::ftp::server::{Server, Slot};
-use crate::vfs::VPath;
-
-/// Whether the session goes on after a command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    Continue,
-    Close,
-}
 
 /// Most commands kept while a transfer runs (beyond that the client is misbehaving).
 const MAX_PENDING: usize = 16;
@@ -43,24 +38,13 @@ pub struct Session {
     /// Lines received during a transfer, handled after it.
     pub(super) pending: VecDeque<Frame>,
     pub(super) peer: SocketAddr,
-    pub(super) local: SocketAddr,
-    pub(super) user: Option<String>,
-    pub(super) login: Option<Login>,
-    /// The server's count of admin changes when `login` was last checked.
+    /// The session's state and decisions.
+    pub(super) core: Core,
+    /// The server's count of admin changes when the login was last checked.
     pub(super) access_seen: u64,
-    pub(super) failures: u32,
-    pub(super) cwd: VPath,
-    pub(super) ttype: TransferType,
-    pub(super) rest: Option<u64>,
-    pub(super) rnfr: Option<VPath>,
     pub(super) plan: Plan,
-    pub(super) epsv_all: bool,
     pub(super) uploads: u64,
     pub(super) bytes: u64,
-    /// The control connection is TLS.
-    pub(super) tls: bool,
-    /// PROT P: data connections are TLS.
-    pub(super) prot_p: bool,
     /// Embedded in this session's TLS tickets; data connections must bring it back.
     pub(super) token: [u8; 16],
 }
@@ -89,6 +73,14 @@ impl Session {
         local: SocketAddr,
     ) -> Session {
         let now = Instant::now();
+        let settings = Settings {
+            tls: srv.config.tls,
+            tls_available: srv.tls.is_some(),
+            active: srv.config.active,
+            passive_address: srv.config.passive_address,
+            local: local.ip(),
+            peer: peer.ip(),
+        };
         Session {
             srv,
             slot,
@@ -99,21 +91,11 @@ impl Session {
             framer: LineFramer::new(),
             pending: VecDeque::new(),
             peer,
-            local,
-            user: None,
-            login: None,
+            core: Core::new(settings),
             access_seen: 0,
-            failures: 0,
-            cwd: VPath::root(),
-            ttype: TransferType::Ascii,
-            rest: None,
-            rnfr: None,
             plan: Plan::None,
-            epsv_all: false,
             uploads: 0,
             bytes: 0,
-            tls: false,
-            prot_p: false,
             token: crate::ftp::tls::session_token(),
         }
     }
@@ -167,8 +149,8 @@ impl Session {
         log::info!(
             "session end peer={} sender={} pipe={} uploads={} bytes={} seconds={:.1}",
             self.peer,
-            self.login.as_ref().map_or("-", |l| l.sender.name.as_str()),
-            self.login.as_ref().map_or("-", |l| l.pipe.id.as_str()),
+            self.core.login().map_or("-", |l| l.sender.name.as_str()),
+            self.core.login().map_or("-", |l| l.pipe.id.as_str()),
             self.uploads,
             self.bytes,
             started.elapsed().as_secs_f64()
@@ -198,7 +180,7 @@ impl Session {
             let shutdown = self.srv.shutdown.clone();
             // Only a connection still waiting to log in can be evicted.
             let evicted = self.slot.evicted.clone();
-            let waiting = self.login.is_none();
+            let waiting = self.core.login().is_none();
             let stop = async {
                 smol::future::or(
                     async {
@@ -264,7 +246,7 @@ impl Session {
     /// do not finish a line move none of them.
     fn deadline(&self) -> (Deadline, Instant) {
         let config = &self.srv.config;
-        let mut next = if self.login.is_some() {
+        let mut next = if self.core.login().is_some() {
             (Deadline::Idle, self.last_line + config.idle_timeout)
         } else {
             (Deadline::Login, self.login_from + config.login_timeout)
@@ -333,163 +315,61 @@ impl Session {
         }
     }
 
-    /// The Pipe id and settings of the logged-in session.
+    /// The Sender and Pipe of the logged-in session.
     pub(super) fn login(&self) -> &Login {
-        self.login
-            .as_ref()
-            .expect("dispatch only runs these handlers after login")
-    }
-
-    /// Resolves a client path against the working directory.
-    pub(super) fn resolve(&self, arg: &str) -> Result<VPath, Reply> {
-        self.cwd
-            .resolve(arg)
-            .map_err(|e| crate::ftp::errors::path(&e))
+        self.core
+            .login()
+            .expect("the core only asks for this work after login")
     }
 
     pub(super) fn data_timeout(&self) -> Duration {
         self.srv.config.data_timeout
     }
 
+    /// One command: the core decides, the driver carries it out. A data-connection
+    /// command replaces the plan; a transfer uses it up, whatever its outcome.
     async fn dispatch(&mut self, cmd: Command) -> io::Result<Flow> {
         use Command as C;
-        let open = matches!(
+        if matches!(cmd, C::Pasv | C::Epsv(_) | C::Port(_) | C::Eprt(_)) {
+            self.plan = Plan::None;
+        }
+        let transfer = matches!(
             cmd,
-            C::User(_)
-                | C::Pass(_)
-                | C::Acct
-                | C::Quit
-                | C::Rein
-                | C::Auth(_)
-                | C::Pbsz(_)
-                | C::Prot(_)
-                | C::Ccc
-                | C::Feat
-                | C::Opts(_)
-                | C::Syst
-                | C::Noop
-                | C::Help
+            C::Stor(_) | C::Appe(_) | C::Stou(_) | C::List(_) | C::Nlst(_) | C::Mlsd(_)
         );
-        if self.login.is_none() && !open {
-            self.reply(Reply::new(530, "Please log in with USER and PASS first."))
-                .await?;
-            return Ok(Flow::Continue);
+        let action = self.core.handle(cmd);
+        let flow = self.perform(action).await;
+        if transfer {
+            self.plan = Plan::None;
         }
-        // A pending rename is only good for the very next command; a restart marker
-        // only for the next transfer (data-channel setup may come in between).
-        if !matches!(cmd, C::Rnto(_)) {
-            self.rnfr = None;
-        }
-        if !matches!(
-            cmd,
-            C::Rest(_)
-                | C::Stor(_)
-                | C::Appe(_)
-                | C::Stou(_)
-                | C::Pasv
-                | C::Epsv(_)
-                | C::Port(_)
-                | C::Eprt(_)
-                | C::Type(_)
-                | C::Noop
-        ) {
-            self.rest = None;
-        }
-        if matches!(cmd, C::User(_) | C::Pass(_))
-            && let Some(refusal) = self.tls_required_for_login()
-        {
-            self.reply(refusal).await?;
-            return Ok(Flow::Continue);
-        }
-        let reply = match cmd {
-            C::User(name) => self.user(name),
-            C::Pass(pw) => return self.pass(pw).await,
-            C::Acct => Reply::new(202, "No account is needed on this gateway."),
-            C::Quit => {
-                self.reply(Reply::new(221, "Goodbye.")).await?;
+        flow
+    }
+
+    async fn perform(&mut self, action: Action) -> io::Result<Flow> {
+        let reply = match action {
+            Action::Reply(r) => r,
+            Action::Close(r) => {
+                self.reply(r).await?;
                 return Ok(Flow::Close);
             }
-            C::Rein => self.rein(),
-            C::Auth(m) => return self.auth(&m).await,
-            C::Pbsz(size) => self.pbsz(&size),
-            C::Prot(level) => self.prot(&level),
-            C::Ccc => Reply::new(
-                533,
-                "CCC is refused: the control connection stays as it is.",
-            ),
-            C::Feat => self.feat(),
-            C::Opts(arg) => self.opts(&arg),
-            C::Syst => Reply::new(215, "UNIX Type: L8"),
-            C::Noop => Reply::new(200, "OK."),
-            C::Help => self.help(),
-            C::Stat(None) => self.status(),
-            C::Stat(Some(arg)) => self.stat_path(&arg).await,
-            C::Size(arg) => self.size(&arg).await,
-            C::Mdtm(arg) => self.mdtm(&arg).await,
-            C::Mlst(arg) => self.mlst(arg.as_deref()).await,
-            C::Pwd => self.pwd(),
-            C::Cwd(arg) => self.cwd(&arg).await,
-            C::Cdup => self.cwd("..").await,
-            C::List(arg) => {
-                self.listing(crate::ftp::listing::Style::Long, arg.as_deref())
-                    .await?
+            Action::CheckPassword { user, password } => return self.pass(user, password).await,
+            Action::StartTls => return self.start_tls().await,
+            Action::LoggedOut(r) => {
+                self.slot.demote();
+                self.login_from = Instant::now();
+                self.plan = Plan::None;
+                r
             }
-            C::Nlst(arg) => {
-                self.listing(crate::ftp::listing::Style::Names, arg.as_deref())
-                    .await?
+            Action::Passive { announce } => self.passive(announce).await,
+            Action::Active { target, reply } => {
+                self.plan = Plan::Active(target);
+                reply
             }
-            C::Mlsd(arg) => {
-                self.listing(crate::ftp::listing::Style::Machine, arg.as_deref())
-                    .await?
-            }
-            C::Type(t) => {
-                self.ttype = t;
-                Reply::new(
-                    200,
-                    match t {
-                        TransferType::Ascii => "Type set to A (bytes are stored exactly as sent).",
-                        TransferType::Image => "Type set to I.",
-                    },
-                )
-            }
-            C::Mode => Reply::new(200, "Mode set to S."),
-            C::Stru => Reply::new(200, "Structure set to F."),
-            C::Allo => Reply::new(200, "ALLO noted; space is checked when the upload starts."),
-            C::Rest(n) => {
-                self.rest = Some(n);
-                Reply::new(
-                    350,
-                    format!("Restarting at {n}. Send STOR or APPE to continue."),
-                )
-            }
-            C::Stor(arg) => {
-                self.upload(super::handlers::upload::Kind::Stor, Some(arg))
-                    .await?
-            }
-            C::Appe(arg) => {
-                self.upload(super::handlers::upload::Kind::Appe, Some(arg))
-                    .await?
-            }
-            C::Stou(arg) => {
-                self.upload(super::handlers::upload::Kind::Stou, arg)
-                    .await?
-            }
-            C::Mkd(arg) => self.mkd(&arg).await,
-            C::Rmd(arg) => self.rmd(&arg).await,
-            C::Dele(arg) => self.dele(&arg).await,
-            C::Rnfr(arg) => self.rnfr(&arg).await,
-            C::Rnto(arg) => self.rnto(&arg).await,
-            C::Mfmt { mtime, path } => self.mfmt(mtime, &path).await,
-            C::Pasv => self.pasv().await,
-            C::Epsv(arg) => self.epsv(arg.as_deref()).await,
-            C::Port(addr) | C::Eprt(addr) => self.active(addr),
-            C::Abor => Reply::new(225, "No transfer to abort."),
-            C::Retr => Reply::new(
-                550,
-                "Downloads are disabled on this gateway: it only accepts uploads.",
-            ),
-            C::Site => Reply::new(502, "SITE commands are not supported on this gateway."),
-            C::Unknown(verb) => Reply::new(502, format!("{verb}: command not implemented.")),
+            Action::Upload(u) => self.upload(u).await?,
+            Action::List { style, path, arg } => self.listing(style, path, arg).await?,
+            Action::Query { query, path, arg } => self.query(query, path, &arg).await,
+            Action::Change(c) => self.change(c).await,
+            Action::Status => self.status(),
         };
         self.reply(reply).await?;
         Ok(Flow::Continue)

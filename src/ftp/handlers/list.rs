@@ -11,15 +11,18 @@ use crate::ftp::session::Session;
 use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
 use crate::store::now_secs;
+use crate::vfs::VPath;
 
 impl Session {
-    /// The entries a listing of `arg` shows: a directory's children, or the file itself.
+    /// The entries a listing of `path` (as the client named it: `arg`) shows: a
+    /// directory's children, or the file itself.
     async fn entries(
         &self,
+        path: &VPath,
         arg: Option<&str>,
         style: Style,
     ) -> Result<Vec<(String, Entry)>, Reply> {
-        let (path, e) = self.lookup(arg.unwrap_or(".")).await?;
+        let e = self.lookup(path).await?;
         if e.kind == Kind::File {
             if style == Style::Machine {
                 return Err(Reply::new(
@@ -41,21 +44,18 @@ impl Session {
             .map_err(|e| crate::ftp::errors::store(&e))
     }
 
-    pub(crate) async fn listing(&mut self, style: Style, arg: Option<&str>) -> io::Result<Reply> {
-        let entries = match self.entries(arg, style).await {
+    pub(crate) async fn listing(
+        &mut self,
+        style: Style,
+        path: VPath,
+        arg: Option<String>,
+    ) -> io::Result<Reply> {
+        let entries = match self.entries(&path, arg.as_deref(), style).await {
             Ok(e) => e,
-            Err(r) => {
-                self.plan = Default::default();
-                return Ok(r);
-            }
-        };
-        let data = match self.open_data().await {
-            Ok(d) => d,
             Err(r) => return Ok(r),
         };
-        self.reply(Reply::new(150, "Here comes the listing."))
-            .await?;
-        let mut data = match self.protect(data).await {
+        let opening = "Here comes the listing.".to_string();
+        let mut data = match self.open_transfer(opening).await? {
             Ok(d) => d,
             Err(r) => return Ok(r),
         };
@@ -78,8 +78,8 @@ impl Session {
     }
 
     /// `STAT path`: the listing over the control connection (RFC 959 §4.1.3).
-    pub(crate) async fn stat_path(&self, arg: &str) -> Reply {
-        match self.entries(Some(arg), Style::Long).await {
+    pub(crate) async fn stat_path(&self, path: VPath, arg: &str) -> Reply {
+        match self.entries(&path, Some(arg), Style::Long).await {
             Ok(entries) => {
                 let now = now_secs();
                 let lines = entries.iter().map(|(n, e)| ls_line(n, e, now)).collect();

@@ -1,35 +1,15 @@
-//! USER, PASS, REIN (RFC 959 §4.1.1). Every failure gets the same `530` after the same
-//! delay; the log says why. Three failures close the connection.
+//! Checking a password (`PASS`, after the core accepted the order of `USER` and `PASS`),
+//! and checking a login again after an admin change. Every failure gets the same `530`
+//! after the same delay; the log says why.
 
 use std::io;
 use std::sync::atomic::Ordering;
 
-use crate::ftp::datachan::Plan;
-use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
-use crate::vfs::VPath;
-
-const MAX_FAILURES: u32 = 3;
+use crate::secret::Secret;
 
 impl Session {
-    pub(crate) fn user(&mut self, name: String) -> Reply {
-        if self.login.is_some() {
-            return Reply::new(503, "Already logged in; send REIN first to log in again.");
-        }
-        self.user = Some(name);
-        // The same answer for every name: nothing tells which exist.
-        Reply::new(331, "Password required.")
-    }
-
-    pub(crate) async fn pass(&mut self, password: crate::secret::Secret) -> io::Result<Flow> {
-        if self.login.is_some() {
-            self.reply(Reply::new(503, "Already logged in.")).await?;
-            return Ok(Flow::Continue);
-        }
-        let Some(user) = self.user.take() else {
-            self.reply(Reply::new(503, "Send USER first.")).await?;
-            return Ok(Flow::Continue);
-        };
+    pub(crate) async fn pass(&mut self, user: String, password: Secret) -> io::Result<Flow> {
         // Scored before the check, so parallel guesses cannot outrun the ban threshold.
         let attempt = match self.srv.login_attempt(self.peer.ip()).await {
             Ok(attempt) => attempt,
@@ -46,7 +26,7 @@ impl Session {
         // Changes from here on are checked before the next command (live authorisation).
         let changes = self.srv.admin_changes.load(Ordering::SeqCst);
         let result = auth
-            .login(&user, password.expose(), self.peer.ip(), self.tls)
+            .login(&user, password.expose(), self.peer.ip(), self.core.tls())
             .await;
         match result {
             Ok(login) => {
@@ -67,19 +47,12 @@ impl Session {
                     login.sender.name,
                     login.pipe.id
                 );
-                let text = format!(
-                    "Logged in; uploads go to pipe {} ({}).",
-                    login.pipe.id, login.pipe.name
-                );
-                self.login = Some(login);
                 self.access_seen = changes;
-                self.cwd = VPath::root();
-                self.failures = 0;
-                self.reply(Reply::new(230, text)).await?;
+                let reply = self.core.logged_in(login);
+                self.reply(reply).await?;
                 Ok(Flow::Continue)
             }
             Err(refusal) => {
-                self.failures += 1;
                 if matches!(refusal, crate::auth::Refusal::Store(_)) {
                     attempt.void();
                 } else {
@@ -91,16 +64,9 @@ impl Session {
                     crate::ftp::proto::reply::sanitize(&user)
                 );
                 smol::Timer::after(self.srv.config.login_fail_delay).await;
-                if self.failures >= MAX_FAILURES {
-                    self.reply(Reply::new(
-                        530,
-                        "Login incorrect; too many failures, closing the connection.",
-                    ))
-                    .await?;
-                    return Ok(Flow::Close);
-                }
-                self.reply(Reply::new(530, "Login incorrect.")).await?;
-                Ok(Flow::Continue)
+                let (reply, flow) = self.core.login_failed();
+                self.reply(reply).await?;
+                Ok(flow)
             }
         }
     }
@@ -111,12 +77,18 @@ impl Session {
     /// at the next command.
     pub(crate) async fn recheck_access(&mut self) -> io::Result<Flow> {
         let changes = self.srv.admin_changes.load(Ordering::SeqCst);
-        let Some(login) = self.login.as_ref().filter(|_| changes != self.access_seen) else {
+        let Some(login) = self.core.login().filter(|_| changes != self.access_seen) else {
             return Ok(Flow::Continue);
         };
-        match self.srv.auth.recheck(login, self.peer.ip(), self.tls).await {
+        let (sender, pipe) = (login.sender.name.clone(), login.pipe.id.clone());
+        let checked = self
+            .srv
+            .auth
+            .recheck(login, self.peer.ip(), self.core.tls())
+            .await;
+        match checked {
             Ok(fresh) => {
-                self.login = Some(fresh);
+                self.core.refreshed(fresh);
                 self.access_seen = changes;
                 Ok(Flow::Continue)
             }
@@ -129,34 +101,13 @@ impl Session {
             }
             Err(refusal) => {
                 log::info!(
-                    "session peer={} sender={} pipe={}: access changed ({refusal}); closing the session",
+                    "session peer={} sender={sender} pipe={pipe}: access changed ({refusal}); closing the session",
                     self.peer,
-                    login.sender.name,
-                    login.pipe.id
                 );
-                self.reply(Reply::new(
-                    421,
-                    format!(
-                        "An administrator changed your access ({refusal}); closing the connection."
-                    ),
-                ))
-                .await?;
+                let reply = self.core.revoked(&refusal);
+                self.reply(reply).await?;
                 Ok(Flow::Close)
             }
         }
-    }
-
-    pub(crate) fn rein(&mut self) -> Reply {
-        self.user = None;
-        self.login = None;
-        self.slot.demote();
-        self.login_from = std::time::Instant::now();
-        self.cwd = VPath::root();
-        self.rest = None;
-        self.rnfr = None;
-        self.plan = Plan::None;
-        self.epsv_all = false;
-        // RFC 4217: REIN keeps the TLS of the control connection as it is.
-        Reply::new(220, "Session reset; log in again.")
     }
 }

@@ -1,44 +1,40 @@
-//! PWD, CWD, CDUP: moving within the Pipe's namespace (never outside it).
+//! Questions about one path of the Pipe's namespace (never outside it): SIZE, MDTM,
+//! MLST, STAT path, and the lookups behind CWD and RNFR, whose state the core keeps.
 
+use crate::ftp::core::Query;
 use crate::ftp::proto::Reply;
-use crate::ftp::proto::reply::quote_path;
 use crate::ftp::session::Session;
-use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
+use crate::store::{self, View};
 use crate::vfs::VPath;
 
 impl Session {
-    pub(crate) fn pwd(&self) -> Reply {
-        Reply::new(
-            257,
-            format!(
-                "{} is the current directory.",
-                quote_path(self.cwd.as_str())
-            ),
-        )
-    }
-
-    pub(crate) async fn cwd(&mut self, arg: &str) -> Reply {
-        match self.lookup(arg).await {
-            Ok((path, e)) if e.kind == Kind::Dir => {
-                let text = format!("Directory changed to {path}.");
-                self.cwd = path;
-                Reply::new(250, text)
-            }
-            Ok((path, _)) => {
-                crate::ftp::errors::store(&crate::store::Error::NotADirectory(path.to_string()))
-            }
-            Err(r) => r,
+    pub(crate) async fn query(&mut self, query: Query, path: VPath, arg: &str) -> Reply {
+        match query {
+            Query::Size => return self.size(path).await,
+            Query::Stat => return self.stat_path(path, arg).await,
+            Query::Mdtm | Query::Mlst | Query::Cwd | Query::Rnfr => {}
+        }
+        let e = match self.lookup(&path).await {
+            Ok(e) => e,
+            Err(r) => return r,
+        };
+        match query {
+            Query::Mdtm => Session::mdtm(&path, &e),
+            Query::Cwd if e.kind == Kind::Dir => self.core.entered(path),
+            Query::Cwd => crate::ftp::errors::store(&store::Error::NotADirectory(path.to_string())),
+            Query::Rnfr => self.core.rename_from(path),
+            // SIZE and STAT were answered above.
+            Query::Mlst | Query::Size | Query::Stat => Session::mlst(&path, &e),
         }
     }
 
-    /// Resolves `arg` and reads its catalog entry: the entry, or the reply to give.
-    pub(crate) async fn lookup(&self, arg: &str) -> Result<(VPath, Entry), Reply> {
-        let path = self.resolve(arg)?;
+    /// The catalog entry of `path`, or the reply to give.
+    pub(crate) async fn lookup(&self, path: &VPath) -> Result<Entry, Reply> {
         let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
         match self.srv.read(move |r| r.entry(&pipe, &p)).await {
-            Ok(Some(e)) => Ok((path, e)),
-            Ok(None) => Err(crate::ftp::errors::store(&crate::store::Error::NotFound(
+            Ok(Some(e)) => Ok(e),
+            Ok(None) => Err(crate::ftp::errors::store(&store::Error::NotFound(
                 path.to_string(),
             ))),
             Err(e) => Err(crate::ftp::errors::store(&e)),

@@ -1,4 +1,5 @@
-//! AUTH, PBSZ, PROT, CCC (RFC 4217) and protected data connections.
+//! The TLS handshake after `AUTH TLS` (RFC 4217) and protected data connections; the
+//! order of AUTH, PBSZ and PROT and the TLS policies are decided in the core.
 
 use std::io;
 use std::time::Duration;
@@ -7,31 +8,19 @@ use crate::ftp::datachan::{Conn, DataError};
 use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
-use crate::ftp::tls::{Policy, resumed_with};
+use crate::ftp::tls::resumed_with;
 use crate::names::TlsReuse;
 
 impl Session {
-    /// `AUTH TLS`: answer 234, forget any plaintext that came after it (CVE-2011-0411),
-    /// then run the handshake on the control connection.
-    pub(crate) async fn auth(&mut self, mechanism: &str) -> io::Result<Flow> {
+    /// After the core accepted `AUTH TLS`: answer 234, forget any plaintext that came
+    /// after it (CVE-2011-0411), then run the handshake on the control connection.
+    pub(crate) async fn start_tls(&mut self) -> io::Result<Flow> {
         let Some(tls) = self.srv.tls.clone() else {
+            // The core offers TLS only when it is available.
             self.reply(Reply::new(502, "TLS is not available on this gateway."))
                 .await?;
             return Ok(Flow::Continue);
         };
-        if self.tls {
-            self.reply(Reply::new(503, "TLS is already in use on this connection."))
-                .await?;
-            return Ok(Flow::Continue);
-        }
-        if !matches!(mechanism, "TLS" | "TLS-C" | "SSL") {
-            self.reply(Reply::new(
-                504,
-                format!("AUTH {mechanism} is not supported: use AUTH TLS."),
-            ))
-            .await?;
-            return Ok(Flow::Continue);
-        }
         self.reply(Reply::new(
             234,
             "AUTH TLS accepted; start the TLS handshake.",
@@ -48,7 +37,7 @@ impl Session {
         // The handshake gets the login timeout, and no more than is left of the time to
         // log in: a connection that never logs in cannot outlive its login deadline.
         let mut until = std::time::Instant::now() + self.srv.config.login_timeout;
-        if self.login.is_none() {
+        if self.core.login().is_none() {
             until = until.min(self.login_from + self.srv.config.login_timeout);
         }
         let done = smol::future::or(async { Some(handshake.await) }, async {
@@ -59,7 +48,7 @@ impl Session {
         match done {
             Some(Ok(stream)) => {
                 self.ctl = Box::new(stream);
-                self.tls = true;
+                self.core.tls_started();
                 Ok(Flow::Continue)
             }
             Some(Err(e)) => {
@@ -73,61 +62,10 @@ impl Session {
         }
     }
 
-    pub(crate) fn pbsz(&mut self, _size: &str) -> Reply {
-        if !self.tls {
-            return Reply::new(503, "PBSZ needs AUTH TLS first.");
-        }
-        Reply::new(200, "PBSZ=0")
-    }
-
-    pub(crate) fn prot(&mut self, level: &str) -> Reply {
-        if !self.tls {
-            return Reply::new(503, "PROT needs AUTH TLS first.");
-        }
-        match level {
-            "P" => {
-                self.prot_p = true;
-                Reply::new(
-                    200,
-                    "Protection level set to Private: data connections use TLS.",
-                )
-            }
-            "C" if self.srv.config.tls == Policy::Required => Reply::new(
-                534,
-                "PROT C is refused: this gateway requires protected data connections (PROT P).",
-            ),
-            "C" => {
-                self.prot_p = false;
-                Reply::new(200, "Protection level set to Clear.")
-            }
-            "S" | "E" => Reply::new(536, format!("PROT {level} is not supported: use PROT P.")),
-            _ => Reply::new(
-                504,
-                format!("PROT {level}: unknown protection level; use P or C."),
-            ),
-        }
-    }
-
-    /// Refusal of plaintext logins the policy forbids (same reply for every name).
-    pub(crate) fn tls_required_for_login(&self) -> Option<Reply> {
-        (self.srv.config.tls == Policy::Required && !self.tls)
-            .then(|| Reply::new(530, "TLS is required on this gateway: send AUTH TLS first."))
-    }
-
-    /// Refusal of a transfer the policy forbids on a clear data connection.
-    pub(crate) fn clear_data_refused(&self) -> Option<Reply> {
-        (self.srv.config.tls == Policy::Required && !self.prot_p).then(|| {
-            Reply::new(
-                521,
-                "Data connections must be protected on this gateway: send PROT P first.",
-            )
-        })
-    }
-
     /// Wraps a data connection in TLS when PROT P is on, and checks that it resumed this
     /// session's TLS session (unless the Sender or the gateway relaxed that).
     pub(crate) async fn protect(&self, stream: Box<dyn Conn>) -> Result<Box<dyn Conn>, Reply> {
-        if !self.prot_p {
+        if !self.core.prot_p() {
             return Ok(stream);
         }
         let Some(tls) = self.srv.tls.clone() else {
@@ -148,8 +86,8 @@ impl Session {
         let resumed = resumed_with(stream.get_ref().1, &self.token);
         if !resumed {
             let sender = self
-                .login
-                .as_ref()
+                .core
+                .login()
                 .map(|l| (l.sender.name.clone(), l.sender.tls_reuse));
             let relaxed = self.srv.config.tls_reuse == TlsReuse::Optional
                 || sender.as_ref().is_some_and(|s| s.1 == TlsReuse::Optional);
