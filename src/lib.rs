@@ -23,6 +23,8 @@
 //! * [`daemon`]: `ftpgate serve`: owns the database and answers the control socket.
 //! * [`cli`]: argument parsing and output; `main.rs` only calls [`cli::main`].
 //! * [`secret`]: passwords hashes and keys that `Debug` never shows.
+//! * [`support`]: hex, random names and directory fsync, written once.
+//! * [`repeated`]: identical errors logged once with a count.
 //! * [`names`], [`net`]: pure validation of names, ids, destinations and CIDR lists.
 #![forbid(unsafe_code)]
 
@@ -42,4 +44,5 @@ pub mod secret;
 pub mod spool;
 pub mod state;
 pub mod store;
+pub mod support;
 pub mod vfs;

@@ -46,10 +46,7 @@ fn classify(what: &str, e: io::Error) -> SinkError {
 
 /// A temporary name in a destination directory that no client name can be.
 fn own_name(what: &str) -> String {
-    let mut random = [0u8; 6];
-    let _ = getrandom::getrandom(&mut random);
-    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    format!(".ftpgate{OWN}{what}-{hex}")
+    format!(".ftpgate{OWN}{what}-{}", crate::support::random_hex(6))
 }
 
 impl DirSink {
@@ -85,10 +82,6 @@ impl DirSink {
     }
 }
 
-fn fsync_dir(dir: &Path) -> io::Result<()> {
-    fs::File::open(dir)?.sync_all()
-}
-
 impl Sink for DirSink {
     fn put(
         &self,
@@ -111,7 +104,7 @@ impl Sink for DirSink {
             f.set_modified(mtime)?;
             f.sync_all()?;
             fs::rename(&tmp, &dest)?;
-            fsync_dir(&dir)
+            crate::support::sync_dir(&dir)
         };
         copy().map_err(|e| {
             let _ = fs::remove_file(&tmp);

@@ -31,11 +31,7 @@ pub struct Journal {
 /// The file that records an upload (its id may hold any character; the name may not).
 fn file_name(upload_id: &str) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(upload_id.as_bytes())
-        .iter()
-        .take(16)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::support::hex(&sha2::Sha256::digest(upload_id.as_bytes())[..16])
 }
 
 impl Journal {

@@ -36,8 +36,8 @@ use crate::store::{Pipe, Result as StoreResult, Store, View, Writer, now_ms, now
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
 
-/// Makes rust-s3 leave retries to us and picks ring as rustls's provider (rust-s3 and
-/// futures-rustls would otherwise bring two, and rustls refuses to guess).
+/// Makes rust-s3 leave retries to us: the forwarder classifies each error and backs off
+/// per Pipe itself.
 pub fn init() {
     ::s3::set_retries(0);
 }

@@ -228,10 +228,6 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn hex(d: &[u8]) -> String {
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn corrupted(got: &str, want: &str) -> SinkError {
     SinkError::permanent(format!(
         "the spool body no longer matches its checksum (MD5 {got}, expected {want}): disk corruption"
@@ -282,7 +278,7 @@ impl S3Sink {
         let content = std::fs::read(body)
             .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
         let digest = md5::Md5::digest(&content);
-        let got = hex(&digest);
+        let got = crate::support::hex(&digest);
         if got != md5 {
             return Err(corrupted(&got, md5));
         }
@@ -395,7 +391,7 @@ impl S3Sink {
                 break;
             }
         }
-        let got = hex(&whole.finalize());
+        let got = crate::support::hex(&whole.finalize());
         if got != md5 {
             return Err(corrupted(&got, md5));
         }

@@ -114,7 +114,7 @@ pub fn verify_md5(body: &Path, md5: &str) -> Result<(), SinkError> {
         }
         h.update(&buf[..n]);
     }
-    let got: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got = crate::support::hex(&h.finalize());
     if got == md5 {
         Ok(())
     } else {

@@ -61,12 +61,7 @@ impl Body {
 
     /// The MD5 of everything received, hex.
     pub fn md5_hex(&self) -> String {
-        self.md5
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::support::hex(&self.md5.clone().finalize())
     }
 
     /// Appends `chunk`; the spool counts its bytes once they are written (a chunk that

@@ -40,7 +40,7 @@ pub trait Disk: Send + Sync + 'static {
 
     /// Makes a directory's entries (the names created or renamed in it) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        crate::support::sync_dir(dir)
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {

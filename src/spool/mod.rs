@@ -374,7 +374,5 @@ pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
 
 /// A new random body id (128 bits, hex).
 fn new_id() -> String {
-    let mut b = [0u8; 16];
-    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    crate::support::random_hex(16)
 }

@@ -8,7 +8,8 @@ use redb::TableDefinition;
 
 use super::{Error, Writer};
 
-/// The schema this build writes. History: 1 = senders, pipes, grants, settings;
+/// The schema this build writes. History: 1 = senders, pipes, grants (and a `settings`
+/// table that was never used: older databases keep it, empty, and nothing reads it);
 /// 2 = catalog, outbox, put index, partial uploads, counters; 3 = the outbox's indexes
 /// (ops per key, dependencies, ready queue, per-Pipe ops, parked, in flight), per-Pipe
 /// counters, spool bodies and garbage, keep-both suffixes; the put index is gone.
@@ -22,8 +23,6 @@ pub const SENDERS: TableDefinition<&str, &[u8]> = TableDefinition::new("senders"
 pub const PIPES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipes");
 /// (Sender name, Pipe id) → nothing: the Grants.
 pub const GRANTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("grants");
-/// Gateway-wide settings by name.
-pub const SETTINGS: TableDefinition<&str, &str> = TableDefinition::new("settings");
 
 /// (Pipe id, path) → JSON [`super::catalog::Entry`]: each Pipe's namespace.
 pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
@@ -71,7 +70,6 @@ pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
                 txn.open_table(SENDERS)?;
                 txn.open_table(PIPES)?;
                 txn.open_table(GRANTS)?;
-                txn.open_table(SETTINGS)?;
             }
             1 => {
                 txn.open_table(CATALOG)?;

@@ -1,0 +1,36 @@
+//! Helpers several modules need, written once: hex encoding, random hex names, and
+//! fsyncing a directory (what makes a created or renamed name durable).
+
+use std::io;
+use std::path::Path;
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// `n` random bytes from the operating system, hex.
+pub fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    getrandom::getrandom(&mut b).expect("the operating system's random source failed");
+    hex(&b)
+}
+
+/// fsyncs a directory: the names created, renamed or removed in it are durable after.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_lower_case_and_two_digits_a_byte() {
+        assert_eq!(super::hex(&[0, 0xab, 0x0f]), "00ab0f");
+        assert_eq!(super::random_hex(16).len(), 32);
+    }
+}
