@@ -10,9 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::check_hash;
-use crate::names::{Invalid, TlsReuse, check_sender_name};
+use crate::names::{Invalid, check_sender_name};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
+use crate::store::senders::TlsReuse;
 use crate::store::{self, Sender, View, Writer, now_secs};
 
 /// A whole gateway's provisioning.

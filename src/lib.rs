@@ -25,7 +25,7 @@
 //! * [`secret`]: passwords hashes and keys that `Debug` never shows.
 //! * [`support`]: hex, random names and directory fsync, written once.
 //! * [`repeated`]: identical errors logged once with a count.
-//! * [`names`], [`net`]: pure validation of names, ids, destinations and CIDR lists.
+//! * [`names`], [`net`]: pure validation of names, ids and CIDR lists.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -1,8 +1,8 @@
 //! Catalog and outbox against a real store: namespace rules, overwrite policies, and
 //! the coalescing rules of DESIGN §3.
 
-use ftpgate::names::Overwrite;
 use ftpgate::store::catalog::{Delivery, Kind, Upload};
+use ftpgate::store::namespace::Overwrite;
 use ftpgate::store::outbox::{Action, Op, Outcome};
 use ftpgate::store::{Store, View};
 use ftpgate::vfs::VPath;

@@ -11,9 +11,10 @@ pub mod status;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::{Invalid, TlsReuse, check_sender_name, random_token};
+use crate::names::{Invalid, check_sender_name, random_token};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
+use crate::store::senders::TlsReuse;
 use crate::store::{self, Pipe, Sender, Store, View, Writer, now_secs};
 
 /// One admin operation.
@@ -128,7 +129,7 @@ pub struct PipeChanges {
     pub path_style: Option<bool>,
     pub access_key: Option<String>,
     pub secret_key: Option<crate::secret::Secret>,
-    pub overwrite: Option<crate::names::Overwrite>,
+    pub overwrite: Option<crate::store::namespace::Overwrite>,
     #[serde(default)]
     pub parallel: Option<u32>,
 }

@@ -5,7 +5,7 @@ use argh::FromArgs;
 use super::sender::{list_or, yes_no};
 use super::{Ctx, Outcome, on_off, print_json, read_secret_stdin, unexpected};
 use crate::admin::{PipeChanges, PipeView, Request, Response};
-use crate::names::Overwrite;
+use crate::store::namespace::Overwrite;
 use crate::store::pipes::PipeSpec;
 
 /// manage Pipes (destinations: S3 buckets or local directories)

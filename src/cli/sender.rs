@@ -5,7 +5,8 @@ use argh::FromArgs;
 use super::{Ctx, Failure, Outcome, on_off, print_json, read_secret_stdin, unexpected};
 use crate::admin::{Request, Response, SenderView};
 use crate::auth::{generate_password, hash_password};
-use crate::names::{TlsReuse, check_sender_name};
+use crate::names::check_sender_name;
+use crate::store::senders::TlsReuse;
 
 /// manage Senders (device and user accounts)
 #[derive(FromArgs)]

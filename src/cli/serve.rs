@@ -64,8 +64,8 @@ pub struct ServeArgs {
     #[argh(option)]
     key: Option<std::path::PathBuf>,
     /// required|optional: must TLS data connections resume the control session (default required)
-    #[argh(option, default = "crate::names::TlsReuse::Required")]
-    tls_reuse: crate::names::TlsReuse,
+    #[argh(option, default = "crate::store::senders::TlsReuse::Required")]
+    tls_reuse: crate::store::senders::TlsReuse,
 }
 
 /// Parses `LO-HI`.

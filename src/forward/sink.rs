@@ -76,10 +76,10 @@ pub fn for_pipe(
     journal: Option<std::sync::Arc<super::journal::Journal>>,
 ) -> Result<Box<dyn Sink>, SinkError> {
     match &pipe.dest {
-        crate::names::Destination::Dir { path } => {
+        crate::store::destination::Destination::Dir { path } => {
             Ok(Box::new(super::dir::DirSink::new(path.into())))
         }
-        crate::names::Destination::S3 { bucket, .. } => {
+        crate::store::destination::Destination::S3 { bucket, .. } => {
             let s3 = pipe
                 .s3
                 .as_ref()
@@ -92,8 +92,8 @@ pub fn for_pipe(
 /// The key prefix of a Pipe's destination (S3 prefix; empty for directories).
 pub fn prefix(pipe: &Pipe) -> &str {
     match &pipe.dest {
-        crate::names::Destination::S3 { prefix, .. } => prefix,
-        crate::names::Destination::Dir { .. } => "",
+        crate::store::destination::Destination::S3 { prefix, .. } => prefix,
+        crate::store::destination::Destination::Dir { .. } => "",
     }
 }
 

@@ -46,7 +46,7 @@ pub struct Config {
     pub bans: BanPolicy,
     pub tls: crate::ftp::tls::Policy,
     /// Gateway-wide default for data connections resuming the control TLS session.
-    pub tls_reuse: crate::names::TlsReuse,
+    pub tls_reuse: crate::store::senders::TlsReuse,
 }
 
 impl Default for Config {
@@ -66,7 +66,7 @@ impl Default for Config {
             shutdown_grace: Duration::from_secs(30),
             bans: BanPolicy::default(),
             tls: crate::ftp::tls::Policy::Off,
-            tls_reuse: crate::names::TlsReuse::Required,
+            tls_reuse: crate::store::senders::TlsReuse::Required,
         }
     }
 }

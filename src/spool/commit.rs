@@ -13,9 +13,9 @@ use std::sync::Arc;
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 
 use super::{Body, Disk, Error, Spool};
-use crate::names::Overwrite;
 use crate::store::Store;
 use crate::store::catalog::{Published, Upload};
+use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;
 
 /// Most uploads recorded in one transaction.

@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{Body, Disk, Ended, Error, Limits, Publish, Spool, receive};
-use crate::names::Overwrite;
 use crate::state::StateDir;
+use crate::store::namespace::Overwrite;
 use crate::store::partials::Partial;
 use crate::store::{Store, View, now_secs};
 use crate::vfs::VPath;

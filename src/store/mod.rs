@@ -9,6 +9,7 @@
 //! Every call here blocks on disk I/O: async code calls it through `smol::unblock`, and
 //! no transaction outlives the closure that uses it, so none is held across an `.await`.
 
+pub mod destination;
 pub mod namespace;
 pub mod partials;
 pub mod pipes;
@@ -29,8 +30,9 @@ pub use namespace::{catalog, outbox};
 pub use pipes::{Pipe, S3Settings};
 pub use senders::Sender;
 
-use crate::names::{Invalid, Overwrite};
+use crate::names::Invalid;
 use crate::vfs::VPath;
+use namespace::Overwrite;
 use schema::{META, SCHEMA_VERSION};
 
 /// What can go wrong with the store. The messages are for the technician: they say what

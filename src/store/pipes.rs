@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{GRANTS, PIPES};
 use super::{Error, Result, View, Writer, all_records, encode, one_record};
-use crate::names::{Destination, Overwrite};
+use crate::store::destination::Destination;
+use crate::store::namespace::Overwrite;
 
 /// S3 connection settings of a Pipe whose destination is `s3://`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,7 +151,8 @@ impl PipeSpec {
         old_secret: Option<crate::secret::Secret>,
         created: u64,
     ) -> Result<Pipe, crate::names::Invalid> {
-        use crate::names::{Invalid, check_endpoint, check_pipe_id, check_pipe_name};
+        use crate::names::{Invalid, check_pipe_id, check_pipe_name};
+        use crate::store::destination::check_endpoint;
         check_pipe_id(&id)?;
         check_pipe_name(&self.name)?;
         let dest = Destination::parse(&self.dest)?;

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schema::{GRANTS, PIPES, SENDERS};
 use super::{Error, Result, View, Writer, all_records, encode, one_record};
-use crate::names::TlsReuse;
+use crate::names::{Invalid, invalid};
 use crate::net::Cidr;
 
 /// An account for a device or a person.
@@ -119,5 +119,36 @@ impl Writer {
             return Err(Error::NotGranted(name.to_string(), pipe.to_string()));
         }
         Ok(())
+    }
+}
+
+/// Whether a TLS data connection must resume the control connection's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum TlsReuse {
+    #[default]
+    Required,
+    Optional,
+}
+
+impl std::str::FromStr for TlsReuse {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        match s {
+            "required" => Ok(TlsReuse::Required),
+            "optional" => Ok(TlsReuse::Optional),
+            _ => invalid(format!(
+                "invalid TLS reuse policy {s:?}: use required or optional"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for TlsReuse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsReuse::Required => "required",
+            TlsReuse::Optional => "optional",
+        })
     }
 }

@@ -5,8 +5,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use crate::ftp::listing::Style;
 use crate::ftp::proto::Reply;
 use crate::ftp::tls::Policy;
-use crate::names::Overwrite;
 use crate::secret::Secret;
+use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;
 
 /// Whether the session goes on after a command.

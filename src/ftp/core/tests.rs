@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use super::*;
 use crate::ftp::proto::{Command, Reply};
 use crate::ftp::tls::Policy;
-use crate::names::Overwrite;
+use crate::store::namespace::Overwrite;
 
 fn settings(tls: Policy) -> Settings {
     Settings {

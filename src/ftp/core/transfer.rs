@@ -7,7 +7,7 @@ use super::{Action, Core, Resume, Upload, UploadKind, reply};
 use crate::ftp::listing::Style;
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::addr::{canonical, check_active};
-use crate::names::Overwrite;
+use crate::store::namespace::Overwrite;
 
 impl Core {
     pub(super) fn upload(&mut self, kind: UploadKind, arg: Option<String>) -> Action {

@@ -9,7 +9,7 @@ use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
 use crate::ftp::tls::resumed_with;
-use crate::names::TlsReuse;
+use crate::store::senders::TlsReuse;
 
 impl Session {
     /// After the core accepted `AUTH TLS`: answer 234, forget any plaintext that came

@@ -17,9 +17,9 @@ use crate::ftp::datachan::Conn;
 use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
-use crate::names::Overwrite;
 use crate::spool::{Body, Ended, Publish, receive};
 use crate::store::View;
+use crate::store::namespace::Overwrite;
 use crate::store::now_secs;
 use crate::vfs::VPath;
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::outbox::{Action, Op};
 use super::schema::{CATALOG, KEEP_BOTH, PARTIALS};
-use crate::names::Overwrite;
+use crate::store::namespace::Overwrite;
 use crate::store::{Error, Result, View, Writer, decode, encode};
 use crate::vfs::VPath;
 

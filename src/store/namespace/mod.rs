@@ -27,6 +27,9 @@
 
 pub mod catalog;
 pub mod outbox;
+mod overwrite;
+
+pub use overwrite::Overwrite;
 
 #[cfg(test)]
 mod tests;

@@ -11,8 +11,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::names::Overwrite;
 use crate::store::catalog::{Kind, Upload};
+use crate::store::namespace::Overwrite;
 use crate::store::outbox::{Action, Op, Outcome};
 use crate::store::schema;
 use redb::ReadableTableMetadata;
