@@ -10,168 +10,34 @@
 //! no transaction outlives the closure that uses it, so none is held across an `.await`.
 
 pub mod destination;
+mod error;
 pub mod namespace;
 pub mod partials;
 pub mod pipes;
 pub mod schema;
 pub mod senders;
+mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{
-    Database, Durability, Key, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    Value, WriteTransaction,
-};
-use serde::{Serialize, de::DeserializeOwned};
+use redb::{Database, Durability, ReadableDatabase};
 
+pub use error::{Error, Failure, Result};
 pub use namespace::{catalog, outbox};
 pub use pipes::{Pipe, S3Settings};
 pub use senders::Sender;
+pub use view::{Reader, View, Writer};
+use view::{all_records, decode, encode, one_record};
 
-use crate::names::Invalid;
-use crate::vfs::VPath;
-use namespace::Overwrite;
 use schema::{META, SCHEMA_VERSION};
-
-/// What can go wrong with the store. The messages are for the technician: they say what
-/// is wrong and what to do.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("{0}")]
-    Invalid(#[from] Invalid),
-    #[error(
-        "sender {0:?} already exists: choose another name, or change it with 'ftpgate sender set'"
-    )]
-    SenderExists(String),
-    #[error("no sender named {0:?}: see 'ftpgate sender list'")]
-    NoSuchSender(String),
-    #[error("pipe id {0:?} is already taken: choose another --id, or leave it out to generate one")]
-    PipeExists(String),
-    #[error("no pipe with id {0:?}: see 'ftpgate pipe list'")]
-    NoSuchPipe(String),
-    #[error("sender {0:?} has no grant for pipe {1:?}: see 'ftpgate sender show {0}'")]
-    NotGranted(String, String),
-    #[error(
-        "{0} is in use by another ftpgate process: wait for it to finish, or stop the other 'ftpgate serve'"
-    )]
-    InUse(PathBuf),
-    #[error(
-        "{path} was written by {written_by} (schema {found}), newer than this ftpgate ({ours}, schema {SCHEMA_VERSION}): install that version or newer"
-    , ours = schema::WRITTEN_BY)]
-    NewerSchema {
-        path: PathBuf,
-        found: u64,
-        written_by: String,
-    },
-    #[error("{0}: no such file or directory")]
-    NotFound(String),
-    #[error("{0} already exists")]
-    Exists(String),
-    #[error("{0} is not a directory")]
-    NotADirectory(String),
-    #[error("{0} is a directory")]
-    IsADirectory(String),
-    #[error("{0} is not empty: remove what it holds first")]
-    NotEmpty(String),
-    #[error("{0}: the directory it goes into does not exist (create it with MKD)")]
-    NoParent(String),
-    #[error("{0} exists and this pipe refuses overwrites: upload under another name")]
-    OverwriteRefused(String),
-    #[error("cannot move {0} into itself")]
-    IntoItself(String),
-    #[error("operation {0} is not in the outbox")]
-    NoSuchOp(u64),
-    #[error("{}", db_text(.0))]
-    Db(#[from] redb::Error),
-    #[error("the gateway's database cannot be written ({}); it is reopened by itself once the disk works again", .0.why)]
-    Reopening(Failure),
-    #[error("corrupt record {key:?} in table {table}: {detail}")]
-    Corrupt {
-        table: &'static str,
-        key: String,
-        detail: String,
-    },
-}
-
-impl Error {
-    /// The disk failed under the database (full, or an I/O error): redb refuses every
-    /// write after one until the database is reopened.
-    pub fn is_storage_failure(&self) -> bool {
-        matches!(
-            self,
-            Error::Db(redb::Error::Io(_) | redb::Error::PreviousIo) | Error::Reopening(_)
-        )
-    }
-
-    /// The store itself failed (the database, the disk, a corrupt record), as opposed to
-    /// refusing what was asked.
-    pub fn is_internal(&self) -> bool {
-        matches!(
-            self,
-            Error::Db(_) | Error::Reopening(_) | Error::Corrupt { .. }
-        )
-    }
-
-    /// The disk (or the quota) is full.
-    pub fn is_disk_full(&self) -> bool {
-        match self {
-            Error::Db(redb::Error::Io(e)) => crate::spool::is_disk_full(e),
-            Error::Reopening(f) => f.full,
-            _ => false,
-        }
-    }
-
-    /// True when the user asked for something malformed (exit code 2), as opposed to
-    /// something that failed against the current state (exit code 1).
-    pub fn is_usage(&self) -> bool {
-        matches!(self, Error::Invalid(_))
-    }
-}
-
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for Error {
-            fn from(e: $t) -> Error {
-                Error::Db(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
-    redb::DatabaseError,
-    redb::TransactionError,
-    redb::TableError,
-    redb::StorageError,
-    redb::CommitError,
-    redb::SetDurabilityError
-);
-
-pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-fn db_text(e: &redb::Error) -> String {
-    match e {
-        redb::Error::Io(io) if crate::spool::is_disk_full(io) => format!(
-            "the gateway's disk is full ({io}): nothing was changed; free space on it and try again"
-        ),
-        e => format!("database error: {e}"),
-    }
-}
-
-/// Why the database failed under the store.
-#[derive(Debug, Clone, Default)]
-pub struct Failure {
-    pub why: String,
-    /// The disk (or quota) was full.
-    pub full: bool,
-}
 
 /// Memory redb may use to cache pages.
 const CACHE_BYTES: usize = 4 << 20;
 
-/// The open database. One process at a time may hold it (redb locks the file).
-/// The database, reopened by itself after the disk failed under it.
+/// The open database (one process at a time may hold it: redb locks the file),
+/// reopened by itself after the disk failed under it.
 ///
 /// redb refuses every write after an I/O error (a full disk, say) until the database is
 /// closed and opened again. So a storage failure marks the store failed, with its reason;
@@ -431,208 +297,6 @@ impl Store {
             }
             Ok(r)
         })
-    }
-}
-
-/// A read-only view of the store.
-pub struct Reader {
-    txn: ReadTransaction,
-}
-
-/// A view inside a write transaction: reads see its own writes.
-pub struct Writer {
-    txn: WriteTransaction,
-}
-
-#[cfg(test)]
-impl Writer {
-    /// Overwrites the catalog record of (pipe, path) with bytes no version can read.
-    pub(crate) fn corrupt_entry(&self, pipe: &str, path: &str) -> Result<()> {
-        self.txn
-            .open_table(schema::CATALOG)?
-            .insert((pipe, path), &b"\xffnot a record"[..])?;
-        Ok(())
-    }
-}
-
-/// Read access to the store, the same for a snapshot and for a write transaction: every
-/// read is written once, here, over [`View::table`].
-pub trait View: Sized {
-    /// Opens a table for reading.
-    fn table<K: Key + 'static, V: Value + 'static>(
-        &self,
-        def: TableDefinition<K, V>,
-    ) -> Result<impl ReadableTable<K, V> + '_>;
-
-    fn sender(&self, name: &str) -> Result<Option<Sender>> {
-        senders::get(self, name)
-    }
-
-    /// The Sender named `name`, or [`Error::NoSuchSender`].
-    fn existing_sender(&self, name: &str) -> Result<Sender> {
-        self.sender(name)?
-            .ok_or_else(|| Error::NoSuchSender(name.to_string()))
-    }
-
-    fn senders(&self) -> Result<Vec<Sender>> {
-        senders::all(self)
-    }
-
-    /// Pipe ids granted to `name`, in id order.
-    fn grants_of(&self, name: &str) -> Result<Vec<String>> {
-        senders::grants_of(self, name)
-    }
-
-    /// Every (Sender, Pipe) Grant, ordered by Sender then Pipe.
-    fn grants(&self) -> Result<Vec<(String, String)>> {
-        senders::grants(self)
-    }
-
-    fn pipe(&self, id: &str) -> Result<Option<Pipe>> {
-        pipes::get(self, id)
-    }
-
-    /// The Pipe with `id`, or [`Error::NoSuchPipe`].
-    fn existing_pipe(&self, id: &str) -> Result<Pipe> {
-        self.pipe(id)?
-            .ok_or_else(|| Error::NoSuchPipe(id.to_string()))
-    }
-
-    fn pipes(&self) -> Result<Vec<Pipe>> {
-        pipes::all(self)
-    }
-
-    /// The catalog entry at `path` (the root always exists).
-    fn entry(&self, pipe: &str, path: &VPath) -> Result<Option<catalog::Entry>> {
-        catalog::entry(self, pipe, path)
-    }
-
-    /// Direct children of `dir`, in name order.
-    fn children(&self, pipe: &str, dir: &VPath) -> Result<Vec<(String, catalog::Entry)>> {
-        catalog::list(self, pipe, dir)
-    }
-
-    /// Where an upload to `path` may go under `policy`, or the refusal.
-    fn check_upload(&self, pipe: &str, path: &VPath, policy: Overwrite) -> Result<VPath> {
-        catalog::check_upload(self, pipe, path, policy)
-    }
-
-    fn op(&self, id: u64) -> Result<Option<outbox::Op>> {
-        outbox::op(self, id)
-    }
-
-    /// Up to `limit` queued ops after op `after`, in acknowledgement order.
-    fn ops_page(&self, pipe: Option<&str>, after: u64, limit: usize) -> Result<Vec<outbox::Op>> {
-        outbox::page(self, pipe, after, limit)
-    }
-
-    /// A Pipe's backlog counters.
-    fn backlog(&self, pipe: &str) -> Result<outbox::Backlog> {
-        outbox::backlog(self, pipe)
-    }
-
-    /// A Pipe's oldest queued op.
-    fn oldest_op(&self, pipe: &str) -> Result<Option<outbox::Op>> {
-        outbox::oldest(self, pipe)
-    }
-
-    /// A Pipe's first parked op.
-    fn first_parked(&self, pipe: &str) -> Result<Option<outbox::Op>> {
-        outbox::first_parked(self, pipe)
-    }
-
-    /// Ids of up to `limit` ops of a Pipe that may start by `now_ms`, earliest due first.
-    fn ready(&self, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
-        outbox::ready(self, pipe, now_ms, limit)
-    }
-
-    /// When a Pipe's earliest ready op is due (ms since the epoch).
-    fn next_due(&self, pipe: &str) -> Result<Option<u64>> {
-        outbox::next_due(self, pipe)
-    }
-
-    /// The newest queued op that touches (pipe, key).
-    fn last_op_on(&self, pipe: &str, key: &str) -> Result<Option<u64>> {
-        outbox::last_on(self, pipe, key)
-    }
-
-    /// Whether a queued put owns this spool body.
-    fn body_queued(&self, body: &str) -> Result<bool> {
-        Ok(self.table(schema::BODIES)?.get(body)?.is_some())
-    }
-
-    /// Spool bodies waiting to be deleted.
-    fn garbage(&self) -> Result<Vec<String>> {
-        let mut out = Vec::new();
-        for row in self.table(schema::GARBAGE)?.iter()? {
-            out.push(row?.0.value().to_string());
-        }
-        Ok(out)
-    }
-
-    fn partial(&self, pipe: &str, path: &VPath) -> Result<Option<partials::Partial>> {
-        partials::get(self, pipe, path)
-    }
-
-    /// Every partial upload as (pipe, path, partial).
-    fn partials(&self) -> Result<Vec<(String, String, partials::Partial)>> {
-        partials::all(self)
-    }
-}
-
-impl View for Reader {
-    fn table<K: Key + 'static, V: Value + 'static>(
-        &self,
-        def: TableDefinition<K, V>,
-    ) -> Result<impl ReadableTable<K, V> + '_> {
-        Ok(self.txn.open_table(def)?)
-    }
-}
-
-impl View for Writer {
-    fn table<K: Key + 'static, V: Value + 'static>(
-        &self,
-        def: TableDefinition<K, V>,
-    ) -> Result<impl ReadableTable<K, V> + '_> {
-        Ok(self.txn.open_table(def)?)
-    }
-}
-
-/// Decodes a JSON record, naming the table and key if it is damaged.
-fn decode<T: DeserializeOwned>(table: &'static str, key: &str, bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes).map_err(|e| Error::Corrupt {
-        table,
-        key: key.to_string(),
-        detail: e.to_string(),
-    })
-}
-
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    // Our records are plain structs of strings, numbers and lists: serializing cannot fail.
-    serde_json::to_vec(value).expect("records serialize to JSON")
-}
-
-/// Every record of a `name → JSON` table, in key order.
-fn all_records<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    name: &'static str,
-) -> Result<Vec<T>> {
-    let mut out = Vec::new();
-    for row in table.iter()? {
-        let (k, v) = row?;
-        out.push(decode(name, k.value(), v.value())?);
-    }
-    Ok(out)
-}
-
-fn one_record<T: DeserializeOwned>(
-    table: &impl ReadableTable<&'static str, &'static [u8]>,
-    name: &'static str,
-    key: &str,
-) -> Result<Option<T>> {
-    match table.get(key)? {
-        Some(v) => Ok(Some(decode(name, key, v.value())?)),
-        None => Ok(None),
     }
 }
 
