@@ -19,6 +19,12 @@ use super::schema::{
 };
 use crate::store::{Error, Result, View, Writer, decode, encode};
 
+mod delivery;
+mod queries;
+
+use queries::last_in;
+pub(crate) use queries::{backlog, first_parked, last_on, next_due, oldest, op, page, ready};
+
 /// What to do at the destination. Paths are namespace paths (`/a/b`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
@@ -143,112 +149,6 @@ fn parents(key: &str) -> impl Iterator<Item = &str> {
     key.match_indices('/')
         .map(|(i, _)| &key[..i])
         .filter(|p| !p.is_empty())
-}
-
-pub(crate) fn op(v: &impl View, id: u64) -> Result<Option<Op>> {
-    match v.table(OUTBOX)?.get(id)? {
-        Some(bytes) => Ok(Some(decode("outbox", &id.to_string(), bytes.value())?)),
-        None => Ok(None),
-    }
-}
-
-/// Up to `limit` ops after `after` in id order, of one Pipe or all.
-pub(crate) fn page(v: &impl View, pipe: Option<&str>, after: u64, limit: usize) -> Result<Vec<Op>> {
-    let mut out = Vec::new();
-    match pipe {
-        None => {
-            for row in v.table(OUTBOX)?.range(after.saturating_add(1)..)? {
-                if out.len() == limit {
-                    break;
-                }
-                let (k, bytes) = row?;
-                out.push(decode("outbox", &k.value().to_string(), bytes.value())?);
-            }
-        }
-        Some(p) => {
-            let ids = v.table(PIPE_OPS)?;
-            for row in ids.range((p, after.saturating_add(1))..=(p, u64::MAX))? {
-                if out.len() == limit {
-                    break;
-                }
-                let id = row?.0.value().1;
-                out.extend(op(v, id)?);
-            }
-        }
-    }
-    Ok(out)
-}
-
-pub(crate) fn backlog(v: &impl View, pipe: &str) -> Result<Backlog> {
-    match v.table(BACKLOG)?.get(pipe)? {
-        Some(bytes) => decode("backlog", pipe, bytes.value()),
-        None => Ok(Backlog::default()),
-    }
-}
-
-/// The first op of a Pipe in a (Pipe id, op id) index.
-fn first_of(
-    v: &impl View,
-    index: redb::TableDefinition<(&'static str, u64), ()>,
-    pipe: &str,
-) -> Result<Option<Op>> {
-    let first = v
-        .table(index)?
-        .range((pipe, 0)..=(pipe, u64::MAX))?
-        .next()
-        .transpose()?
-        .map(|(k, _)| k.value().1);
-    match first {
-        Some(id) => op(v, id),
-        None => Ok(None),
-    }
-}
-
-/// The oldest queued op of a Pipe.
-pub(crate) fn oldest(v: &impl View, pipe: &str) -> Result<Option<Op>> {
-    first_of(v, PIPE_OPS, pipe)
-}
-
-/// The first parked op of a Pipe (its reason is the Pipe's).
-pub(crate) fn first_parked(v: &impl View, pipe: &str) -> Result<Option<Op>> {
-    first_of(v, PARKED, pipe)
-}
-
-pub(crate) fn ready(v: &impl View, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
-    let mut ids = Vec::new();
-    for row in v
-        .table(READY)?
-        .range((pipe, 0, 0)..=(pipe, now_ms, u64::MAX))?
-        .take(limit)
-    {
-        ids.push(row?.0.value().2);
-    }
-    Ok(ids)
-}
-
-/// When the earliest ready op of a Pipe is due, if it has one.
-pub(crate) fn next_due(v: &impl View, pipe: &str) -> Result<Option<u64>> {
-    Ok(v.table(READY)?
-        .range((pipe, 0, 0)..=(pipe, u64::MAX, u64::MAX))?
-        .next()
-        .transpose()?
-        .map(|(k, _)| k.value().1))
-}
-
-/// The last queued op on (pipe, key).
-pub(crate) fn last_on(v: &impl View, pipe: &str, key: &str) -> Result<Option<u64>> {
-    last_in(&v.table(KEY_OPS)?, pipe, key)
-}
-
-fn last_in(
-    t: &impl ReadableTable<(&'static str, &'static str, u64), ()>,
-    pipe: &str,
-    key: &str,
-) -> Result<Option<u64>> {
-    Ok(t.range((pipe, key, 0)..=(pipe, key, u64::MAX))?
-        .next_back()
-        .transpose()?
-        .map(|(k, _)| k.value().2))
 }
 
 impl Writer {
@@ -458,141 +358,6 @@ impl Writer {
             t.remove(b.as_str())?;
         }
         Ok(())
-    }
-
-    /// Claims up to `limit` ready ops of `pipe` due by `now_ms`, oldest due first:
-    /// coalescing leaves them alone until they are settled.
-    pub fn claim_ready(&self, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<Op>> {
-        let ids = self.ready(pipe, now_ms, limit)?;
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            let mut op = self.existing_op(id)?;
-            self.set_ready(&op, false)?;
-            op.in_flight = true;
-            op.attempts += 1;
-            self.txn.open_table(IN_FLIGHT)?.insert(id, ())?;
-            self.put_op(&op)?;
-            out.push(op);
-        }
-        Ok(out)
-    }
-
-    /// Records how deliveries ended, all in this transaction. Returns the spool bodies
-    /// that completed puts no longer need (already in `GARBAGE`). An op that is gone
-    /// (its Pipe was removed meanwhile) is skipped.
-    pub fn settle(&self, outcomes: &[(u64, Outcome)]) -> Result<Vec<String>> {
-        let mut freed = Vec::new();
-        for (id, outcome) in outcomes {
-            let Some(mut op) = self.op(*id)? else {
-                continue;
-            };
-            match outcome {
-                Outcome::Done => {
-                    let op = self.remove_op(*id)?;
-                    if let Action::Put { path, body, .. } = &op.action {
-                        self.mark_delivered(&op.pipe, path, body)?;
-                        freed.push(body.clone());
-                    }
-                }
-                Outcome::Retry { due_ms, error } => {
-                    self.txn.open_table(IN_FLIGHT)?.remove(*id)?;
-                    op.in_flight = false;
-                    op.due_ms = *due_ms;
-                    op.last_error = Some(error.clone());
-                    self.set_ready(&op, op.is_ready())?;
-                    self.put_op(&op)?;
-                }
-                Outcome::Park { reason } => self.park(op, reason)?,
-            }
-        }
-        self.discard_bodies(&freed)?;
-        Ok(freed)
-    }
-
-    fn park(&self, mut op: Op, reason: &str) -> Result<()> {
-        self.txn.open_table(IN_FLIGHT)?.remove(op.id)?;
-        self.set_ready(&op, false)?;
-        let newly = op.parked.is_none();
-        op.in_flight = false;
-        op.last_error = Some(reason.to_string());
-        op.parked = Some(reason.to_string());
-        self.txn
-            .open_table(PARKED)?
-            .insert((op.pipe.as_str(), op.id), ())?;
-        if newly {
-            self.change_backlog(&op.pipe, |b| b.parked += 1)?;
-        }
-        self.put_op(&op)
-    }
-
-    /// Makes parked or backed-off ops due now: one op, or all of a Pipe's, or all.
-    /// Returns how many.
-    pub fn unpark(&self, id: Option<u64>, pipe: Option<&str>, now_ms: u64) -> Result<usize> {
-        let mut candidates = Vec::new();
-        match id {
-            Some(i) => candidates.push(self.existing_op(i)?),
-            None => {
-                let pipes: Vec<String> = match pipe {
-                    Some(p) => vec![p.to_string()],
-                    None => self.pipes()?.into_iter().map(|p| p.id).collect(),
-                };
-                for p in &pipes {
-                    let parked: Vec<u64> = {
-                        let t = self.txn.open_table(PARKED)?;
-                        let r = t.range((p.as_str(), 0)..=(p.as_str(), u64::MAX))?;
-                        r.map(|row| row.map(|(k, _)| k.value().1))
-                            .collect::<std::result::Result<_, _>>()?
-                    };
-                    let later: Vec<u64> = {
-                        let t = self.txn.open_table(READY)?;
-                        let r = t.range(
-                            (p.as_str(), now_ms + 1, 0)..=(p.as_str(), u64::MAX, u64::MAX),
-                        )?;
-                        r.map(|row| row.map(|(k, _)| k.value().2))
-                            .collect::<std::result::Result<_, _>>()?
-                    };
-                    for i in parked.into_iter().chain(later) {
-                        candidates.push(self.existing_op(i)?);
-                    }
-                }
-            }
-        }
-        let mut n = 0;
-        for mut op in candidates {
-            if op.parked.is_none() && op.due_ms <= now_ms {
-                continue;
-            }
-            self.set_ready(&op, false)?;
-            if op.parked.take().is_some() {
-                self.txn
-                    .open_table(PARKED)?
-                    .remove((op.pipe.as_str(), op.id))?;
-                self.change_backlog(&op.pipe, |b| b.parked = b.parked.saturating_sub(1))?;
-            }
-            op.due_ms = now_ms;
-            self.set_ready(&op, op.is_ready())?;
-            self.put_op(&op)?;
-            n += 1;
-        }
-        Ok(n)
-    }
-
-    /// At start-up: nothing is in flight any more. O(ops that were in flight).
-    pub fn release_claims(&self) -> Result<usize> {
-        let ids: Vec<u64> = {
-            let mut t = self.txn.open_table(IN_FLIGHT)?;
-            t.extract_from_if(0..=u64::MAX, |_, _| true)?
-                .map(|row| row.map(|(k, _)| k.value()))
-                .collect::<std::result::Result<_, _>>()?
-        };
-        for id in &ids {
-            if let Some(mut op) = self.op(*id)? {
-                op.in_flight = false;
-                self.set_ready(&op, op.is_ready())?;
-                self.put_op(&op)?;
-            }
-        }
-        Ok(ids.len())
     }
 
     /// Removes every op of a Pipe; returns the bodies they held (put in `GARBAGE`).

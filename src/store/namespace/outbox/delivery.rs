@@ -1,0 +1,142 @@
+//! The forwarder's side of the outbox: claiming due ops, settling a batch of outcomes
+//! in one transaction (done, retry later, or park with a reason), unparking, and
+//! releasing the claims a crash left.
+
+use super::*;
+
+impl Writer {
+    /// Claims up to `limit` ready ops of `pipe` due by `now_ms`, oldest due first:
+    /// coalescing leaves them alone until they are settled.
+    pub fn claim_ready(&self, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<Op>> {
+        let ids = self.ready(pipe, now_ms, limit)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let mut op = self.existing_op(id)?;
+            self.set_ready(&op, false)?;
+            op.in_flight = true;
+            op.attempts += 1;
+            self.txn.open_table(IN_FLIGHT)?.insert(id, ())?;
+            self.put_op(&op)?;
+            out.push(op);
+        }
+        Ok(out)
+    }
+
+    /// Records how deliveries ended, all in this transaction. Returns the spool bodies
+    /// that completed puts no longer need (already in `GARBAGE`). An op that is gone
+    /// (its Pipe was removed meanwhile) is skipped.
+    pub fn settle(&self, outcomes: &[(u64, Outcome)]) -> Result<Vec<String>> {
+        let mut freed = Vec::new();
+        for (id, outcome) in outcomes {
+            let Some(mut op) = self.op(*id)? else {
+                continue;
+            };
+            match outcome {
+                Outcome::Done => {
+                    let op = self.remove_op(*id)?;
+                    if let Action::Put { path, body, .. } = &op.action {
+                        self.mark_delivered(&op.pipe, path, body)?;
+                        freed.push(body.clone());
+                    }
+                }
+                Outcome::Retry { due_ms, error } => {
+                    self.txn.open_table(IN_FLIGHT)?.remove(*id)?;
+                    op.in_flight = false;
+                    op.due_ms = *due_ms;
+                    op.last_error = Some(error.clone());
+                    self.set_ready(&op, op.is_ready())?;
+                    self.put_op(&op)?;
+                }
+                Outcome::Park { reason } => self.park(op, reason)?,
+            }
+        }
+        self.discard_bodies(&freed)?;
+        Ok(freed)
+    }
+
+    fn park(&self, mut op: Op, reason: &str) -> Result<()> {
+        self.txn.open_table(IN_FLIGHT)?.remove(op.id)?;
+        self.set_ready(&op, false)?;
+        let newly = op.parked.is_none();
+        op.in_flight = false;
+        op.last_error = Some(reason.to_string());
+        op.parked = Some(reason.to_string());
+        self.txn
+            .open_table(PARKED)?
+            .insert((op.pipe.as_str(), op.id), ())?;
+        if newly {
+            self.change_backlog(&op.pipe, |b| b.parked += 1)?;
+        }
+        self.put_op(&op)
+    }
+
+    /// Makes parked or backed-off ops due now: one op, or all of a Pipe's, or all.
+    /// Returns how many.
+    pub fn unpark(&self, id: Option<u64>, pipe: Option<&str>, now_ms: u64) -> Result<usize> {
+        let mut candidates = Vec::new();
+        match id {
+            Some(i) => candidates.push(self.existing_op(i)?),
+            None => {
+                let pipes: Vec<String> = match pipe {
+                    Some(p) => vec![p.to_string()],
+                    None => self.pipes()?.into_iter().map(|p| p.id).collect(),
+                };
+                for p in &pipes {
+                    let parked: Vec<u64> = {
+                        let t = self.txn.open_table(PARKED)?;
+                        let r = t.range((p.as_str(), 0)..=(p.as_str(), u64::MAX))?;
+                        r.map(|row| row.map(|(k, _)| k.value().1))
+                            .collect::<std::result::Result<_, _>>()?
+                    };
+                    let later: Vec<u64> = {
+                        let t = self.txn.open_table(READY)?;
+                        let r = t.range(
+                            (p.as_str(), now_ms + 1, 0)..=(p.as_str(), u64::MAX, u64::MAX),
+                        )?;
+                        r.map(|row| row.map(|(k, _)| k.value().2))
+                            .collect::<std::result::Result<_, _>>()?
+                    };
+                    for i in parked.into_iter().chain(later) {
+                        candidates.push(self.existing_op(i)?);
+                    }
+                }
+            }
+        }
+        let mut n = 0;
+        for mut op in candidates {
+            if op.parked.is_none() && op.due_ms <= now_ms {
+                continue;
+            }
+            self.set_ready(&op, false)?;
+            if op.parked.take().is_some() {
+                self.txn
+                    .open_table(PARKED)?
+                    .remove((op.pipe.as_str(), op.id))?;
+                self.change_backlog(&op.pipe, |b| b.parked = b.parked.saturating_sub(1))?;
+            }
+            op.due_ms = now_ms;
+            self.set_ready(&op, op.is_ready())?;
+            self.put_op(&op)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// At start-up: nothing is in flight any more. O(ops that were in flight).
+    pub fn release_claims(&self) -> Result<usize> {
+        let ids: Vec<u64> = {
+            let mut t = self.txn.open_table(IN_FLIGHT)?;
+            t.extract_from_if(0..=u64::MAX, |_, _| true)?
+                .map(|row| row.map(|(k, _)| k.value()))
+                .collect::<std::result::Result<_, _>>()?
+        };
+        for id in &ids {
+            if let Some(mut op) = self.op(*id)? {
+                op.in_flight = false;
+                self.set_ready(&op, op.is_ready())?;
+                self.put_op(&op)?;
+            }
+        }
+        Ok(ids.len())
+    }
+}
