@@ -16,6 +16,12 @@ use crate::store::namespace::Overwrite;
 use crate::store::{Error, Result, View, Writer, decode, encode};
 use crate::vfs::VPath;
 
+mod read;
+mod rename;
+
+use read::subtree;
+pub(crate) use read::{entry, list};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -71,93 +77,6 @@ pub struct Published {
     pub path: VPath,
     /// Spool bodies no longer needed (a replaced undelivered version).
     pub freed: Vec<String>,
-}
-
-fn get(
-    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    pipe: &str,
-    path: &VPath,
-) -> Result<Option<Entry>> {
-    match t.get((pipe, path.as_str()))? {
-        Some(v) => Ok(Some(decode("catalog", path.as_str(), v.value())?)),
-        None => Ok(None),
-    }
-}
-
-/// Direct children of `dir`, in name order.
-fn children(
-    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    pipe: &str,
-    dir: &VPath,
-) -> Result<Vec<(String, Entry)>> {
-    let prefix = if dir.is_root() {
-        "/".to_string()
-    } else {
-        format!("{dir}/")
-    };
-    let mut out = Vec::new();
-    for row in t.range((pipe, prefix.as_str())..)? {
-        let (k, v) = row?;
-        let (p, path) = k.value();
-        if p != pipe || !path.starts_with(&prefix) {
-            break;
-        }
-        let rest = &path[prefix.len()..];
-        if !rest.is_empty() && !rest.contains('/') {
-            out.push((rest.to_string(), decode("catalog", path, v.value())?));
-        }
-    }
-    Ok(out)
-}
-
-/// Every path at or below `dir` (for directory renames), in key order.
-fn subtree(
-    t: &impl ReadableTable<(&'static str, &'static str), &'static [u8]>,
-    pipe: &str,
-    dir: &VPath,
-) -> Result<Vec<(VPath, Entry)>> {
-    let mut out = Vec::new();
-    if let Some(e) = get(t, pipe, dir)? {
-        out.push((dir.clone(), e));
-    }
-    let prefix = format!("{dir}/");
-    for row in t.range((pipe, prefix.as_str())..)? {
-        let (k, v) = row?;
-        let (p, path) = k.value();
-        if p != pipe || !path.starts_with(&prefix) {
-            break;
-        }
-        out.push((
-            VPath::from_normalised(path),
-            decode("catalog", path, v.value())?,
-        ));
-    }
-    Ok(out)
-}
-
-fn root_entry() -> Entry {
-    Entry {
-        kind: Kind::Dir,
-        size: 0,
-        mtime: 0,
-        state: Delivery::Delivered,
-        body: None,
-        md5: None,
-        sender: String::new(),
-        remote: false,
-    }
-}
-
-/// The entry at `path` (the root always exists).
-pub(crate) fn entry(v: &impl View, pipe: &str, path: &VPath) -> Result<Option<Entry>> {
-    if path.is_root() {
-        return Ok(Some(root_entry()));
-    }
-    get(&v.table(CATALOG)?, pipe, path)
-}
-
-pub(crate) fn list(v: &impl View, pipe: &str, dir: &VPath) -> Result<Vec<(String, Entry)>> {
-    children(&v.table(CATALOG)?, pipe, dir)
 }
 
 /// Checks that `path`'s parent is a directory.
@@ -382,60 +301,6 @@ impl Writer {
         Ok(freed)
     }
 
-    /// Renames a file or a whole directory. An existing file at `to` is replaced.
-    pub fn rename(&self, pipe: &str, from: &VPath, to: &VPath, now: u64) -> Result<Vec<String>> {
-        let e = self
-            .entry(pipe, from)?
-            .ok_or_else(|| Error::NotFound(from.to_string()))?;
-        if from.is_root() || to.is_root() {
-            return Err(Error::IsADirectory("/".into()));
-        }
-        if from == to {
-            return Ok(Vec::new());
-        }
-        if to.is_within(from) {
-            return Err(Error::IntoItself(from.to_string()));
-        }
-        check_parent(self, pipe, to)?;
-        let mut freed = Vec::new();
-        match self.entry(pipe, to)? {
-            Some(t) if t.kind == Kind::Dir => return Err(Error::IsADirectory(to.to_string())),
-            Some(_) if e.kind == Kind::Dir => return Err(Error::Exists(to.to_string())),
-            Some(_) => freed.extend(self.delete(pipe, to, now)?),
-            None => {}
-        }
-        if e.kind == Kind::File {
-            self.move_file(pipe, from, to, e, now)?;
-            return Ok(freed);
-        }
-        let tree = subtree(&self.txn.open_table(CATALOG)?, pipe, from)?;
-        // The table must be closed before the calls below open it again.
-        for (path, entry) in &tree {
-            if entry.kind == Kind::Dir {
-                let dest = path.rebase(from, to);
-                self.put_entry(pipe, &dest, entry)?;
-                self.enqueue(
-                    pipe,
-                    Action::MkDir {
-                        path: dest.to_string(),
-                    },
-                    now * 1000,
-                )?;
-            }
-        }
-        for (path, entry) in &tree {
-            if entry.kind == Kind::File {
-                self.move_file(pipe, path, &path.rebase(from, to), entry.clone(), now)?;
-            }
-        }
-        for (path, entry) in tree.iter().rev() {
-            if entry.kind == Kind::Dir {
-                self.remove_dir(pipe, path, now)?;
-            }
-        }
-        Ok(freed)
-    }
-
     /// Removes an (empty) directory and queues the removal of its marker.
     fn remove_dir(&self, pipe: &str, path: &VPath, now: u64) -> Result<()> {
         self.remove_entry(pipe, path)?;
@@ -447,52 +312,6 @@ impl Writer {
             now * 1000,
         )?;
         Ok(())
-    }
-
-    fn move_file(
-        &self,
-        pipe: &str,
-        from: &VPath,
-        to: &VPath,
-        mut e: Entry,
-        now: u64,
-    ) -> Result<()> {
-        match self.coalescable_put(pipe, from)? {
-            Some(op) => {
-                // The undelivered put goes to the new name, queued again behind whatever
-                // is already queued there (a delete of the file it replaces, say); an
-                // older delivered version at the old name must go.
-                let maybe_sent = op.attempts > 0;
-                let mut action = self.remove_op(op.id)?.action;
-                if let Action::Put { path, .. } = &mut action {
-                    *path = to.to_string();
-                }
-                self.enqueue(pipe, action, now * 1000)?;
-                if e.remote || maybe_sent {
-                    self.enqueue(
-                        pipe,
-                        Action::Delete {
-                            path: from.to_string(),
-                        },
-                        now * 1000,
-                    )?;
-                }
-                e.remote = false;
-            }
-            None => {
-                self.enqueue(
-                    pipe,
-                    Action::Rename {
-                        from: from.to_string(),
-                        to: to.to_string(),
-                    },
-                    now * 1000,
-                )?;
-                e.remote = true;
-            }
-        }
-        self.remove_entry(pipe, from)?;
-        self.put_entry(pipe, to, &e)
     }
 
     /// `MFMT`: sets a file's modification time (and that of its queued put).
