@@ -19,16 +19,18 @@
 //! changed Pipe.
 
 pub mod backoff;
+mod deliver;
 pub mod dir;
+mod health;
 pub mod journal;
 pub mod s3;
 pub mod sink;
 
+pub use health::Health;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
 
 use crate::spool::Spool;
 use crate::store::outbox::{Action, Op, Outcome};
@@ -40,21 +42,6 @@ use sink::{Meta, Sink, SinkError};
 /// per Pipe itself.
 pub fn init() {
     ::s3::set_retries(0);
-}
-
-/// Per-Pipe delivery health, for `status` and metrics.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Health {
-    /// Set while the destination fails transiently: ops wait until this time (ms).
-    pub offline_until_ms: Option<u64>,
-    pub last_success: Option<u64>,
-    pub last_error: Option<String>,
-    pub delivered_ops: u64,
-    pub delivered_bytes: u64,
-    pub failed_ops: u64,
-    /// Bytes delivered in the last completed minute-long window, for a rate.
-    pub recent_bytes: u64,
-    pub window_start: u64,
 }
 
 /// Forwarder settings.
@@ -169,23 +156,6 @@ impl Forwarder {
             h.offline_until_ms = h.offline_until_ms.map(|_| 0);
         }
         self.wake();
-    }
-
-    /// A copy of every Pipe's health.
-    pub fn health(&self) -> HashMap<String, Health> {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn update(&self, pipe: &str, f: impl FnOnce(&mut Health)) {
-        f(self
-            .health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(pipe.to_string())
-            .or_default());
     }
 
     fn sink(&self, pipe: &Pipe) -> Result<Arc<dyn Sink>, SinkError> {
@@ -354,80 +324,6 @@ impl Forwarder {
         }
     }
 
-    /// Turns ended deliveries into outcomes to record, updating health and logs.
-    fn outcomes(&self, ended: &mut Vec<Ended>, running: &mut Running) -> Vec<(u64, Outcome)> {
-        let now = now_ms();
-        let mut out = Vec::with_capacity(ended.len());
-        for (op, result) in ended.drain(..) {
-            running.add(&op.pipe, -1);
-            let outcome = match result {
-                Ok(bytes) => {
-                    self.delivered(&op, bytes);
-                    Outcome::Done
-                }
-                Err(e) if e.is_transient() => {
-                    let wait = backoff::delay(op.attempts.max(1), backoff::jitter());
-                    let due_ms = now + wait.as_millis() as u64;
-                    log::warn!(
-                        "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
-                        op.pipe,
-                        op.id,
-                        op.action.name(),
-                        e.message,
-                        wait.as_secs_f64()
-                    );
-                    self.update(&op.pipe, |h| {
-                        h.offline_until_ms = Some(due_ms);
-                        h.last_error = Some(e.message.clone());
-                        h.failed_ops += 1;
-                    });
-                    Outcome::Retry {
-                        due_ms,
-                        error: e.message,
-                    }
-                }
-                Err(e) => {
-                    log::error!(
-                        "pipe {}: op {} {} parked: {}",
-                        op.pipe,
-                        op.id,
-                        op.action.name(),
-                        e.message
-                    );
-                    self.update(&op.pipe, |h| {
-                        h.last_error = Some(e.message.clone());
-                        h.failed_ops += 1;
-                    });
-                    Outcome::Park { reason: e.message }
-                }
-            };
-            out.push((op.id, outcome));
-        }
-        out
-    }
-
-    fn delivered(&self, op: &Op, bytes: u64) {
-        log::info!(
-            "delivered pipe={} op={} {} {}",
-            op.pipe,
-            op.id,
-            op.action.name(),
-            op.action.keys().join(" -> ")
-        );
-        self.update(&op.pipe, |h| {
-            let secs = now_secs();
-            if secs >= h.window_start + 60 {
-                h.window_start = secs;
-                h.recent_bytes = 0;
-            }
-            h.recent_bytes += bytes;
-            h.offline_until_ms = None;
-            h.last_success = Some(secs);
-            h.delivered_ops += 1;
-            h.delivered_bytes += bytes;
-        });
-    }
-
     /// One round, blocking: record `outcomes` (durably, if there are any) and claim what
     /// every Pipe has room for, in one transaction; then delete the bodies it freed.
     /// Without outcomes, a read snapshot decides first whether there is anything to claim.
@@ -486,15 +382,6 @@ impl Forwarder {
         Ok(round)
     }
 
-    /// While a Pipe is offline: when it may be probed next (ms since the epoch).
-    fn offline_until(&self, pipe: &str) -> Option<u64> {
-        self.health
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(pipe)
-            .and_then(|h| h.offline_until_ms)
-    }
-
     /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
     /// offline Pipe's probe time; at most a second.
     fn wait(&self, v: &impl View, running: &Running, now: u64) -> StoreResult<Duration> {
@@ -514,40 +401,5 @@ impl Forwarder {
         Ok(earliest.map_or(max, |at| {
             Duration::from_millis(at.saturating_sub(now)).min(max)
         }))
-    }
-
-    /// The blocking part: one call to the sink.
-    fn execute(&self, pipe: &Pipe, op: &Op) -> Result<u64, SinkError> {
-        let sink = self.sink(pipe)?;
-        let prefix = sink::prefix(pipe);
-        let key = |p: &str| VPath::from_normalised(p).key(prefix);
-        match &op.action {
-            Action::Put {
-                path,
-                body,
-                size,
-                md5,
-                mtime,
-                sender,
-            } => {
-                let file = self.spool.body_path(body).ok_or_else(|| {
-                    SinkError::permanent(
-                        "the spool body is missing from spool/ready (deleted by hand?)",
-                    )
-                })?;
-                let meta = Meta {
-                    sender: sender.clone(),
-                    pipe: pipe.id.clone(),
-                    gateway: self.config.gateway.clone(),
-                    mtime: *mtime,
-                };
-                sink.put(&key(path), &file, *size, md5, &meta)?;
-                Ok(*size)
-            }
-            Action::Delete { path } => sink.delete(&key(path)).map(|_| 0),
-            Action::Rename { from, to } => sink.rename(&key(from), &key(to)).map(|_| 0),
-            Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| 0),
-            Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| 0),
-        }
     }
 }

@@ -1,0 +1,119 @@
+//! One delivery: the blocking call to the Pipe's sink, and what the ended deliveries
+//! become (outcomes to record, health, log lines).
+
+use super::*;
+
+impl Forwarder {
+    /// Turns ended deliveries into outcomes to record, updating health and logs.
+    pub(super) fn outcomes(
+        &self,
+        ended: &mut Vec<Ended>,
+        running: &mut Running,
+    ) -> Vec<(u64, Outcome)> {
+        let now = now_ms();
+        let mut out = Vec::with_capacity(ended.len());
+        for (op, result) in ended.drain(..) {
+            running.add(&op.pipe, -1);
+            let outcome = match result {
+                Ok(bytes) => {
+                    self.delivered(&op, bytes);
+                    Outcome::Done
+                }
+                Err(e) if e.is_transient() => {
+                    let wait = backoff::delay(op.attempts.max(1), backoff::jitter());
+                    let due_ms = now + wait.as_millis() as u64;
+                    log::warn!(
+                        "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
+                        op.pipe,
+                        op.id,
+                        op.action.name(),
+                        e.message,
+                        wait.as_secs_f64()
+                    );
+                    self.update(&op.pipe, |h| {
+                        h.offline_until_ms = Some(due_ms);
+                        h.last_error = Some(e.message.clone());
+                        h.failed_ops += 1;
+                    });
+                    Outcome::Retry {
+                        due_ms,
+                        error: e.message,
+                    }
+                }
+                Err(e) => {
+                    log::error!(
+                        "pipe {}: op {} {} parked: {}",
+                        op.pipe,
+                        op.id,
+                        op.action.name(),
+                        e.message
+                    );
+                    self.update(&op.pipe, |h| {
+                        h.last_error = Some(e.message.clone());
+                        h.failed_ops += 1;
+                    });
+                    Outcome::Park { reason: e.message }
+                }
+            };
+            out.push((op.id, outcome));
+        }
+        out
+    }
+
+    fn delivered(&self, op: &Op, bytes: u64) {
+        log::info!(
+            "delivered pipe={} op={} {} {}",
+            op.pipe,
+            op.id,
+            op.action.name(),
+            op.action.keys().join(" -> ")
+        );
+        self.update(&op.pipe, |h| {
+            let secs = now_secs();
+            if secs >= h.window_start + 60 {
+                h.window_start = secs;
+                h.recent_bytes = 0;
+            }
+            h.recent_bytes += bytes;
+            h.offline_until_ms = None;
+            h.last_success = Some(secs);
+            h.delivered_ops += 1;
+            h.delivered_bytes += bytes;
+        });
+    }
+
+    /// The blocking part: one call to the sink.
+    pub(super) fn execute(&self, pipe: &Pipe, op: &Op) -> Result<u64, SinkError> {
+        let sink = self.sink(pipe)?;
+        let prefix = sink::prefix(pipe);
+        let key = |p: &str| VPath::from_normalised(p).key(prefix);
+        match &op.action {
+            Action::Put {
+                path,
+                body,
+                size,
+                md5,
+                mtime,
+                sender,
+            } => {
+                let file = self.spool.body_path(body).ok_or_else(|| {
+                    SinkError::permanent(
+                        "the spool body is missing from spool/ready (deleted by hand?)",
+                    )
+                })?;
+                let meta = Meta {
+                    sender: sender.clone(),
+                    pipe: pipe.id.clone(),
+                    gateway: self.config.gateway.clone(),
+                    mtime: *mtime,
+                };
+                sink.put(&key(path), &file, *size, md5, &meta)?;
+                Ok(*size)
+            }
+            Action::Delete { path } => sink.delete(&key(path)).map(|_| 0),
+            Action::Rename { from, to } => sink.rename(&key(from), &key(to)).map(|_| 0),
+            Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| 0),
+            Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| 0),
+        }
+    }
+}
