@@ -1,0 +1,126 @@
+//! What an S3 failure means: transient (retry with backoff) or permanent (park the op),
+//! with a sentence that says what is wrong.
+
+use super::*;
+
+/// ureq's error as a sentence [`classify`] can read.
+pub(super) fn transport_text(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        ureq::Error::Timeout(_) => format!("timed out: {e}"),
+        ureq::Error::HostNotFound => "dns lookup: host not found".into(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn permanent(e: impl std::fmt::Display) -> SinkError {
+    SinkError::permanent(e.to_string())
+}
+
+/// The `<Code>` of an S3 error body.
+fn error_code(body: &str) -> &str {
+    body.split("<Code>")
+        .nth(1)
+        .and_then(|s| s.split("</Code>").next())
+        .unwrap_or("")
+}
+
+/// Transient or permanent, with a sentence that says what is wrong.
+pub fn classify(e: S3Error) -> SinkError {
+    match e {
+        S3Error::HttpFailWithBody(status, body) => {
+            let code = error_code(&body);
+            let what = format!(
+                "HTTP {status}{}{code}",
+                if code.is_empty() { "" } else { " " }
+            );
+            match (status, code) {
+                (_, "NoSuchBucket") => {
+                    SinkError::permanent(format!("the bucket does not exist ({what})"))
+                }
+                (_, "InvalidAccessKeyId") => SinkError::permanent(format!(
+                    "the endpoint does not know this access key ({what}): fix it with 'ftpgate pipe set ID --access-key KEY'"
+                )),
+                (_, "SignatureDoesNotMatch") => SinkError::permanent(format!(
+                    "the secret key is wrong ({what}): fix it with 'ftpgate pipe set ID --secret-key-stdin'"
+                )),
+                (
+                    _,
+                    "RequestTimeout" | "SlowDown" | "BadDigest" | "InternalError"
+                    | "ServiceUnavailable",
+                ) => SinkError::transient(format!("the endpoint asked to retry ({what})")),
+                (403, _) | (_, "AccessDenied") => SinkError::permanent(format!(
+                    "access denied ({what}): the credentials may not write to this bucket or prefix"
+                )),
+                (408 | 429, _) | (500..=599, _) => {
+                    SinkError::transient(format!("the endpoint is failing or busy ({what})"))
+                }
+                _ => SinkError::permanent(format!("the endpoint refused the request ({what})")),
+            }
+        }
+        S3Error::HttpFail => SinkError::transient("the endpoint answered with an error status"),
+        S3Error::Credentials(e) => permanent(format!("bad credentials: {e}")),
+        S3Error::Region(e) => permanent(format!("bad region: {e}")),
+        S3Error::UrlParse(e) => permanent(format!("bad endpoint URL: {e}")),
+        other => {
+            let text = other.to_string();
+            let lower = text.to_ascii_lowercase();
+            let why = if lower.contains("lookup")
+                || lower.contains("resolve")
+                || lower.contains("dns")
+                || lower.contains("name or service")
+            {
+                "cannot resolve the endpoint's host name (DNS)"
+            } else if lower.contains("refused") {
+                "connection refused by the endpoint"
+            } else if lower.contains("timed out") || lower.contains("timeout") {
+                "the endpoint did not answer in time"
+            } else if lower.contains("tls")
+                || lower.contains("certificate")
+                || lower.contains("handshake")
+            {
+                "TLS with the endpoint failed (a private CA is not trusted)"
+            } else if lower.contains("reset")
+                || lower.contains("broken pipe")
+                || lower.contains("unexpected eof")
+            {
+                "the connection to the endpoint broke"
+            } else {
+                "network error"
+            };
+            SinkError::transient(format!("{why}: {text}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_s3_errors() {
+        let body = |code: &str| {
+            format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
+        };
+        assert!(!classify(S3Error::HttpFailWithBody(404, body("NoSuchBucket"))).transient);
+        assert!(!classify(S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId"))).transient);
+        assert!(
+            !classify(S3Error::HttpFailWithBody(
+                403,
+                body("SignatureDoesNotMatch")
+            ))
+            .transient
+        );
+        assert!(!classify(S3Error::HttpFailWithBody(403, body("AccessDenied"))).transient);
+        assert!(classify(S3Error::HttpFailWithBody(503, body("SlowDown"))).transient);
+        assert!(classify(S3Error::HttpFailWithBody(500, String::new())).transient);
+        assert!(classify(S3Error::HttpFailWithBody(429, String::new())).transient);
+        assert!(classify(S3Error::HttpFailWithBody(400, body("RequestTimeout"))).transient);
+        assert!(!classify(S3Error::HttpFailWithBody(400, body("InvalidArgument"))).transient);
+        let refused = classify(S3Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused (os error 111)",
+        )));
+        assert!(refused.transient && refused.message.contains("connection refused"));
+    }
+}
