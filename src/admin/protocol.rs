@@ -1,0 +1,233 @@
+//! What the CLI and the daemon exchange: a [`Request`] for each admin operation, the
+//! [`Response`], the views of Senders and Pipes it carries, and the [`Error`] a technician
+//! reads. All serde, one JSON line each way over `control.sock`.
+
+use serde::{Deserialize, Serialize};
+
+use super::status;
+use crate::names::Invalid;
+use crate::store;
+use crate::store::pipes::PipeSpec;
+use crate::store::senders::TlsReuse;
+
+/// One admin operation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Request {
+    Ping,
+    SenderAdd {
+        name: String,
+        password_hash: crate::secret::Secret,
+        require_tls: bool,
+        allow: Vec<String>,
+    },
+    SenderPasswd {
+        name: String,
+        password_hash: crate::secret::Secret,
+    },
+    SenderSet {
+        name: String,
+        require_tls: Option<bool>,
+        tls_reuse: Option<TlsReuse>,
+        allow: Vec<String>,
+        clear_allow: bool,
+    },
+    SenderList,
+    SenderShow {
+        name: String,
+    },
+    SenderRemove {
+        name: String,
+    },
+    SenderEnable {
+        name: String,
+        enabled: bool,
+    },
+    Grant {
+        name: String,
+        pipe: String,
+    },
+    Revoke {
+        name: String,
+        pipe: String,
+    },
+    PipeAdd {
+        spec: PipeSpec,
+    },
+    PipeSet {
+        id: String,
+        changes: PipeChanges,
+    },
+    PipeList,
+    PipeShow {
+        id: String,
+    },
+    PipeRemove {
+        id: String,
+    },
+    PipeEnable {
+        id: String,
+        enabled: bool,
+    },
+    Export {
+        include_secrets: bool,
+    },
+    Apply {
+        fleet: String,
+        dry_run: bool,
+    },
+    PipeTest {
+        id: String,
+    },
+    Status,
+    /// A page of the outbox: up to `limit` ops after op `after`.
+    SpoolList {
+        #[serde(default)]
+        after: Option<u64>,
+        #[serde(default)]
+        limit: Option<usize>,
+        #[serde(default)]
+        pipe: Option<String>,
+    },
+    SpoolRetry {
+        op_id: Option<u64>,
+    },
+}
+
+impl Request {
+    /// Whether the operation can change Senders, Pipes or Grants (the daemon then drops
+    /// its verified-credential cache).
+    pub fn mutates(&self) -> bool {
+        !matches!(
+            self,
+            Request::Ping
+                | Request::SenderList
+                | Request::SenderShow { .. }
+                | Request::PipeList
+                | Request::PipeShow { .. }
+                | Request::Export { .. }
+                | Request::PipeTest { .. }
+                | Request::Status
+                | Request::SpoolList { .. }
+        )
+    }
+}
+
+/// Fields `pipe set` may change; `None` keeps the current value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PipeChanges {
+    pub name: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    pub access_key: Option<String>,
+    pub secret_key: Option<crate::secret::Secret>,
+    pub overwrite: Option<crate::store::namespace::Overwrite>,
+    #[serde(default)]
+    pub parallel: Option<u32>,
+}
+
+/// A Sender as shown by `list`/`show`: no password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SenderView {
+    pub name: String,
+    pub enabled: bool,
+    pub require_tls: bool,
+    pub tls_reuse: TlsReuse,
+    pub allow: Vec<String>,
+    pub pipes: Vec<String>,
+    pub created: u64,
+}
+
+/// A Pipe as shown by `list`/`show`: whether a secret is set, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipeView {
+    pub id: String,
+    pub name: String,
+    pub dest: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub path_style: bool,
+    pub access_key: Option<String>,
+    pub secret_key_set: bool,
+    pub overwrite: String,
+    /// Deliveries at once.
+    pub parallel: usize,
+    pub enabled: bool,
+    pub senders: Vec<String>,
+    pub created: u64,
+}
+
+/// What an operation produced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Response {
+    Pong,
+    /// A change was made; the sentence says which.
+    Done {
+        message: String,
+    },
+    Senders {
+        senders: Vec<SenderView>,
+    },
+    Sender {
+        sender: SenderView,
+    },
+    Pipes {
+        pipes: Vec<PipeView>,
+    },
+    Pipe {
+        pipe: PipeView,
+    },
+    Export {
+        toml: String,
+    },
+    Applied {
+        changes: Vec<String>,
+        dry_run: bool,
+    },
+    Status {
+        status: status::StatusView,
+    },
+    Ops {
+        ops: Vec<status::OpView>,
+        /// The cursor of the next page, if there is one.
+        #[serde(default)]
+        next: Option<u64>,
+    },
+}
+
+/// An operation that failed: one line for the user, and whether it was a usage error.
+#[derive(Debug, Clone, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct Error {
+    pub message: String,
+    pub usage: bool,
+}
+
+impl Error {
+    pub fn runtime(message: impl Into<String>) -> Error {
+        Error {
+            message: message.into(),
+            usage: false,
+        }
+    }
+}
+
+impl From<store::Error> for Error {
+    fn from(e: store::Error) -> Error {
+        Error {
+            usage: e.is_usage(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<Invalid> for Error {
+    fn from(e: Invalid) -> Error {
+        Error {
+            message: e.0,
+            usage: true,
+        }
+    }
+}
