@@ -31,6 +31,7 @@ mod body;
 mod commit;
 pub mod disk;
 pub mod partials;
+mod receive;
 mod recover;
 pub mod reserve;
 #[cfg(test)]
@@ -43,9 +44,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use body::{Body, Ended, receive};
+pub use body::{Body, Ended};
 pub use commit::Publish;
 pub use disk::Disk;
+pub use receive::receive;
 
 use crate::state::StateDir;
 use crate::store::{self, Store, View};
