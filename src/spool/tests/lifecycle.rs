@@ -1,0 +1,156 @@
+//! A body's life across restarts, expiry, a failing group commit and a slow filesystem.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::*;
+
+#[test]
+fn the_count_after_a_restart_is_what_the_spool_holds() {
+    let mut w = World::new();
+    w.upload("/a", &bytes(10_000)).unwrap();
+    w.upload("/b", &bytes(20_000)).unwrap();
+    w.upload("/a", &bytes(30_000)).unwrap(); // replaces an undelivered version
+    let kept = smol::block_on(async {
+        let body = w.spool.start().await.unwrap();
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let mut data = smol::io::Cursor::new(bytes(7_000));
+        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+        body.keep_partial(PIPE, &VPath::from_normalised("/c"), "cam")
+            .await
+            .unwrap()
+    });
+    assert_eq!(kept, 7_000);
+    let before = w.spool.used();
+    assert_eq!(before, 57_000);
+    assert_eq!(w.on_disk(), before);
+    w.restart();
+    assert_eq!(w.spool.used(), before);
+}
+
+#[test]
+fn an_expiring_partial_that_is_being_resumed_is_left_alone() {
+    let w = World::new();
+    let path = VPath::from_normalised("/big");
+    smol::block_on(async {
+        let body = w.spool.start().await.unwrap();
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let mut data = smol::io::Cursor::new(bytes(40_000));
+        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+        body.keep_partial(PIPE, &path, "cam").await.unwrap();
+    });
+    // The partial is due to expire; a device resumes it at that moment.
+    let expired = |w: &World| {
+        w.store
+            .write(|tx| {
+                let mut p: Partial = tx.partial(PIPE, &path)?.unwrap();
+                p.expires = now_secs() - 1;
+                tx.put_partial(PIPE, &path, &p).map(|_| ())
+            })
+            .unwrap()
+    };
+    expired(&w);
+    let resumed = smol::block_on(w.spool.resume(PIPE, &path, Some(40_000))).unwrap();
+    assert_eq!(w.spool.expire_partials().unwrap(), 0);
+    w.finish(resumed, "/big", &bytes(1_000)).unwrap();
+    assert_eq!(w.recorded("/big"), Some(41_000));
+    assert_eq!(w.spool.used(), 41_000);
+    assert_eq!(w.on_disk(), 41_000);
+
+    // Not resumed: it goes, with its bytes.
+    smol::block_on(async {
+        let body = w.spool.start().await.unwrap();
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let mut data = smol::io::Cursor::new(bytes(5_000));
+        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+        body.keep_partial(PIPE, &path, "cam").await.unwrap();
+    });
+    expired(&w);
+    assert_eq!(w.spool.expire_partials().unwrap(), 1);
+    assert_eq!(w.spool.used(), 41_000);
+    assert_eq!(w.on_disk(), 41_000);
+}
+
+#[test]
+fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
+    use crate::spool::commit::{Job, commit_batch};
+    let w = World::new();
+    w.store.write(|tx| tx.corrupt_entry(PIPE, "/bad")).unwrap();
+    let (tmp, ready) = (w.state.spool_tmp(), w.state.spool_ready());
+    let mut answers = Vec::new();
+    let batch = ["/ok", "/bad", "/ok2"]
+        .iter()
+        .enumerate()
+        .map(|(i, path)| {
+            let body = format!("body{i}");
+            std::fs::write(tmp.join(&body), b"x").unwrap();
+            let (reply, answer) = smol::channel::bounded(1);
+            answers.push(answer);
+            Job {
+                publish: Publish {
+                    pipe: PIPE.into(),
+                    path: VPath::from_normalised(path),
+                    policy: Overwrite::Replace,
+                    sender: "cam".into(),
+                    mtime: 0,
+                },
+                upload: crate::store::catalog::Upload {
+                    body,
+                    size: 1,
+                    md5: String::new(),
+                    mtime: 0,
+                    sender: "cam".into(),
+                },
+                reply,
+            }
+        })
+        .collect();
+    commit_batch(batch, &*w.disk, &tmp, &ready, &w.store);
+    for a in answers {
+        let r = a.try_recv().expect("every upload gets an answer");
+        assert!(matches!(r, Err(Error::Commit(_))), "{r:?}");
+    }
+    assert_eq!(w.recorded("/ok"), None);
+    assert_eq!(w.recorded("/ok2"), None);
+    assert_eq!(w.queued(), 0);
+    assert_eq!(
+        w.files_in(&ready),
+        0,
+        "nothing unrecorded moves into ready/"
+    );
+}
+
+/// A slow filesystem must not stall the executor: while an upload asks for the free space
+/// (before its first bytes and every few MiB), other sessions on the same thread run on.
+#[test]
+fn asking_for_the_free_space_never_blocks_the_executor() {
+    let w = World::new();
+    let body = smol::block_on(w.spool.start()).unwrap();
+    w.disk.statvfs_ms.store(400, Ordering::SeqCst);
+    let longest_gap = std::cell::Cell::new(Duration::ZERO);
+    smol::block_on(async {
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let mut data = smol::io::Cursor::new(bytes(20 << 20));
+        let upload = async {
+            let (body, ended) = receive(body, &mut data, Duration::from_secs(30), &abort).await;
+            assert!(matches!(ended, Ended::Complete), "{ended:?}");
+            body.discard().await;
+        };
+        // Another session on the same thread: how long it waited, at most, for a turn.
+        let other = async {
+            loop {
+                let t = std::time::Instant::now();
+                smol::Timer::after(Duration::from_millis(5)).await;
+                longest_gap.set(longest_gap.get().max(t.elapsed()));
+            }
+        };
+        smol::future::or(upload, other).await;
+    });
+    let longest_gap = longest_gap.get();
+    // Each free-space check takes 400 ms; on the executor thread the other session would
+    // wait at least that long.
+    assert!(
+        longest_gap < Duration::from_millis(300),
+        "another session waited {longest_gap:?} for its turn"
+    );
+}

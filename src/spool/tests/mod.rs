@@ -1,0 +1,213 @@
+//! The spool against a disk that fails on cue (the [`Disk`] seam): a write that meets a
+//! full disk part-way, an fsync or a directory fsync that fails, a rename that is lost,
+//! and a restart after each. Whatever fails, nothing unacknowledged is recorded, nothing
+//! acknowledged is lost, and the bytes the spool counts are the bytes on its disk.
+
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use super::{Body, Disk, Ended, Error, Limits, Publish, Spool, receive};
+use crate::state::StateDir;
+use crate::store::namespace::Overwrite;
+use crate::store::partials::Partial;
+use crate::store::{Store, View, now_secs};
+use crate::vfs::VPath;
+
+const PIPE: &str = "pip1";
+
+/// The real filesystem, with faults switched on by the test.
+struct Faulty {
+    /// Bytes that may still be written before the disk is full.
+    room: AtomicU64,
+    fail_sync: AtomicBool,
+    fail_sync_dir: AtomicBool,
+    fail_rename: AtomicBool,
+    /// How long asking for the free space takes (a slow or hung filesystem), ms.
+    statvfs_ms: AtomicU64,
+}
+
+impl Default for Faulty {
+    fn default() -> Self {
+        Faulty {
+            room: AtomicU64::new(u64::MAX),
+            fail_sync: AtomicBool::new(false),
+            fail_sync_dir: AtomicBool::new(false),
+            fail_rename: AtomicBool::new(false),
+            statvfs_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+fn eio() -> io::Error {
+    io::Error::from_raw_os_error(5)
+}
+
+impl Disk for Faulty {
+    fn write(&self, file: &mut std::fs::File, chunk: &[u8]) -> io::Result<()> {
+        use std::io::Write;
+        let room = self.room.load(Ordering::SeqCst);
+        let fits = (chunk.len() as u64).min(room) as usize;
+        self.room.fetch_sub(fits as u64, Ordering::SeqCst);
+        // Like a real disk filling up: what fits is written, then ENOSPC.
+        file.write_all(&chunk[..fits])?;
+        if fits < chunk.len() {
+            return Err(io::Error::from_raw_os_error(28));
+        }
+        Ok(())
+    }
+
+    fn sync(&self, file: &std::fs::File) -> io::Result<()> {
+        if self.fail_sync.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        file.sync_all()
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.fail_sync_dir.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        std::fs::File::open(dir)?.sync_all()
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.fail_rename.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        std::fs::rename(from, to)
+    }
+
+    fn free_space(&self, _: &Path) -> io::Result<u64> {
+        std::thread::sleep(Duration::from_millis(
+            self.statvfs_ms.load(Ordering::SeqCst),
+        ));
+        Ok(1 << 40)
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    state: StateDir,
+    store: Arc<Store>,
+    disk: Arc<Faulty>,
+    spool: Arc<Spool>,
+}
+
+impl World {
+    fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        state.create().unwrap();
+        let store = Arc::new(Store::open(&state.database()).unwrap());
+        store
+            .write(|w| {
+                let spec = crate::store::pipes::PipeSpec {
+                    id: Some(PIPE.into()),
+                    name: PIPE.into(),
+                    dest: "file:///tmp/never-used".into(),
+                    enabled: true,
+                    ..Default::default()
+                };
+                w.put_pipe(&spec.build(PIPE.into(), None, 0).unwrap())
+            })
+            .unwrap();
+        let disk = Arc::new(Faulty::default());
+        let spool = Spool::open_on(disk.clone(), &state, store.clone(), limits()).unwrap();
+        World {
+            _dir: dir,
+            state,
+            store,
+            disk,
+            spool,
+        }
+    }
+
+    /// A restart: the spool is opened again on the same disk and database.
+    fn restart(&mut self) {
+        self.spool =
+            Spool::open_on(self.disk.clone(), &self.state, self.store.clone(), limits()).unwrap();
+    }
+
+    /// Receives `bytes` into `body` and commits it as `path`, as the FTP session does;
+    /// a body that is not committed is discarded.
+    fn finish(&self, body: Body, path: &str, bytes: &[u8]) -> Result<(), Error> {
+        smol::block_on(async {
+            let (_abort_tx, abort) = smol::channel::bounded(1);
+            let mut data = smol::io::Cursor::new(bytes.to_vec());
+            let (body, ended) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+            match ended {
+                Ended::Complete => {}
+                Ended::Disk(e) => {
+                    body.discard().await;
+                    return Err(Error::Disk(e));
+                }
+                other => panic!("unexpected end of a transfer: {other:?}"),
+            }
+            let publish = Publish {
+                pipe: PIPE.into(),
+                path: VPath::from_normalised(path),
+                policy: Overwrite::Replace,
+                sender: "cam".into(),
+                mtime: 0,
+            };
+            match self.spool.commit(body, publish).await {
+                Ok(_) => Ok(()),
+                Err((body, e)) => {
+                    body.discard().await;
+                    Err(e)
+                }
+            }
+        })
+    }
+
+    fn upload(&self, path: &str, bytes: &[u8]) -> Result<(), Error> {
+        let body = smol::block_on(self.spool.start())?;
+        self.finish(body, path, bytes)
+    }
+
+    fn append(&self, path: &str, bytes: &[u8]) -> Result<(), Error> {
+        let body = smol::block_on(self.spool.resume(PIPE, &VPath::from_normalised(path), None))?;
+        self.finish(body, path, bytes)
+    }
+
+    fn recorded(&self, path: &str) -> Option<u64> {
+        let r = self.store.read().unwrap();
+        r.entry(PIPE, &VPath::from_normalised(path))
+            .unwrap()
+            .map(|e| e.size)
+    }
+
+    fn queued(&self) -> u64 {
+        self.store.read().unwrap().backlog(PIPE).unwrap().ops
+    }
+
+    /// Bytes in `tmp/` and `ready/`, read from the disk.
+    fn on_disk(&self) -> u64 {
+        [self.state.spool_tmp(), self.state.spool_ready()]
+            .iter()
+            .flat_map(|d| std::fs::read_dir(d).unwrap())
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    fn files_in(&self, dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+}
+
+fn limits() -> Limits {
+    Limits {
+        min_free: 0,
+        ..Limits::default()
+    }
+}
+
+fn bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+mod faults;
+mod lifecycle;
