@@ -110,6 +110,16 @@ pub fn unexpected(r: Response) -> Failure {
     Failure::runtime(format!("unexpected answer from the daemon: {r:?}"))
 }
 
+/// Prints `value` as JSON (`--json`), else for people with `human`.
+pub fn output<T: serde::Serialize>(json: bool, value: &T, human: impl FnOnce(&T)) -> Outcome {
+    if json {
+        print_json(value);
+    } else {
+        human(value);
+    }
+    Ok(())
+}
+
 /// Prints `value` as pretty JSON.
 pub fn print_json(value: &impl serde::Serialize) {
     println!(

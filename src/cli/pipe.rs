@@ -3,7 +3,7 @@
 use argh::FromArgs;
 
 use super::sender::{list_or, yes_no};
-use super::{Ctx, Outcome, on_off, print_json, read_secret_stdin, unexpected};
+use super::{Ctx, Outcome, on_off, output, read_secret_stdin, unexpected};
 use crate::admin::{PipeChanges, PipeView, Request, Response};
 use crate::store::namespace::Overwrite;
 use crate::store::pipes::PipeSpec;
@@ -172,25 +172,11 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
             ctx.change(Request::PipeSet { id: a.id, changes })
         }
         Cmd::List(a) => match ctx.request(Request::PipeList)? {
-            Response::Pipes { pipes } if a.json => {
-                print_json(&pipes);
-                Ok(())
-            }
-            Response::Pipes { pipes } => {
-                print_table(&pipes);
-                Ok(())
-            }
+            Response::Pipes { pipes } => output(a.json, &pipes, |p| print_table(p)),
             other => Err(unexpected(other)),
         },
         Cmd::Show(a) => match ctx.request(Request::PipeShow { id: a.id })? {
-            Response::Pipe { pipe } if a.json => {
-                print_json(&pipe);
-                Ok(())
-            }
-            Response::Pipe { pipe } => {
-                print_pipe(&pipe);
-                Ok(())
-            }
+            Response::Pipe { pipe } => output(a.json, &pipe, print_pipe),
             other => Err(unexpected(other)),
         },
         Cmd::Remove(a) => ctx.change(Request::PipeRemove { id: a.id }),

@@ -2,7 +2,7 @@
 
 use argh::FromArgs;
 
-use super::{Ctx, Failure, Outcome, on_off, print_json, read_secret_stdin, unexpected};
+use super::{Ctx, Failure, Outcome, on_off, output, read_secret_stdin, unexpected};
 use crate::admin::{Request, Response, SenderView};
 use crate::auth::{generate_password, hash_password};
 use crate::names::check_sender_name;
@@ -204,30 +204,18 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
             })
         }
         Cmd::List(a) => match ctx.request(Request::SenderList)? {
-            Response::Senders { senders } if a.json => {
-                print_json(&senders);
-                Ok(())
-            }
-            Response::Senders { senders } => {
-                print_table(&senders);
-                Ok(())
-            }
+            Response::Senders { senders } => output(a.json, &senders, |s| print_table(s)),
             other => Err(unexpected(other)),
         },
         Cmd::Show(a) => match ctx.request(Request::SenderShow { name: a.name })? {
-            Response::Sender { sender } if a.json => {
-                print_json(&sender);
-                Ok(())
-            }
-            Response::Sender { sender: s } => {
+            Response::Sender { sender } => output(a.json, &sender, |s| {
                 println!("name:        {}", s.name);
                 println!("enabled:     {}", yes_no(s.enabled));
                 println!("require_tls: {}", yes_no(s.require_tls));
                 println!("tls_reuse:   {}", s.tls_reuse);
                 println!("allow:       {}", list_or(&s.allow, "anywhere"));
                 println!("pipes:       {}", list_or(&s.pipes, "none"));
-                Ok(())
-            }
+            }),
             other => Err(unexpected(other)),
         },
         Cmd::Remove(a) => ctx.change(Request::SenderRemove { name: a.name }),

@@ -11,16 +11,7 @@ fn the_count_after_a_restart_is_what_the_spool_holds() {
     w.upload("/a", &bytes(10_000)).unwrap();
     w.upload("/b", &bytes(20_000)).unwrap();
     w.upload("/a", &bytes(30_000)).unwrap(); // replaces an undelivered version
-    let kept = smol::block_on(async {
-        let body = w.spool.start().await.unwrap();
-        let (_abort_tx, abort) = smol::channel::bounded(1);
-        let mut data = smol::io::Cursor::new(bytes(7_000));
-        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
-        body.keep_partial(PIPE, &VPath::from_normalised("/c"), "cam")
-            .await
-            .unwrap()
-    });
-    assert_eq!(kept, 7_000);
+    assert_eq!(w.broken_upload("/c", 7_000), 7_000);
     let before = w.spool.used();
     assert_eq!(before, 57_000);
     assert_eq!(w.on_disk(), before);
@@ -32,13 +23,7 @@ fn the_count_after_a_restart_is_what_the_spool_holds() {
 fn an_expiring_partial_that_is_being_resumed_is_left_alone() {
     let w = World::new();
     let path = VPath::from_normalised("/big");
-    smol::block_on(async {
-        let body = w.spool.start().await.unwrap();
-        let (_abort_tx, abort) = smol::channel::bounded(1);
-        let mut data = smol::io::Cursor::new(bytes(40_000));
-        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
-        body.keep_partial(PIPE, &path, "cam").await.unwrap();
-    });
+    w.broken_upload("/big", 40_000);
     // The partial is due to expire; a device resumes it at that moment.
     let expired = |w: &World| {
         w.store
@@ -58,13 +43,7 @@ fn an_expiring_partial_that_is_being_resumed_is_left_alone() {
     assert_eq!(w.on_disk(), 41_000);
 
     // Not resumed: it goes, with its bytes.
-    smol::block_on(async {
-        let body = w.spool.start().await.unwrap();
-        let (_abort_tx, abort) = smol::channel::bounded(1);
-        let mut data = smol::io::Cursor::new(bytes(5_000));
-        let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
-        body.keep_partial(PIPE, &path, "cam").await.unwrap();
-    });
+    w.broken_upload("/big", 5_000);
     expired(&w);
     assert_eq!(w.spool.expire_partials().unwrap(), 1);
     assert_eq!(w.spool.used(), 41_000);

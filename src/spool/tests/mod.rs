@@ -173,6 +173,20 @@ impl World {
         self.finish(body, path, bytes)
     }
 
+    /// An upload of `n` bytes to `path` that broke: kept as a partial. Returns the bytes
+    /// kept.
+    fn broken_upload(&self, path: &str, n: usize) -> u64 {
+        smol::block_on(async {
+            let body = self.spool.start().await.unwrap();
+            let (_abort_tx, abort) = smol::channel::bounded(1);
+            let mut data = smol::io::Cursor::new(bytes(n));
+            let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+            body.keep_partial(PIPE, &VPath::from_normalised(path), "cam")
+                .await
+                .unwrap()
+        })
+    }
+
     fn recorded(&self, path: &str) -> Option<u64> {
         let r = self.store.read().unwrap();
         r.entry(PIPE, &VPath::from_normalised(path))
