@@ -325,14 +325,16 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
     });
     view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
     let health = fwd.health();
-    let now_ms = store::now_secs() * 1000;
+    let now_ms = crate::clock::now_secs() * 1000;
     for p in &mut view.pipes {
         let h = health.get(&p.id).cloned().unwrap_or_default();
         p.last_success = h.last_success;
         p.last_error = h.last_error.clone();
         p.delivered_ops = h.delivered_ops;
         p.delivered_bytes = h.delivered_bytes;
-        let window = store::now_secs().saturating_sub(h.window_start).max(1);
+        let window = crate::clock::now_secs()
+            .saturating_sub(h.window_start)
+            .max(1);
         p.rate_bytes_per_sec = (h.recent_bytes > 0).then(|| h.recent_bytes as f64 / window as f64);
         if p.state != "parked" {
             p.state = match h.offline_until_ms {

@@ -10,11 +10,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::check_hash;
+use crate::clock::now_secs;
 use crate::names::{Invalid, check_sender_name};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
 use crate::store::senders::TlsReuse;
-use crate::store::{self, Sender, View, Writer, now_secs};
+use crate::store::{self, Sender, View, Writer};
 
 /// A whole gateway's provisioning.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -23,6 +23,7 @@
 //! * [`daemon`]: `ftpgate serve`: owns the database and answers the control socket.
 //! * [`cli`]: argument parsing and output; `main.rs` only calls [`cli::main`].
 //! * [`secret`]: passwords hashes and keys that `Debug` never shows.
+//! * [`clock`]: the wall clock, in one place (tests can move it).
 //! * [`support`]: hex, random names and directory fsync, written once.
 //! * [`repeated`]: identical errors logged once with a count.
 //! * [`names`], [`net`]: pure validation of names, ids and CIDR lists.
@@ -32,6 +33,7 @@ pub mod admin;
 pub mod auth;
 pub mod cert;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod fleet;
 pub mod forward;

@@ -12,11 +12,12 @@ pub mod status;
 
 pub use protocol::{Error, PipeChanges, PipeView, Request, Response, SenderView};
 
+use crate::clock::now_secs;
 use crate::names::{Invalid, check_sender_name, random_token};
 use crate::net::Cidr;
 use crate::store::pipes::PipeSpec;
 use crate::store::senders::TlsReuse;
-use crate::store::{self, Pipe, Sender, Store, View, Writer, now_secs};
+use crate::store::{self, Pipe, Sender, Store, View, Writer};
 
 fn parse_allow(allow: &[String]) -> Result<Vec<Cidr>, Invalid> {
     allow.iter().map(|a| a.parse()).collect()

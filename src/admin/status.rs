@@ -3,8 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::now_secs;
 use crate::store::outbox::Op;
-use crate::store::{self, View, now_secs};
+use crate::store::{self, View};
 
 /// One Pipe's delivery picture.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

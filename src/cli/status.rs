@@ -138,7 +138,7 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
             println!(
                 "  last success: {}",
                 p.last_success
-                    .map(|t| format!("{}s ago", crate::store::now_secs().saturating_sub(t)))
+                    .map(|t| format!("{}s ago", crate::clock::now_secs().saturating_sub(t)))
                     .unwrap_or_else(|| "never".into())
             );
             if let Some(e) = &p.last_error {

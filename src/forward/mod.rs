@@ -32,9 +32,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::clock::{now_ms, now_secs};
 use crate::spool::Spool;
 use crate::store::outbox::{Action, Op, Outcome};
-use crate::store::{Pipe, Result as StoreResult, Store, View, Writer, now_ms, now_secs};
+use crate::store::{Pipe, Result as StoreResult, Store, View, Writer};
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
 

@@ -56,12 +56,23 @@ fn random_u32() -> u32 {
     u32::from_le_bytes(b)
 }
 
+/// Ports tried on the executor before the search moves off it: a bind is one quick
+/// system call, thousands are not.
+const BINDS_INLINE: usize = 8;
+
 /// Binds a listener on `ip` at a random free port of `ports`, trying each port of the
-/// range once; the binds run off the executor (a crowded range can take thousands).
+/// range once: the first few right here, the rest off the executor (a crowded range can
+/// take thousands).
 pub async fn listen_passive(ip: IpAddr, ports: &RangeInclusive<u16>) -> io::Result<TcpListener> {
     let (lo, hi) = (*ports.start(), *ports.end());
+    let mut order = port_order(lo, hi, random_u32());
+    for port in order.by_ref().take(BINDS_INLINE) {
+        if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
+            return TcpListener::try_from(l);
+        }
+    }
     let std_listener = smol::unblock(move || {
-        for port in port_order(lo, hi, random_u32()) {
+        for port in order {
             if let Ok(l) = std::net::TcpListener::bind((ip, port)) {
                 return Ok(l);
             }

@@ -9,12 +9,14 @@ use std::sync::Arc;
 use md5::{Digest, Md5};
 
 use super::{Error, Spool, new_id};
+use crate::clock::now_secs;
 use crate::store::View;
 use crate::store::catalog::Kind;
-use crate::store::now_secs;
 use crate::store::partials::Partial;
 use crate::vfs::VPath;
 
+/// The free space a new upload is promised before its first byte is written.
+pub(super) const FIRST_GRANT: u64 = 256 << 10;
 /// Receive buffer size; two are used per transfer (256 KiB, the per-transfer budget).
 pub const BUF_SIZE: usize = 128 * 1024;
 
@@ -29,6 +31,9 @@ pub struct Body {
     settled: bool,
     /// The partial this body continues (Pipe, path): dropping the body drops its record.
     continues: Option<(String, VPath)>,
+    /// Free space promised for its first bytes, taken while it was opened (off the
+    /// executor); [`super::receive`] asks again if there was none.
+    pub(super) first_grant: Option<super::reserve::Grant>,
 }
 
 /// How a transfer ended.
@@ -231,6 +236,7 @@ impl Spool {
                     size: offset,
                     settled: false,
                     continues: Some((pipe, path)),
+                    first_grant: spool.grant(FIRST_GRANT).ok(),
                 });
             }
             let existing = r.entry(&pipe, &path)?.filter(|e| e.kind == Kind::File);
@@ -285,5 +291,6 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         size: 0,
         settled: false,
         continues: None,
+        first_grant: spool.grant(FIRST_GRANT).ok(),
     })
 }

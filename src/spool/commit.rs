@@ -86,7 +86,7 @@ pub(super) fn commit_batch(
         }
         return;
     }
-    let now_ms = crate::store::now_ms();
+    let now_ms = crate::clock::now_ms();
     let results = store.write(|w| {
         let mut results = Vec::with_capacity(batch.len());
         for j in &batch {

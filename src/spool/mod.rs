@@ -183,7 +183,7 @@ impl Spool {
     /// Notes that uploads are arriving now.
     pub(crate) fn uploading(&self) {
         self.last_upload_ms
-            .store(store::now_ms(), Ordering::Relaxed);
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
     }
 
     /// Whether uploads arrived within the last `window_ms`: the forwarder then leaves

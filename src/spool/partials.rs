@@ -14,8 +14,9 @@
 use std::collections::HashMap;
 
 use super::{Error, Spool};
+use crate::clock::now_secs;
+use crate::store::View;
 use crate::store::partials::Partial;
-use crate::store::{View, now_secs};
 use crate::vfs::VPath;
 
 /// A partial as the store lists it: (Pipe, path, record).

@@ -8,13 +8,11 @@ use std::time::Duration;
 
 use smol::io::{AsyncRead, AsyncReadExt};
 
-use super::body::BUF_SIZE;
+use super::body::{BUF_SIZE, FIRST_GRANT};
 use super::{Body, Ended, Error};
 
 /// Free space is re-checked after this many bytes.
 const STATVFS_EVERY: u64 = 8 << 20;
-/// The free space a new upload is promised before its first byte is written.
-const FIRST_GRANT: u64 = 256 << 10;
 /// Write-behind: after this many bytes, flush what is written so far in the background,
 /// so the fsync before `226` only has the tail left to write.
 const FLUSH_EVERY: u64 = 16 << 20;
@@ -32,19 +30,24 @@ enum Got {
 /// Copies `data` into `body` until the sender closes the connection, the transfer is
 /// aborted (a message on `abort`), nothing arrives for `idle`, or a quota is hit.
 pub async fn receive<R: AsyncRead + Unpin>(
-    body: Body,
+    mut body: Body,
     data: &mut R,
     idle: Duration,
     abort: &smol::channel::Receiver<()>,
 ) -> (Body, Ended) {
     let spool = body.spool.clone();
+    let first_grant = body.first_grant.take();
     let mut body = Some(body);
     let mut spare = vec![vec![0u8; BUF_SIZE], vec![0u8; BUF_SIZE]];
     let mut writing: Option<smol::Task<Written>> = None;
     // Free space for the next bytes is promised before they are written: a small grant
     // first (most uploads are small, and many may run at once), STATVFS_EVERY after.
     let mut until_statvfs = FIRST_GRANT;
-    let mut grant = match spool.grant_async(FIRST_GRANT).await {
+    let granted = match first_grant {
+        Some(g) => Ok(g),
+        None => spool.grant_async(FIRST_GRANT).await,
+    };
+    let mut grant = match granted {
         Ok(g) => Some(g),
         Err(Error::Full(why)) => return (body.expect("not yet taken"), Ended::Full(why)),
         Err(_) => None,

@@ -15,7 +15,8 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::{Disk, Error};
-use crate::store::{Store, View, now_secs};
+use crate::clock::now_secs;
+use crate::store::{Store, View};
 use crate::vfs::VPath;
 
 /// Returns the bytes the spool holds afterwards.

@@ -299,16 +299,3 @@ impl Store {
         })
     }
 }
-
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    now_ms() / 1000
-}
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

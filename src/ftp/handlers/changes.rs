@@ -1,12 +1,12 @@
 //! MKD, RMD, DELE, RNFR/RNTO, MFMT: changes to the namespace, each one redb transaction
 //! that updates the catalog and queues the matching outbox op.
 
+use crate::clock::now_secs;
 use crate::ftp::core::Change;
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::reply::quote_path;
 use crate::ftp::proto::time::format_timeval;
 use crate::ftp::session::Session;
-use crate::store::now_secs;
 
 impl Session {
     /// Carries out a change the core resolved; frees the spool bodies it cancels.

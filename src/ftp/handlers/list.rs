@@ -5,12 +5,12 @@ use std::io;
 
 use smol::io::AsyncWriteExt;
 
+use crate::clock::now_secs;
 use crate::ftp::listing::{Style, ls_line, render};
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
 use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
-use crate::store::now_secs;
 use crate::vfs::VPath;
 
 impl Session {

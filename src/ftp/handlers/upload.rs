@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use smol::io::AsyncWriteExt;
 
+use crate::clock::now_secs;
 use crate::ftp::core::{Resume, Upload, UploadKind};
 use crate::ftp::datachan::Conn;
 use crate::ftp::errors;
@@ -20,7 +21,6 @@ use crate::ftp::session::Session;
 use crate::spool::{Body, Ended, Publish, receive};
 use crate::store::View;
 use crate::store::namespace::Overwrite;
-use crate::store::now_secs;
 use crate::vfs::VPath;
 
 /// How a transfer went, for the log and the reply.

@@ -12,8 +12,7 @@ use std::time::Duration;
 use super::{Body, Disk, Ended, Error, Limits, Publish, Spool, receive};
 use crate::state::StateDir;
 use crate::store::namespace::Overwrite;
-use crate::store::partials::Partial;
-use crate::store::{Store, View, now_secs};
+use crate::store::{Store, View};
 use crate::vfs::VPath;
 
 const PIPE: &str = "pip1";
