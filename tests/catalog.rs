@@ -65,14 +65,23 @@ fn namespace_rules() {
         s.write(|w| w.mkdir(P, &v("/x/y"), "cam1", 1)),
         Err(ftpgate::store::Error::NoParent(_))
     ));
-    s.write(|w| w.publish(P, &v("/a/f.jpg"), Overwrite::Replace, up("b1", 10), 0))
-        .unwrap();
+    s.write(|w| {
+        w.publish(
+            P,
+            &v("/a/f.jpg"),
+            Overwrite::Replace,
+            false,
+            up("b1", 10),
+            0,
+        )
+    })
+    .unwrap();
     assert!(matches!(
-        s.write(|w| w.publish(P, &v("/nodir/f"), Overwrite::Replace, up("b2", 1), 0)),
+        s.write(|w| w.publish(P, &v("/nodir/f"), Overwrite::Replace, false, up("b2", 1), 0)),
         Err(ftpgate::store::Error::NoParent(_))
     ));
     assert!(matches!(
-        s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 1), 0)),
+        s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b2", 1), 0)),
         Err(ftpgate::store::Error::IsADirectory(_))
     ));
     assert!(matches!(
@@ -104,18 +113,18 @@ fn namespace_rules() {
 #[test]
 fn overwrite_policies() {
     let (_d, s) = store();
-    s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b1", 1), 0))
+    s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, false, up("b1", 1), 0))
         .unwrap();
     let p2 = s
-        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b2", 2), 0))
+        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, false, up("b2", 2), 0))
         .unwrap();
     assert_eq!(p2.path, v("/f-2.jpg"));
     let p3 = s
-        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, up("b3", 3), 0))
+        .write(|w| w.publish(P, &v("/f.jpg"), Overwrite::KeepBoth, false, up("b3", 3), 0))
         .unwrap();
     assert_eq!(p3.path, v("/f-3.jpg"));
     assert!(matches!(
-        s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::Refuse, up("b4", 4), 0)),
+        s.write(|w| w.publish(P, &v("/f.jpg"), Overwrite::Refuse, false, up("b4", 4), 0)),
         Err(ftpgate::store::Error::OverwriteRefused(_))
     ));
     assert_eq!(actions(&s).len(), 3, "the refused upload queued nothing");
@@ -125,10 +134,10 @@ fn overwrite_policies() {
 fn coalescing_of_undelivered_files() {
     let (_d, s) = store();
     // A replaced undelivered put swaps its body; the old body is freed.
-    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b1", 1), 0))
         .unwrap();
     let p = s
-        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 2), 0))
+        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b2", 2), 0))
         .unwrap();
     assert_eq!(p.freed, vec!["b1".to_string()]);
     assert_eq!(actions(&s), vec![put("/a", "b2", 2)]);
@@ -144,11 +153,11 @@ fn coalescing_of_undelivered_files() {
 #[test]
 fn an_in_flight_put_is_never_rewritten() {
     let (_d, s) = store();
-    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b1", 1), 0))
         .unwrap();
     s.write(|w| w.claim_ready(P, u64::MAX, 10)).unwrap();
     let p = s
-        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b2", 2), 0))
+        .write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b2", 2), 0))
         .unwrap();
     assert!(p.freed.is_empty());
     assert_eq!(actions(&s), vec![put("/a", "b1", 1), put("/a", "b2", 2)]);
@@ -168,7 +177,7 @@ fn an_in_flight_put_is_never_rewritten() {
 fn delivered_files_are_deleted_and_renamed_at_the_destination() {
     let (_d, s) = store();
     s.write(|w| w.mkdir(P, &v("/d"), "cam1", 1)).unwrap();
-    s.write(|w| w.publish(P, &v("/d/f"), Overwrite::Replace, up("b1", 1), 0))
+    s.write(|w| w.publish(P, &v("/d/f"), Overwrite::Replace, false, up("b1", 1), 0))
         .unwrap();
     // The put waits for the MKD of its directory.
     assert_eq!(ready(&s, u64::MAX).len(), 1);
@@ -214,7 +223,7 @@ fn delivered_files_are_deleted_and_renamed_at_the_destination() {
 #[test]
 fn retry_park_and_unpark() {
     let (_d, s) = store();
-    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, up("b1", 1), 0))
+    s.write(|w| w.publish(P, &v("/a"), Overwrite::Replace, false, up("b1", 1), 0))
         .unwrap();
     let id = ops(&s)[0].id;
     let retry = Outcome::Retry {
@@ -252,7 +261,7 @@ fn retry_park_and_unpark() {
 fn keep_both_continues_from_the_last_suffix() {
     let (_d, s) = store();
     let keep = |b: &str| {
-        s.write(|w| w.publish(P, &v("/img.jpg"), Overwrite::KeepBoth, up(b, 1), 0))
+        s.write(|w| w.publish(P, &v("/img.jpg"), Overwrite::KeepBoth, false, up(b, 1), 0))
             .unwrap()
             .path
     };
@@ -263,7 +272,68 @@ fn keep_both_continues_from_the_last_suffix() {
     s.write(|w| w.delete(P, &v("/img-2.jpg"), 1)).unwrap();
     assert_eq!(keep("b51"), v("/img-51.jpg"));
     // A name taken by someone else is still skipped.
-    s.write(|w| w.publish(P, &v("/img-52.jpg"), Overwrite::Replace, up("x", 1), 0))
-        .unwrap();
+    s.write(|w| {
+        w.publish(
+            P,
+            &v("/img-52.jpg"),
+            Overwrite::Replace,
+            false,
+            up("x", 1),
+            0,
+        )
+    })
+    .unwrap();
     assert_eq!(keep("b53"), v("/img-53.jpg"));
+}
+
+/// `create_dirs`: an upload into missing directories makes them in the same transaction,
+/// outermost first, each with its marker queued before the put; a file where a directory
+/// must go is refused and nothing is written.
+#[test]
+fn an_upload_creates_missing_directories_when_the_pipe_says_so() {
+    let (_d, s) = store();
+    s.write(|w| w.mkdir(P, &v("/cam7"), "cam1", 1)).unwrap();
+    s.write(|w| {
+        w.publish(
+            P,
+            &v("/cam7/2026/11/snap.jpg"),
+            Overwrite::Replace,
+            true,
+            up("b1", 5),
+            0,
+        )
+    })
+    .unwrap();
+    let r = s.read().unwrap();
+    for dir in ["/cam7/2026", "/cam7/2026/11"] {
+        assert_eq!(
+            r.entry(P, &v(dir)).unwrap().unwrap().kind,
+            Kind::Dir,
+            "{dir}"
+        );
+    }
+    drop(r);
+    let mkdir = |p: &str| Action::MkDir { path: p.into() };
+    assert_eq!(
+        actions(&s),
+        vec![
+            mkdir("/cam7"),
+            mkdir("/cam7/2026"),
+            mkdir("/cam7/2026/11"),
+            put("/cam7/2026/11/snap.jpg", "b1", 5)
+        ]
+    );
+    let before = actions(&s).len();
+    assert!(matches!(
+        s.write(|w| w.publish(
+            P,
+            &v("/cam7/2026/11/snap.jpg/x/y.jpg"),
+            Overwrite::Replace,
+            true,
+            up("b2", 1),
+            0
+        )),
+        Err(ftpgate::store::Error::NotADirectory(_))
+    ));
+    assert_eq!(actions(&s).len(), before, "nothing was written");
 }

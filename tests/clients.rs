@@ -187,3 +187,55 @@ fn python_ftplib_passive_active_and_epsv() {
         );
     }
 }
+
+/// busybox `ftpput`, the uploader of many cameras and NVRs, has no `MKD`: with
+/// `--create-dirs on` (the default for new Pipes) an upload into a missing nested
+/// directory creates it and is delivered under that key; with it off, `553` as before.
+#[test]
+fn busybox_ftpput_into_a_missing_nested_directory_is_delivered() {
+    assert!(have("busybox"), "busybox is installed by scripts/test-all");
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+    let file = g.state().join("snap.jpg");
+    let bytes = data(70_001, 9);
+    std::fs::write(&file, &bytes).unwrap();
+    let ftpput = |remote: &str| {
+        Command::new("busybox")
+            .args(["ftpput", "-u", "cam1", "-p", PW, "-P"])
+            .arg(d.ftp().port().to_string())
+            .arg("127.0.0.1")
+            .arg(remote)
+            .arg(&file)
+            .output()
+            .expect("run busybox")
+    };
+    let out = ftpput("cam7/2026-11-24/snap.jpg");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    g.wait_delivered(20);
+    let delivered = g.state().join("delivered/cam7/2026-11-24/snap.jpg");
+    assert_eq!(
+        std::fs::read(&delivered).expect("delivered under the key"),
+        bytes
+    );
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(
+        c.cmd("CWD /cam7/2026-11-24").code,
+        250,
+        "the directories are listed"
+    );
+
+    g.run(&["pipe", "set", "line1", "--create-dirs", "off"])
+        .ok();
+    let out = ftpput("cam8/snap.jpg");
+    assert!(
+        !out.status.success(),
+        "a missing directory is refused again"
+    );
+    let shown: serde_json::Value =
+        serde_json::from_str(g.run(&["pipe", "show", "line1", "--json"]).ok()).unwrap();
+    assert_eq!(shown["create_dirs"], false);
+}

@@ -47,6 +47,7 @@ fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
         access_key: spec.access_key,
         secret_key_set: p.s3.as_ref().is_some_and(|s| !s.secret_key.is_empty()),
         overwrite: p.overwrite.to_string(),
+        create_dirs: p.create_dirs,
         parallel: p.parallel(),
         enabled: p.enabled,
         senders,
@@ -254,6 +255,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.access_key = c.access_key.or(spec.access_key);
             spec.secret_key = c.secret_key.or(spec.secret_key);
             spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
+            spec.create_dirs = c.create_dirs.unwrap_or(spec.create_dirs);
             spec.parallel = c.parallel.or(spec.parallel);
             let pipe = spec.build(id.clone(), None, old.created)?;
             w.put_pipe(&pipe)?;

@@ -124,6 +124,8 @@ pub struct PipeChanges {
     pub secret_key: Option<crate::secret::Secret>,
     pub overwrite: Option<crate::store::namespace::Overwrite>,
     #[serde(default)]
+    pub create_dirs: Option<bool>,
+    #[serde(default)]
     pub parallel: Option<u32>,
 }
 
@@ -151,6 +153,9 @@ pub struct PipeView {
     pub access_key: Option<String>,
     pub secret_key_set: bool,
     pub overwrite: String,
+    /// Uploads into missing directories create them.
+    #[serde(default)]
+    pub create_dirs: bool,
     /// Deliveries at once.
     pub parallel: usize,
     pub enabled: bool,

@@ -69,6 +69,10 @@ struct Add {
     /// replace|keep-both|refuse: what a second upload to the same path does
     #[argh(option, default = "Overwrite::Replace")]
     overwrite: Overwrite,
+    /// on|off: an upload into a missing directory creates it, as MKD would (default on;
+    /// devices such as busybox ftpput cannot MKD)
+    #[argh(option, from_str_fn(on_off), default = "true")]
+    create_dirs: bool,
     /// deliveries at once, 1-64 (default 8 for S3, 2 for a directory)
     #[argh(option)]
     parallel: Option<u32>,
@@ -101,6 +105,9 @@ struct Set {
     /// replace|keep-both|refuse
     #[argh(option)]
     overwrite: Option<Overwrite>,
+    /// on|off: an upload into a missing directory creates it
+    #[argh(option, from_str_fn(on_off))]
+    create_dirs: Option<bool>,
     /// deliveries at once, 1-64
     #[argh(option)]
     parallel: Option<u32>,
@@ -167,6 +174,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
                 access_key: a.access_key,
                 secret_key,
                 overwrite: a.overwrite,
+                create_dirs: a.create_dirs,
                 parallel: a.parallel,
             };
             ctx.change(Request::PipeSet { id: a.id, changes })
@@ -216,6 +224,7 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
         access_key: a.access_key.or_else(|| env("AWS_ACCESS_KEY_ID")),
         secret_key,
         overwrite: a.overwrite,
+        create_dirs: a.create_dirs,
         enabled: true,
         parallel: a.parallel,
     };
@@ -248,6 +257,7 @@ fn print_pipe(p: &PipeView) {
         );
     }
     println!("overwrite:  {}", p.overwrite);
+    println!("create_dirs: {}", yes_no(p.create_dirs));
     println!("parallel:   {}", p.parallel);
     println!("enabled:    {}", yes_no(p.enabled));
     println!("senders:    {}", list_or(&p.senders, "none"));

@@ -27,6 +27,8 @@ pub struct Publish {
     pub pipe: String,
     pub path: VPath,
     pub policy: Overwrite,
+    /// Make missing directories above `path` (the Pipe's `create_dirs`).
+    pub create_dirs: bool,
     pub sender: String,
     pub mtime: u64,
 }
@@ -93,7 +95,14 @@ pub(super) fn commit_batch(
             let p = &j.publish;
             // A refusal is this upload's answer; a failing database is everyone's: the
             // whole batch is rolled back.
-            let mut r = match w.publish(&p.pipe, &p.path, p.policy, j.upload.clone(), now_ms) {
+            let mut r = match w.publish(
+                &p.pipe,
+                &p.path,
+                p.policy,
+                p.create_dirs,
+                j.upload.clone(),
+                now_ms,
+            ) {
                 Err(e) if e.is_internal() => return Err(e),
                 r => r,
             };

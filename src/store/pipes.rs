@@ -31,6 +31,10 @@ pub struct Pipe {
     pub s3: Option<S3Settings>,
     #[serde(default)]
     pub overwrite: Overwrite,
+    /// An upload into a missing directory creates it (and its parents), as `MKD` would.
+    /// Pipes stored before this setting existed have it off.
+    #[serde(default)]
+    pub create_dirs: bool,
     pub enabled: bool,
     #[serde(default)]
     pub created: u64,
@@ -112,6 +116,9 @@ pub struct PipeSpec {
     pub secret_key: Option<crate::secret::Secret>,
     #[serde(default)]
     pub overwrite: Overwrite,
+    /// On unless said otherwise, for new Pipes.
+    #[serde(default = "yes")]
+    pub create_dirs: bool,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -138,6 +145,7 @@ impl PipeSpec {
             access_key: s3.map(|s| s.access_key.clone()),
             secret_key: s3.filter(|_| with_secret).map(|s| s.secret_key.clone()),
             overwrite: p.overwrite,
+            create_dirs: p.create_dirs,
             enabled: p.enabled,
             parallel: p.parallel,
         }
@@ -220,6 +228,7 @@ impl PipeSpec {
             dest,
             s3,
             overwrite: self.overwrite,
+            create_dirs: self.create_dirs,
             enabled: self.enabled,
             created,
             parallel: self.parallel,

@@ -86,9 +86,16 @@ pub trait View: Sized {
         catalog::list(self, pipe, dir)
     }
 
-    /// Where an upload to `path` may go under `policy`, or the refusal.
-    fn check_upload(&self, pipe: &str, path: &VPath, policy: Overwrite) -> Result<VPath> {
-        catalog::check_upload(self, pipe, path, policy)
+    /// Where an upload to `path` may go under `policy` (making missing directories with
+    /// `create_dirs`), or the refusal.
+    fn check_upload(
+        &self,
+        pipe: &str,
+        path: &VPath,
+        policy: Overwrite,
+        create_dirs: bool,
+    ) -> Result<VPath> {
+        catalog::check_upload(self, pipe, path, policy, create_dirs)
     }
 
     fn op(&self, id: u64) -> Result<Option<outbox::Op>> {

@@ -78,15 +78,16 @@ impl Session {
     /// one), or the refusal.
     async fn upload_target(&self, u: &Upload) -> Result<VPath, Reply> {
         let (id, p, policy) = (self.login().pipe.id.clone(), u.path.clone(), u.policy);
+        let create_dirs = self.login().pipe.create_dirs;
         let resumes = u.resume != Resume::No;
         let checked = self
             .srv
             .read(move |r| {
                 // Continuing one's own partial is not an overwrite.
                 if resumes && policy == Overwrite::Refuse && r.entry(&id, &p)?.is_none() {
-                    return r.check_upload(&id, &p, Overwrite::Replace);
+                    return r.check_upload(&id, &p, Overwrite::Replace, create_dirs);
                 }
-                r.check_upload(&id, &p, policy)
+                r.check_upload(&id, &p, policy, create_dirs)
             })
             .await;
         match checked {
@@ -133,6 +134,7 @@ impl Session {
             pipe: self.login().pipe.id.clone(),
             path: t.path.clone(),
             policy: t.policy,
+            create_dirs: self.login().pipe.create_dirs,
             sender: self.login().sender.name.clone(),
             mtime: now_secs(),
         };

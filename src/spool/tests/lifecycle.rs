@@ -61,6 +61,7 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
                     pipe: PIPE.into(),
                     path: VPath::from_normalised(path),
                     policy: Overwrite::Replace,
+                    create_dirs: false,
                     sender: "cam".into(),
                     mtime: 0,
                 },

@@ -149,6 +149,7 @@ impl World {
                 pipe: PIPE.into(),
                 path: VPath::from_normalised(path),
                 policy: Overwrite::Replace,
+                create_dirs: false,
                 sender: "cam".into(),
                 mtime: 0,
             };

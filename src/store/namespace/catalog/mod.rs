@@ -97,11 +97,26 @@ pub(crate) fn check_upload(
     pipe: &str,
     path: &VPath,
     policy: Overwrite,
+    create_dirs: bool,
 ) -> Result<VPath> {
     if path.is_root() {
         return Err(Error::IsADirectory(path.to_string()));
     }
-    check_parent(v, pipe, path)?;
+    match check_parent(v, pipe, path) {
+        // Missing directories will be made, unless a file stands where one must go.
+        Err(Error::NoParent(_)) if create_dirs => {
+            for dir in ancestors(path) {
+                match v.entry(pipe, &dir)? {
+                    Some(e) if e.kind == Kind::File => {
+                        return Err(Error::NotADirectory(dir.to_string()));
+                    }
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+        }
+        checked => checked?,
+    }
     match v.entry(pipe, path)? {
         None => Ok(path.clone()),
         Some(e) if e.kind == Kind::Dir => Err(Error::IsADirectory(path.to_string())),
@@ -111,6 +126,18 @@ pub(crate) fn check_upload(
             Overwrite::KeepBoth => Ok(free_name(v, pipe, path)?.0),
         },
     }
+}
+
+/// The directories above `path`, outermost first (`/a/b/c` → `/a`, `/a/b`).
+fn ancestors(path: &VPath) -> Vec<VPath> {
+    let mut out = Vec::new();
+    let mut dir = path.parent();
+    while let Some(d) = dir.filter(|d| !d.is_root()) {
+        dir = d.parent();
+        out.push(d);
+    }
+    out.reverse();
+    out
 }
 
 /// `name-N.ext` for the first free N from the suffix last handed out for `path` (so a
@@ -161,17 +188,27 @@ impl Writer {
         }))
     }
 
-    /// Records an acknowledged upload and queues its delivery. Checks everything before
-    /// writing anything, so a refusal leaves the transaction untouched.
+    /// Records an acknowledged upload and queues its delivery; with `create_dirs`, missing
+    /// directories above it are made first (and their markers queued), as `MKD` would.
+    /// Checks everything before writing anything, so a refusal leaves the transaction
+    /// untouched.
     pub fn publish(
         &self,
         pipe: &str,
         path_arg: &VPath,
         policy: Overwrite,
+        create_dirs: bool,
         up: Upload,
         now_ms: u64,
     ) -> Result<Published> {
-        let path = self.check_upload(pipe, path_arg, policy)?;
+        let path = self.check_upload(pipe, path_arg, policy, create_dirs)?;
+        if create_dirs {
+            for dir in ancestors(&path) {
+                if self.entry(pipe, &dir)?.is_none() {
+                    self.mkdir(pipe, &dir, &up.sender, now_ms / 1000)?;
+                }
+            }
+        }
         if policy == Overwrite::KeepBoth && self.entry(pipe, path_arg)?.is_some() {
             // Remember where the suffixes got to, so the next copy starts there.
             let (_, next) = free_name(self, pipe, path_arg)?;

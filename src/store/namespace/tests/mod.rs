@@ -103,17 +103,32 @@ impl World {
                     mtime: now,
                     sender: "s".into(),
                 };
+                // Half the uploads come from a device that cannot MKD (`create_dirs`).
+                let create = self.rng.below(2) == 0;
                 let r = self.store.write(|w| {
-                    w.publish(pipe, &v(path), Overwrite::Replace, up, self.now)
+                    w.publish(pipe, &v(path), Overwrite::Replace, create, up, self.now)
                         .map(|_| ())
                 });
                 let m = self.model.get_mut(pipe).unwrap();
-                let ok = m.parent_ok(path) && !m.dirs.contains(path);
+                let above: Vec<&str> = path
+                    .match_indices('/')
+                    .map(|(i, _)| &path[..i])
+                    .filter(|d| !d.is_empty())
+                    .collect();
+                let ok = if create {
+                    !above.iter().any(|d| m.files.contains_key(*d)) && !m.dirs.contains(path)
+                } else {
+                    m.parent_ok(path) && !m.dirs.contains(path)
+                };
                 if ok {
+                    if create {
+                        m.dirs.extend(above.iter().map(|d| d.to_string()));
+                    }
                     m.files.insert(path.to_string(), body.clone());
                     self.accepted.push(body.clone());
                 }
-                (format!("{pipe} STOR {path} ({body})"), (r.is_ok(), ok))
+                let how = if create { "STOR+dirs" } else { "STOR" };
+                (format!("{pipe} {how} {path} ({body})"), (r.is_ok(), ok))
             }
             4 => {
                 let path = *self.rng.pick(&NAMES);
@@ -269,14 +284,14 @@ fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
         sender: "s".into(),
     };
     let s = &w.store;
-    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, up("b1"), 0))
+    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b1"), 0))
         .unwrap();
     let first = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
     s.write(|w| w.settle(&[(first[0].id, Outcome::Done)]))
         .unwrap();
-    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, up("b2"), 0))
+    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b2"), 0))
         .unwrap();
-    s.write(|w| w.publish("pipa", &v("/x.tmp"), Overwrite::Replace, up("b3"), 0))
+    s.write(|w| w.publish("pipa", &v("/x.tmp"), Overwrite::Replace, false, up("b3"), 0))
         .unwrap();
     s.write(|w| w.rename("pipa", &v("/x.tmp"), &v("/x.jpg"), 0))
         .unwrap();
