@@ -136,7 +136,12 @@ fn reply_codes_of_every_command() {
     assert_eq!(r.code, 226);
     assert!(list.contains("  5000 Jan  2  2020 a.bin\r\n"), "{list:?}");
     assert!(
-        list.contains("drwxr-xr-x") && list.contains(" sub\r\n"),
+        list.contains("drwx------") && list.contains(" sub\r\n"),
+        "{list:?}"
+    );
+    // The bits promise no download: a file is write-only, never readable.
+    assert!(
+        list.contains("--w-------   1 ftp      ftp              5000 Jan  2  2020 a.bin"),
         "{list:?}"
     );
     let (_, names) = c.list("NLST inbox");

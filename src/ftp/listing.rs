@@ -3,13 +3,17 @@
 
 use crate::ftp::proto::time::{format_timeval, ls_date};
 use crate::store::catalog::{Entry, Kind};
+use crate::store::namespace::Overwrite;
 
-/// One `ls -l` line (without line ending). No downloads, so files show no read bit
-/// for others; the owner is always `ftp`.
-pub fn ls_line(name: &str, e: &Entry, now: u64) -> String {
-    let (mode, links) = match e.kind {
-        Kind::Dir => ("drwxr-xr-x", 2),
-        Kind::File => ("-rw-r-----", 1),
+/// One `ls -l` line (without line ending). The bits say what the gateway allows: never
+/// reading a file (nothing is downloaded), writing it only where the Pipe's `policy`
+/// lets an upload replace or extend it; directories can be listed, entered and written.
+/// The owner is always `ftp`, and there is no one else.
+pub fn ls_line(name: &str, e: &Entry, now: u64, policy: Overwrite) -> String {
+    let (mode, links) = match (e.kind, policy) {
+        (Kind::Dir, _) => ("drwx------", 2),
+        (Kind::File, Overwrite::Refuse) => ("----------", 1),
+        (Kind::File, _) => ("--w-------", 1),
     };
     format!(
         "{mode} {links:>3} ftp      ftp      {:>12} {} {name}",
@@ -18,17 +22,22 @@ pub fn ls_line(name: &str, e: &Entry, now: u64) -> String {
     )
 }
 
-/// MLSx facts followed by a space and the name (RFC 3659 §7).
-pub fn mlsx_line(name: &str, e: &Entry) -> String {
+/// MLSx facts followed by a space and the name (RFC 3659 §7); `perm` as [`ls_line`].
+pub fn mlsx_line(name: &str, e: &Entry, policy: Overwrite) -> String {
+    let file_perm = match policy {
+        // d: delete, f: rename; no a, w: an upload may not touch it.
+        Overwrite::Refuse => "df",
+        // a: append, d: delete, f: rename, w: write. Never r: nothing is downloaded.
+        _ => "adfw",
+    };
     match e.kind {
         // c: create files, e: enter, l: list, m: make dirs, p: purge (delete entries), f: rename
         Kind::Dir => format!(
             "type=dir;modify={};perm=celmpf; {name}",
             format_timeval(e.mtime)
         ),
-        // a: append, d: delete, f: rename, w: write. Never r: nothing is downloaded.
         Kind::File => format!(
-            "type=file;size={};modify={};perm=adfw; {name}",
+            "type=file;size={};modify={};perm={file_perm}; {name}",
             e.size,
             format_timeval(e.mtime)
         ),
@@ -39,13 +48,13 @@ pub fn mlsx_line(name: &str, e: &Entry) -> String {
 pub const MLST_FACTS: &str = "type*;size*;modify*;perm*;";
 
 /// A whole `LIST`/`NLST`/`MLSD` body with CRLF line endings.
-pub fn render(entries: &[(String, Entry)], style: Style, now: u64) -> Vec<u8> {
+pub fn render(entries: &[(String, Entry)], style: Style, now: u64, policy: Overwrite) -> Vec<u8> {
     let mut out = String::new();
     for (name, e) in entries {
         let line = match style {
-            Style::Long => ls_line(name, e, now),
+            Style::Long => ls_line(name, e, now, policy),
             Style::Names => name.clone(),
-            Style::Machine => mlsx_line(name, e),
+            Style::Machine => mlsx_line(name, e, policy),
         };
         out.push_str(&line);
         out.push_str("\r\n");
@@ -83,26 +92,36 @@ mod tests {
         let now = 1_795_474_418;
         let f = entry(Kind::File, 1234, now - 60);
         let d = entry(Kind::Dir, 0, 1_700_000_000);
+        let r = Overwrite::Replace;
         assert_eq!(
-            ls_line("a.jpg", &f, now),
-            "-rw-r-----   1 ftp      ftp              1234 Nov 23 22:52 a.jpg"
+            ls_line("a.jpg", &f, now, r),
+            "--w-------   1 ftp      ftp              1234 Nov 23 22:52 a.jpg"
         );
         assert_eq!(
-            ls_line("old", &d, now),
-            "drwxr-xr-x   2 ftp      ftp                 0 Nov 14  2023 old"
+            ls_line("a.jpg", &f, now, Overwrite::Refuse),
+            "----------   1 ftp      ftp              1234 Nov 23 22:52 a.jpg"
         );
         assert_eq!(
-            mlsx_line("a.jpg", &f),
+            ls_line("old", &d, now, r),
+            "drwx------   2 ftp      ftp                 0 Nov 14  2023 old"
+        );
+        assert_eq!(
+            mlsx_line("a.jpg", &f, r),
             "type=file;size=1234;modify=20261123225238;perm=adfw; a.jpg"
         );
         assert_eq!(
-            mlsx_line("old", &d),
+            mlsx_line("a.jpg", &f, Overwrite::Refuse),
+            "type=file;size=1234;modify=20261123225238;perm=df; a.jpg"
+        );
+        assert_eq!(
+            mlsx_line("old", &d, r),
             "type=dir;modify=20231114221320;perm=celmpf; old"
         );
         let body = render(
             &[("a".into(), f.clone()), ("b".into(), f)],
             Style::Names,
             now,
+            r,
         );
         assert_eq!(body, b"a\r\nb\r\n");
     }

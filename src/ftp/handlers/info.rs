@@ -66,11 +66,12 @@ impl Session {
     }
 
     /// `MLST`
-    pub(crate) fn mlst(path: &VPath, e: &Entry) -> Reply {
+    pub(crate) fn mlst(&self, path: &VPath, e: &Entry) -> Reply {
+        let policy = self.login().pipe.overwrite;
         Reply::multi(
             250,
             format!("Listing {path}"),
-            vec![mlsx_line(path.as_str(), e)],
+            vec![mlsx_line(path.as_str(), e, policy)],
             "End",
         )
     }

@@ -59,7 +59,7 @@ impl Session {
             Ok(d) => d,
             Err(r) => return Ok(r),
         };
-        let body = render(&entries, style, now_secs());
+        let body = render(&entries, style, now_secs(), self.login().pipe.overwrite);
         let sent = async {
             data.write_all(&body).await?;
             data.flush().await?;
@@ -82,7 +82,11 @@ impl Session {
         match self.entries(&path, Some(arg), Style::Long).await {
             Ok(entries) => {
                 let now = now_secs();
-                let lines = entries.iter().map(|(n, e)| ls_line(n, e, now)).collect();
+                let policy = self.login().pipe.overwrite;
+                let lines = entries
+                    .iter()
+                    .map(|(n, e)| ls_line(n, e, now, policy))
+                    .collect();
                 Reply::multi(213, format!("Status of {arg}:"), lines, "End of status")
             }
             Err(r) => r,

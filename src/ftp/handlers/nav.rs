@@ -25,7 +25,7 @@ impl Session {
             Query::Cwd => crate::ftp::errors::store(&store::Error::NotADirectory(path.to_string())),
             Query::Rnfr => self.core.rename_from(path),
             // SIZE and STAT were answered above.
-            Query::Mlst | Query::Size | Query::Stat => Session::mlst(&path, &e),
+            Query::Mlst | Query::Size | Query::Stat => self.mlst(&path, &e),
         }
     }
 
