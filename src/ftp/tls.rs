@@ -243,6 +243,22 @@ impl Tls {
     }
 }
 
+/// What a failed handshake means for a technician, when it is something they can act on:
+/// a client too old for TLS 1.2 (or without an AEAD suite), or clear data sent on a data
+/// connection after `PROT P`. `None` for a client that just went away or misbehaved.
+pub fn handshake_advice(e: &std::io::Error, data_connection: bool) -> Option<String> {
+    let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
+    match tls {
+        rustls::Error::PeerIncompatible(why) => Some(format!(
+            "the client cannot speak TLS 1.2 or 1.3 with an AEAD cipher suite ({why:?}), the oldest this gateway speaks: update the device's firmware, or let it use plain FTP on a segregated network (see the README)"
+        )),
+        rustls::Error::InvalidMessage(_) if data_connection => Some(
+            "the client sent clear data on a data connection after PROT P: turn on TLS for data connections in the client".into(),
+        ),
+        _ => None,
+    }
+}
+
 /// A fresh per-session token for resumption binding.
 pub fn session_token() -> [u8; 16] {
     let mut t = [0u8; 16];

@@ -52,7 +52,10 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Some(Err(e)) => {
-                log::info!("TLS handshake with {} failed: {e}", self.peer);
+                match crate::ftp::tls::handshake_advice(&e, false) {
+                    Some(advice) => log::warn!("TLS handshake with {} failed: {advice}", self.peer),
+                    None => log::info!("TLS handshake with {} failed: {e}", self.peer),
+                }
                 Ok(Flow::Close)
             }
             None => {
@@ -80,7 +83,15 @@ impl Session {
         .await;
         let stream = match done {
             Some(Ok(s)) => s,
-            Some(Err(e)) => return Err(errors::data(&DataError::TlsFailed(e))),
+            Some(Err(e)) => {
+                match crate::ftp::tls::handshake_advice(&e, true) {
+                    Some(advice) => {
+                        log::warn!("data connection from {} refused: {advice}", self.peer)
+                    }
+                    None => log::info!("TLS on a data connection from {} failed: {e}", self.peer),
+                }
+                return Err(errors::data(&DataError::TlsFailed(e)));
+            }
             None => return Err(errors::data(&DataError::TlsTimedOut)),
         };
         let resumed = resumed_with(stream.get_ref().1, &self.token);
@@ -94,7 +105,7 @@ impl Session {
             let name = sender.map(|s| s.0).unwrap_or_default();
             if !relaxed {
                 log::warn!(
-                    "refused a data connection from {} (sender {name}): it did not resume the control connection's TLS session",
+                    "refused a data connection from {} (sender {name}): it did not resume the control connection's TLS session; turn on TLS session reuse in the client, or allow it with 'ftpgate sender set {name} --tls-reuse optional'",
                     self.peer
                 );
                 return Err(errors::data(&DataError::NotResumed { sender: name }));
