@@ -318,3 +318,107 @@ fn a_session_opened_before_a_certificate_reload_still_transfers_after_it() {
     let mut c = Raw::login(d.ftp());
     assert_eq!(c.cmd("SIZE tls-hup.bin").text, "213 1048576");
 }
+
+const SIBLINGS: &str = r#"
+import ftplib, io, ssl, sys
+host, port, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+
+class Offering(ftplib.FTP_TLS):
+    # Offers `offer` (another control connection's TLS session) on its data connections,
+    # as rclone does with its one session cache.
+    offer = None
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.offer or self.sock.session)
+        return conn, size
+
+def session(user, source="127.0.0.1"):
+    f = Offering(context=ctx)
+    f.connect(host, port, timeout=20, source_address=(source, 0))
+    f.auth()
+    f.login(user, pw)
+    f.prot_p()
+    return f
+
+first = session("cam1")
+print("FIRST", first.storbinary("STOR first.bin", io.BytesIO(b"a" * 1000)))
+for label, user, source in [("SAME", "cam1", "127.0.0.1"), ("OTHER-SENDER", "cam2", "127.0.0.1"), ("OTHER-ADDRESS", "cam1", "127.0.0.2")]:
+    f = session(user, source)
+    f.offer = first.sock.session
+    try:
+        print(label, f.storbinary("STOR " + label + ".bin", io.BytesIO(b"b" * 1000)))
+    except ftplib.all_errors as e:
+        try:
+            print(label, "REPLY", f.getresp())
+        except ftplib.all_errors as e2:
+            print(label, "REPLY", e2)
+    f.close()
+first.close()
+"#;
+
+/// A data connection may resume the TLS session of another live control session of the
+/// same Sender from the same address (rclone, FileZilla and WinSCP share one session
+/// cache across parallel sessions); another Sender's, or another address's, is refused.
+#[test]
+fn a_data_connection_may_resume_a_sibling_session_of_the_same_sender_and_address() {
+    let g = Gate::provisioned();
+    g.run_stdin(&["sender", "add", "cam2", "--password-stdin"], PW)
+        .ok();
+    g.run(&["sender", "grant", "cam2", "line1"]).ok();
+    let d = g.serve(&[]);
+    let (_, out) = sh(Command::new("python3").args([
+        "-c",
+        SIBLINGS,
+        "127.0.0.1",
+        &d.ftp().port().to_string(),
+        PW,
+    ]));
+    assert!(out.contains("FIRST 226"), "{out}");
+    assert!(out.contains("SAME 226"), "same Sender, same address: {out}");
+    assert!(out.contains("OTHER-SENDER REPLY 522"), "{out}");
+    assert!(out.contains("OTHER-ADDRESS REPLY 522"), "{out}");
+}
+
+/// rclone with its default settings (several transfers at once, one TLS session cache)
+/// copies a tree over explicit FTPS.
+#[test]
+fn rclone_copies_a_tree_over_explicit_ftps() {
+    let rclone = std::env::var("FTPGATE_RCLONE").unwrap_or_else(|_| "rclone".into());
+    let g = Gate::provisioned();
+    let d = g.serve(&[]);
+    let src = g.state().join("tree");
+    for i in 0..60 {
+        let dir = src.join(format!("cam{}", i % 3));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("img{i}.jpg")), data(20_000 + i, i as u8)).unwrap();
+    }
+    let obscured = Command::new(&rclone)
+        .args(["obscure", PW])
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("{rclone}: {e} (scripts/test-all installs it and sets FTPGATE_RCLONE)")
+        });
+    let obscured = String::from_utf8_lossy(&obscured.stdout).into_owned();
+    let (ok, out) = sh(Command::new(&rclone)
+        .args(["copy", "--ftp-explicit-tls", "--ftp-no-check-certificate"])
+        .arg("--ftp-host=127.0.0.1")
+        .arg(format!("--ftp-port={}", d.ftp().port()))
+        .arg("--ftp-user=cam1")
+        .arg(format!("--ftp-pass={}", obscured.trim()))
+        .arg(&src)
+        .arg(":ftp:plant"));
+    assert!(ok, "{out}\n{}", d.log_text());
+    let log = d.log_text();
+    assert!(
+        !log.contains("did not resume"),
+        "no data connection was refused (rclone retries them, so the copy alone can pass): {log}"
+    );
+    let mut c = Raw::login(d.ftp());
+    for i in 0..60 {
+        let r = c.cmd(&format!("SIZE /plant/cam{}/img{i}.jpg", i % 3));
+        assert_eq!(r.text, format!("213 {}", 20_000 + i), "img{i}");
+    }
+}

@@ -95,6 +95,9 @@ pub struct Server {
     limits: Mutex<Limits<smol::channel::Sender<()>>>,
     /// Password checks running per address (at most [`VERIFYING_PER_IP`] each).
     verifying: Mutex<HashMap<IpAddr, Arc<Semaphore>>>,
+    /// Each logged-in FTPS control session's TLS token, with its Sender and address: a
+    /// data connection may resume a sibling's session (see [`Server::is_sibling`]).
+    tls_sessions: Mutex<HashMap<[u8; 16], (String, IpAddr)>>,
     /// Counts admin changes (Senders, Grants, Pipes): a session that has seen fewer checks
     /// its login again before its next command.
     pub admin_changes: AtomicU64,
@@ -125,6 +128,53 @@ impl Slot {
     /// The session logged out (`REIN`).
     pub fn demote(&mut self) {
         self.server.limits().demote(self.id);
+    }
+}
+
+/// A logged-in FTPS control session's place among the siblings; gone when dropped.
+pub struct TlsSibling {
+    server: Arc<Server>,
+    token: [u8; 16],
+}
+
+impl Drop for TlsSibling {
+    fn drop(&mut self) {
+        self.server
+            .tls_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.token);
+    }
+}
+
+impl Server {
+    /// Records that the control session with TLS `token` is logged in as `sender` from
+    /// `ip`, until the returned value is dropped.
+    pub fn tls_sibling(self: &Arc<Self>, token: [u8; 16], sender: &str, ip: IpAddr) -> TlsSibling {
+        self.tls_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(token, (sender.to_string(), ip));
+        TlsSibling {
+            server: self.clone(),
+            token,
+        }
+    }
+
+    /// Whether `token` belongs to a live control session of `sender` from `ip`. Clients
+    /// such as rclone, FileZilla and WinSCP keep one TLS session cache for all their
+    /// parallel sessions, so a data connection often resumes a sibling's session; that
+    /// is as safe as resuming its own (same account, same address), and anything else is
+    /// still refused.
+    pub fn is_sibling(&self, token: &[u8], sender: &str, ip: IpAddr) -> bool {
+        let Ok(token) = <[u8; 16]>::try_from(token) else {
+            return false;
+        };
+        self.tls_sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&token)
+            .is_some_and(|(s, i)| s == sender && *i == ip)
     }
 }
 
@@ -206,6 +256,7 @@ impl Server {
             stats: Stats::default(),
             limits: Mutex::new(Limits::new(caps)),
             verifying: Mutex::new(HashMap::new()),
+            tls_sessions: Mutex::new(HashMap::new()),
             admin_changes: AtomicU64::new(0),
             forwarder: std::sync::OnceLock::new(),
             shutdown: rx,

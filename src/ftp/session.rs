@@ -42,6 +42,8 @@ pub struct Session {
     pub(super) core: Core,
     /// The server's count of admin changes when the login was last checked.
     pub(super) access_seen: u64,
+    /// While logged in over TLS: this session's TLS token among its Sender's siblings.
+    pub(super) tls_sibling: Option<crate::ftp::server::TlsSibling>,
     pub(super) plan: Plan,
     pub(super) uploads: u64,
     pub(super) bytes: u64,
@@ -93,6 +95,7 @@ impl Session {
             peer,
             core: Core::new(settings),
             access_seen: 0,
+            tls_sibling: None,
             plan: Plan::None,
             uploads: 0,
             bytes: 0,
@@ -356,6 +359,7 @@ impl Session {
             Action::StartTls => return self.start_tls().await,
             Action::LoggedOut(r) => {
                 self.slot.demote();
+                self.tls_sibling = None;
                 self.login_from = Instant::now();
                 self.plan = Plan::None;
                 r

@@ -266,7 +266,8 @@ pub fn session_token() -> [u8; 16] {
     t
 }
 
-/// Whether a data connection resumed the session that carries `token`.
-pub fn resumed_with(conn: &ServerConnection, token: &[u8]) -> bool {
-    conn.received_resumption_data() == Some(token)
+/// The token of the control session whose TLS session a data connection resumed, if it
+/// resumed one of ours.
+pub fn resumed_token(conn: &ServerConnection) -> Option<&[u8]> {
+    conn.received_resumption_data()
 }

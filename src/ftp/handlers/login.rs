@@ -48,6 +48,11 @@ impl Session {
                     login.pipe.id
                 );
                 self.access_seen = changes;
+                if self.core.tls() {
+                    let ip = self.peer.ip();
+                    self.tls_sibling =
+                        Some(self.srv.tls_sibling(self.token, &login.sender.name, ip));
+                }
                 let reply = self.core.logged_in(login);
                 self.reply(reply).await?;
                 Ok(Flow::Continue)

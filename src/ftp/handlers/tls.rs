@@ -8,7 +8,7 @@ use crate::ftp::datachan::{Conn, DataError};
 use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
-use crate::ftp::tls::resumed_with;
+use crate::ftp::tls::resumed_token;
 use crate::store::senders::TlsReuse;
 
 impl Session {
@@ -94,7 +94,22 @@ impl Session {
             }
             None => return Err(errors::data(&DataError::TlsTimedOut)),
         };
-        let resumed = resumed_with(stream.get_ref().1, &self.token);
+        // Its own control session's, or a sibling's: the same Sender from the same address.
+        let resumed = match resumed_token(stream.get_ref().1) {
+            Some(t) if t == self.token => true,
+            Some(t) => self.core.login().is_some_and(|l| {
+                let sibling = self.srv.is_sibling(t, &l.sender.name, self.peer.ip());
+                if sibling {
+                    log::info!(
+                        "data connection from {} (sender {}) resumed a sibling session's TLS session",
+                        self.peer,
+                        l.sender.name
+                    );
+                }
+                sibling
+            }),
+            None => false,
+        };
         if !resumed {
             let sender = self
                 .core
