@@ -96,18 +96,27 @@ impl Forwarder {
                 mtime,
                 sender,
             } => {
-                let file = self.spool.body_path(body).ok_or_else(|| {
+                let missing = || {
                     SinkError::permanent(
                         "the spool body is missing from spool/ready (deleted by hand?)",
                     )
-                })?;
+                };
+                let file = self.spool.body_path(body).ok_or_else(missing)?;
                 let meta = Meta {
                     sender: sender.clone(),
                     pipe: pipe.id.clone(),
                     gateway: self.config.gateway.clone(),
                     mtime: *mtime,
                 };
-                sink.put(&key(path), &file, *size, md5, &meta)?;
+                match sink.put(&key(path), &file, *size, md5, &meta) {
+                    // Committed a moment ago: the body was still in tmp/ when the delivery
+                    // began, and the commit thread has moved it into ready/ since.
+                    Err(_) if !file.exists() => {
+                        let moved = self.spool.body_path(body).ok_or_else(missing)?;
+                        sink.put(&key(path), &moved, *size, md5, &meta)?;
+                    }
+                    done => done?,
+                }
                 Ok(*size)
             }
             Action::Delete { path } => sink.delete(&key(path)).map(|_| 0),
