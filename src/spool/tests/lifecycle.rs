@@ -57,14 +57,7 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
             let (reply, answer) = smol::channel::bounded(1);
             answers.push(answer);
             Job {
-                publish: Publish {
-                    pipe: PIPE.into(),
-                    path: VPath::from_normalised(path),
-                    policy: Overwrite::Replace,
-                    create_dirs: false,
-                    sender: "cam".into(),
-                    mtime: 0,
-                },
+                publish: publish(path),
                 upload: crate::store::catalog::Upload {
                     body,
                     size: 1,

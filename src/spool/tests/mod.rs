@@ -145,15 +145,7 @@ impl World {
                 }
                 other => panic!("unexpected end of a transfer: {other:?}"),
             }
-            let publish = Publish {
-                pipe: PIPE.into(),
-                path: VPath::from_normalised(path),
-                policy: Overwrite::Replace,
-                create_dirs: false,
-                sender: "cam".into(),
-                mtime: 0,
-            };
-            match self.spool.commit(body, publish).await {
+            match self.spool.commit(body, publish(path)).await {
                 Ok(_) => Ok(()),
                 Err((body, e)) => {
                     body.discard().await;
@@ -209,6 +201,18 @@ impl World {
 
     fn files_in(&self, dir: &Path) -> usize {
         std::fs::read_dir(dir).unwrap().count()
+    }
+}
+
+/// How the test's uploads are recorded: as `path` in the one Pipe, replacing.
+fn publish(path: &str) -> Publish {
+    Publish {
+        pipe: PIPE.into(),
+        path: VPath::from_normalised(path),
+        policy: Overwrite::Replace,
+        create_dirs: false,
+        sender: "cam".into(),
+        mtime: 0,
     }
 }
 
