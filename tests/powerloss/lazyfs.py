@@ -11,13 +11,28 @@ to see what a machine would find after the reboot. Names (create, rename, unlink
 reach BACKING at once, like a file system whose journal commits metadata before data
 (ext4's default): a file created and never fsynced comes back empty.
 
+An fsync writes the file's pending bytes in place, pausing half-way (LAZYFS_TORN_PAUSE
+seconds, default 0.002), so a power cut can land inside it and leave a torn file: some
+pending writes on disk, some not, everything fsynced before intact.
+
 Single-threaded (FUSE's -s) and kept simple: it serves one test, not performance.
 """
 import errno
 import os
 import sys
+import time
 
 import mfusepy as fuse
+
+
+# Seconds an fsync waits half-way through writing a file's pending bytes.
+TORN_PAUSE = float(os.environ.get("LAZYFS_TORN_PAUSE", "0.002"))
+
+
+def _write_at(fd, data, offset):
+    while data:
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
 
 
 class Lazy(fuse.Operations):
@@ -153,9 +168,21 @@ class Lazy(fuse.Operations):
         buf = self.dirty.pop(path, None)
         if buf is None:
             return 0
-        fd = os.open(self._p(path), os.O_WRONLY | os.O_TRUNC)
+        # Written in place, front to back, and cut to length only at the end: a power
+        # cut in the middle of this leaves part of the pending writes on disk and all
+        # that earlier fsyncs made durable intact, as a disk does. (Truncating first, as
+        # the first version did, let a cut here wipe bytes fsynced long before: redb
+        # then fell back to an older commit and acknowledged uploads were "lost".)
+        fd = os.open(self._p(path), os.O_WRONLY)
         try:
-            os.write(fd, bytes(buf))
+            view = memoryview(buf)
+            half = len(view) // 2
+            _write_at(fd, view[:half], 0)
+            # A pause half-way, so the power cuts of a test land inside an fsync now and
+            # then and leave a torn file behind, the case recovery must survive.
+            time.sleep(TORN_PAUSE)
+            _write_at(fd, view[half:], half)
+            os.ftruncate(fd, len(view))
             os.fsync(fd)
         finally:
             os.close(fd)
