@@ -396,9 +396,13 @@ fn directory_pipes_touch_no_name_a_client_could_own() {
         list.contains("taken") && list.to_lowercase().contains("directory"),
         "the op that cannot land is parked with its reason: {list}"
     );
+    // The gateway's only name in the destination is its staging directory, empty.
+    let staging = out.join(STAGING);
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| *n != STAGING)
         .collect();
     names.sort();
     assert!(
@@ -407,6 +411,40 @@ fn directory_pipes_touch_no_name_a_client_could_own() {
             .all(|n| !n.contains('\u{7f}') && !n.contains('\u{fffd}')),
         "nothing of the gateway's left behind: {names:?}"
     );
+}
+
+/// A directory destination's staging area: `.ftpgate` and DEL.
+const STAGING: &str = ".ftpgate\u{7f}";
+
+#[test]
+fn a_directory_delivery_cut_short_by_a_crash_leaves_nothing_behind() {
+    let g = Gate::provisioned();
+    let out = g.state().join("delivered");
+    // What a daemon killed in the middle of a delivery leaves: its temporary file.
+    let staging = out.join(STAGING);
+    std::fs::create_dir_all(&staging).unwrap();
+    let leftover = staging.join("tmp-0badc0de-123456");
+    std::fs::write(&leftover, data(5000, 3)).unwrap();
+    let d = g.serve(&[]);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while leftover.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "the leftover was not swept: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        d.log_text()
+            .contains("cleaned up 1 leftover(s) of interrupted deliveries"),
+        "{}",
+        d.log_text()
+    );
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("after.bin", b"delivered").code, 226);
+    g.wait_delivered(20);
+    assert_eq!(std::fs::read(out.join("after.bin")).unwrap(), b"delivered");
 }
 
 /// Multipart uploads s3s-fs holds open (it keeps one `.upload-ID.json` per upload).
@@ -442,10 +480,6 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
     std::thread::sleep(Duration::from_secs(2));
     s3.resume();
     g.wait_delivered(120);
-    // The daemon is killed in the middle of another: the next one must clean up after it.
-    assert_eq!(c.stor("crash.bin", &body).code, 226);
-    // Killed once the upload is open at S3 and written down (an upload opened in the
-    // instant before it is written down is the lifecycle rule's, see the README).
     let journal = g.state().join("multipart/cloud");
     let written_down = || {
         std::fs::read_dir(&journal).is_ok_and(|d| {
@@ -453,6 +487,21 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
                 .any(|e| e.path().extension().is_none() && !e.file_name().is_empty())
         })
     };
+    // The upload the outage cut is aborted by the running daemon (within 10 s) ...
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while open_uploads(dir.path()) > 0 || written_down() {
+        assert!(
+            Instant::now() < deadline,
+            "the upload the outage cut is still open: {}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // ... and the daemon is killed in the middle of another: the next one must clean up
+    // after it.
+    assert_eq!(c.stor("crash.bin", &body).code, 226);
+    // Killed once the upload is open at S3 and written down (an upload opened in the
+    // instant before it is written down is the lifecycle rule's, see the README).
     let deadline = Instant::now() + Duration::from_secs(60);
     while open_uploads(dir.path()) == 0 || !written_down() {
         assert!(Instant::now() < deadline, "no multipart upload started");

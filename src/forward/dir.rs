@@ -1,11 +1,20 @@
-//! `file://` destinations: each put goes to a temporary name in the target directory,
-//! is fsynced, renamed into place, and the directory fsynced, so a reader never sees a
-//! partial file and a crash never leaves one under the real name.
+//! `file://` destinations: each put is written to the gateway's staging directory at the
+//! destination's root, fsynced, renamed into place, and the directory fsynced, so a
+//! reader never sees a partial file and a crash never leaves one under the real name.
 //!
 //! The destination is the clients' namespace: every name in it may be a client's. The
-//! gateway's own names (the temporary file, the probe of `pipe test`) therefore contain a
-//! control character (DEL, shown as `?` by `ls`), which no client path may contain, and
-//! are short, so a 255-byte client name still has a temporary name.
+//! gateway's own names therefore contain a control character (DEL, shown as `?` by
+//! `ls`), which no client path may contain: the staging directory is `.ftpgate?` at the
+//! root, and nothing the gateway writes appears anywhere else until it is complete (a
+//! directory watcher sees one rename per file). A 255-byte client name needs no
+//! temporary name of its own length. Only where a subdirectory is another filesystem
+//! (the rename cannot cross it) is the temporary file made beside its target instead,
+//! under a short name of the same kind.
+//!
+//! A delivery cut short by a crash or a power cut leaves its temporary file behind. The
+//! names carry the daemon's instance, so [`DirSink::sweep`] (run at start-up and every
+//! few seconds while the Pipe answers) removes those of earlier daemons and never one
+//! that a delivery of this process is still writing.
 //!
 //! Each error says whether retrying can ever help: a name the filesystem refuses, a file
 //! where a directory must be or a read-only destination never will (the op is parked,
@@ -44,9 +53,26 @@ fn classify(what: &str, e: io::Error) -> SinkError {
     }
 }
 
-/// A temporary name in a destination directory that no client name can be.
-fn own_name(what: &str) -> String {
-    format!(".ftpgate{OWN}{what}-{}", crate::support::random_hex(6))
+/// The staging directory at the destination's root.
+fn staging_name() -> String {
+    format!(".ftpgate{OWN}")
+}
+
+/// This daemon's mark on the files it stages: temporary files of other instances are
+/// leftovers of interrupted deliveries.
+fn instance() -> &'static str {
+    static INSTANCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INSTANCE.get_or_init(|| crate::support::random_hex(4))
+}
+
+/// A name for one staged file of this instance: `what-INSTANCE-RANDOM`.
+fn staged_name(what: &str) -> String {
+    format!("{what}-{}-{}", instance(), crate::support::random_hex(6))
+}
+
+/// Whether a file in the staging directory belongs to a delivery of this process.
+fn is_ours(name: &str) -> bool {
+    name.split('-').nth(1) == Some(instance())
 }
 
 impl DirSink {
@@ -65,6 +91,10 @@ impl DirSink {
             p.push(seg);
         }
         p
+    }
+
+    fn staging(&self) -> PathBuf {
+        self.root.join(staging_name())
     }
 
     fn root_ready(&self) -> Result<(), SinkError> {
@@ -96,20 +126,35 @@ impl Sink for DirSink {
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| classify("creating the directory", e))?;
-        let tmp = dir.join(own_name("tmp"));
-        let copy = || -> io::Result<()> {
-            fs::copy(body, &tmp)?;
-            let f = fs::OpenOptions::new().write(true).open(&tmp)?;
-            let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
+        let staging = self.staging();
+        fs::create_dir_all(&staging).map_err(|e| classify("creating the staging directory", e))?;
+        let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
+        let write = |tmp: &Path| -> io::Result<()> {
+            fs::copy(body, tmp)?;
+            let f = fs::OpenOptions::new().write(true).open(tmp)?;
             f.set_modified(mtime)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &dest)?;
+            f.sync_all()
+        };
+        let place = |tmp: &Path| -> io::Result<()> {
+            write(tmp)?;
+            fs::rename(tmp, &dest)?;
             crate::support::sync_dir(&dir)
         };
-        copy().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            classify(&format!("writing {}", dest.display()), e)
-        })
+        let tmp = staging.join(staged_name("tmp"));
+        let placed = match place(&tmp) {
+            // `dir` is another filesystem: stage beside the target instead.
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
+                let _ = fs::remove_file(&tmp);
+                let beside = dir.join(format!("{}{}", staging_name(), staged_name("tmp")));
+                place(&beside).inspect_err(|_| {
+                    let _ = fs::remove_file(&beside);
+                })
+            }
+            r => r.inspect_err(|_| {
+                let _ = fs::remove_file(&tmp);
+            }),
+        };
+        placed.map_err(|e| classify(&format!("writing {}", dest.display()), e))
     }
 
     fn delete(&self, key: &str) -> Result<(), SinkError> {
@@ -153,10 +198,83 @@ impl Sink for DirSink {
 
     fn probe(&self) -> Result<String, SinkError> {
         self.root_ready()?;
-        let probe = self.root.join(own_name("probe"));
-        fs::write(&probe, b"probe")
+        let staging = self.staging();
+        let probe = staging.join(staged_name("probe"));
+        fs::create_dir_all(&staging)
+            .and_then(|()| fs::write(&probe, b"probe"))
             .map_err(|e| classify(&format!("writing into {}", self.root.display()), e))?;
         let _ = fs::remove_file(&probe);
         Ok(format!("{} exists and is writable", self.root.display()))
+    }
+
+    /// Removes the temporary files earlier daemons left in the staging directory.
+    fn sweep(&self) -> Result<usize, SinkError> {
+        let entries = match fs::read_dir(self.staging()) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(classify("reading the staging directory", e)),
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            if !is_ours(&entry.file_name().to_string_lossy()) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(classify("removing a leftover temporary file", e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta() -> Meta {
+        Meta {
+            sender: "cam".into(),
+            pipe: "line1".into(),
+            gateway: "gw".into(),
+            mtime: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_sweep_removes_what_earlier_daemons_left_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let sink = DirSink::new(root.path().into());
+        let body = root.path().join("body");
+        fs::write(&body, b"bytes").unwrap();
+        let md5 = {
+            use md5::Digest;
+            crate::support::hex(&md5::Md5::digest(b"bytes"))
+        };
+        sink.put("a/b.jpg", &body, 5, &md5, &meta()).unwrap();
+        let staging = sink.staging();
+        // A put leaves nothing behind.
+        assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);
+        // A killed daemon's temporary file, and one this daemon is writing right now.
+        let leftover = staging.join("tmp-00000000-abcdef");
+        let running = staging.join(staged_name("tmp"));
+        fs::write(&leftover, b"half").unwrap();
+        fs::write(&running, b"in progress").unwrap();
+        assert_eq!(sink.sweep().unwrap(), 1);
+        assert!(!leftover.exists());
+        assert!(running.exists(), "a delivery in progress keeps its file");
+        assert_eq!(fs::read(root.path().join("a/b.jpg")).unwrap(), b"bytes");
+        assert_eq!(fs::read(&body).unwrap(), b"bytes");
+    }
+
+    #[test]
+    fn a_destination_never_swept_or_probed_is_left_as_it_is() {
+        let root = tempfile::tempdir().unwrap();
+        let sink = DirSink::new(root.path().into());
+        assert_eq!(sink.sweep().unwrap(), 0);
+        sink.probe().unwrap();
+        let names: Vec<_> = fs::read_dir(root.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "only the staging directory");
+        assert_eq!(fs::read_dir(sink.staging()).unwrap().count(), 0);
     }
 }

@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use crate::clock::{now_ms, now_secs};
 use crate::spool::Spool;
+use crate::store::destination::Destination;
 use crate::store::outbox::{Action, Op, Outcome};
 use crate::store::{Pipe, Result as StoreResult, Store, View, Writer};
 use crate::vfs::VPath;
@@ -80,7 +81,8 @@ pub struct Forwarder {
     journals: Mutex<HashMap<String, Arc<journal::Journal>>>,
 }
 
-/// How often uploads left open at a destination are aborted (see [`journal`]).
+/// How often what interrupted deliveries left at a destination is cleaned up (S3: see
+/// [`journal`]).
 const SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// How long delivery outcomes may wait to be recorded together (one durable commit).
@@ -182,22 +184,29 @@ impl Forwarder {
         )
     }
 
-    /// Aborts the multipart uploads left open at the destinations that answer (blocking).
+    /// Cleans up what interrupted deliveries left at the destinations that answer
+    /// (blocking): S3 multipart uploads left open, a directory's temporary files.
     fn sweep(&self) -> StoreResult<()> {
         for p in self.store.read()?.pipes()? {
-            if self.offline_until(&p.id).is_some()
-                || self.journal(&p.id).is_none_or(|j| j.leftovers().is_empty())
-            {
+            // A directory's staging area is one small read; S3 is asked only about the
+            // multipart uploads its journal holds.
+            let may_have_leftovers = match p.dest {
+                Destination::Dir { .. } => true,
+                _ => self
+                    .journal(&p.id)
+                    .is_some_and(|j| !j.leftovers().is_empty()),
+            };
+            if !may_have_leftovers || self.offline_until(&p.id).is_some() {
                 continue;
             }
             match self.sink(&p).and_then(|s| s.sweep()) {
                 Ok(0) => {}
                 Ok(n) => log::info!(
-                    "pipe {}: aborted {n} multipart upload(s) left open at the destination",
+                    "pipe {}: cleaned up {n} leftover(s) of interrupted deliveries at the destination",
                     p.id
                 ),
                 Err(e) => log::warn!(
-                    "pipe {}: aborting multipart uploads left open: {} (tried again in {}s)",
+                    "pipe {}: cleaning up after interrupted deliveries: {} (tried again in {}s)",
                     p.id,
                     e.message,
                     SWEEP_EVERY.as_secs()
@@ -233,11 +242,11 @@ impl Forwarder {
         let me = self.clone();
         smol::spawn(async move {
             loop {
-                smol::Timer::after(SWEEP_EVERY).await;
                 let m = me.clone();
                 if let Err(e) = smol::unblock(move || m.sweep()).await {
-                    log::warn!("sweeping open multipart uploads: {e}");
+                    log::warn!("cleaning up after interrupted deliveries: {e}");
                 }
+                smol::Timer::after(SWEEP_EVERY).await;
             }
         })
         .detach();

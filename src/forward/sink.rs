@@ -63,8 +63,9 @@ pub trait Sink: Send + Sync {
     fn rmdir(&self, key: &str) -> Result<(), SinkError>;
     /// A harmless real request that proves the destination works (`pipe test`).
     fn probe(&self) -> Result<String, SinkError>;
-    /// Aborts uploads this gateway left open at the destination (S3 multipart uploads);
-    /// returns how many.
+    /// Cleans up what deliveries of earlier daemons (or failed ones) left at the
+    /// destination: open S3 multipart uploads, a directory's temporary files. Never
+    /// touches what a running delivery uses. Returns how many it removed.
     fn sweep(&self) -> Result<usize, SinkError> {
         Ok(0)
     }
