@@ -56,33 +56,60 @@ pub async fn receive<R: AsyncRead + Unpin>(
     let mut timer = smol::Timer::after(idle);
     let mut last_data = std::time::Instant::now();
     let mut flushing: Option<smol::Task<()>> = None;
+    // What a read that filled the last buffer met after it (the end, or an error).
+    let mut next: Option<Got> = None;
     let mut ended = loop {
         let mut buf = spare.pop().expect("two buffers, at most one being written");
-        let read = loop {
-            // One timer for the whole transfer, re-armed only when it fires early.
-            let got = smol::future::or(
-                async {
-                    match data.read(&mut buf).await {
-                        Ok(n) => Got::Data(n),
-                        Err(e) => Got::Failed(e),
-                    }
-                },
-                smol::future::or(
+        let read = if let Some(got) = next.take() {
+            got
+        } else {
+            loop {
+                // One timer for the whole transfer, re-armed only when it fires early.
+                let got = smol::future::or(
                     async {
-                        (&mut timer).await;
-                        Got::TimedOut
+                        match data.read(&mut buf).await {
+                            Ok(n) => Got::Data(n),
+                            Err(e) => Got::Failed(e),
+                        }
                     },
-                    async {
-                        let _ = abort.recv().await;
-                        Got::Aborted
-                    },
-                ),
-            )
-            .await;
-            match got {
-                Got::TimedOut if last_data.elapsed() < idle => timer.set_at(last_data + idle),
-                other => break other,
+                    smol::future::or(
+                        async {
+                            (&mut timer).await;
+                            Got::TimedOut
+                        },
+                        async {
+                            let _ = abort.recv().await;
+                            Got::Aborted
+                        },
+                    ),
+                )
+                .await;
+                match got {
+                    Got::TimedOut if last_data.elapsed() < idle => timer.set_at(last_data + idle),
+                    other => break other,
+                }
             }
+        };
+        // A TLS read returns one record (16 KiB at most): take what has arrived already
+        // into the same buffer, so a buffer, not a record, costs one write off the
+        // executor. An end or error met here comes next, after these bytes are written.
+        let read = match read {
+            Got::Data(mut n) if n > 0 => {
+                while n < buf.len() {
+                    match smol::future::poll_once(data.read(&mut buf[n..])).await {
+                        Some(Ok(0)) => next = Some(Got::Data(0)),
+                        Some(Ok(more)) => {
+                            n += more;
+                            continue;
+                        }
+                        Some(Err(e)) => next = Some(Got::Failed(e)),
+                        None => {}
+                    }
+                    break;
+                }
+                Got::Data(n)
+            }
+            other => other,
         };
         last_data = std::time::Instant::now();
         if let Some(task) = writing.take() {

@@ -229,3 +229,4 @@ fn bytes(n: usize) -> Vec<u8> {
 
 mod faults;
 mod lifecycle;
+mod receiving;
