@@ -471,15 +471,6 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
     s3.stop();
     assert_eq!(c.stor("outage.bin", &body).code, 226);
     s3.resume();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while open_uploads(dir.path()) == 0 {
-        assert!(Instant::now() < deadline, "no multipart upload started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    s3.stop();
-    std::thread::sleep(Duration::from_secs(2));
-    s3.resume();
-    g.wait_delivered(120);
     let journal = g.state().join("multipart/cloud");
     let written_down = || {
         std::fs::read_dir(&journal).is_ok_and(|d| {
@@ -487,6 +478,17 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
                 .any(|e| e.path().extension().is_none() && !e.file_name().is_empty())
         })
     };
+    // Cut once the upload is open at S3 and written down: cut between S3 opening it and
+    // the gateway hearing back, no gateway can know of it (the lifecycle rule's case).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while open_uploads(dir.path()) == 0 || !written_down() {
+        assert!(Instant::now() < deadline, "no multipart upload started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    s3.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    s3.resume();
+    g.wait_delivered(120);
     // The upload the outage cut is aborted by the running daemon (within 10 s) ...
     let deadline = Instant::now() + Duration::from_secs(30);
     while open_uploads(dir.path()) > 0 || written_down() {
