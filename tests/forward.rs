@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gate, Raw, S3_SECRET, S3Server, data, sha256};
+use common::{Gate, Raw, S3_SECRET, S3Server, STAGING, data, sha256};
 
 #[test]
 fn uploads_reach_s3_with_their_bytes_and_metadata_and_changes_follow() {
@@ -412,9 +412,6 @@ fn directory_pipes_touch_no_name_a_client_could_own() {
         "nothing of the gateway's left behind: {names:?}"
     );
 }
-
-/// A directory destination's staging area: `.ftpgate` and DEL.
-const STAGING: &str = ".ftpgate\u{7f}";
 
 #[test]
 fn a_directory_delivery_cut_short_by_a_crash_leaves_nothing_behind() {

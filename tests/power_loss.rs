@@ -160,7 +160,7 @@ fn every_upload_acknowledged_before_a_power_cut_is_delivered_intact() {
     g.wait_delivered(120);
     // A delivery the power cut interrupted left its temporary file in the directory's
     // staging area (a name no client can produce); the restarted daemon sweeps it.
-    let staging = out.join(".ftpgate\u{7f}");
+    let staging = out.join(STAGING);
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&staging).is_ok_and(|mut d| d.next().is_some()) {
         assert!(

@@ -9,7 +9,7 @@
 //! directory watcher sees one rename per file). A 255-byte client name needs no
 //! temporary name of its own length. Only where a subdirectory is another filesystem
 //! (the rename cannot cross it) is the temporary file made beside its target instead,
-//! under a short name of the same kind.
+//! under a short name of the same kind; the sweep does not look there.
 //!
 //! A delivery cut short by a crash or a power cut leaves its temporary file behind. The
 //! names carry the daemon's instance, so [`DirSink::sweep`] (run at start-up and every
@@ -24,6 +24,7 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use super::sink::{Meta, Sink, SinkError, verify_md5};
 
@@ -31,8 +32,9 @@ pub struct DirSink {
     root: PathBuf,
 }
 
-/// Marks the gateway's own names: no client path contains a control character.
-const OWN: char = '\u{7f}';
+/// The staging directory at the destination's root: its name ends in DEL, and no
+/// client path contains a control character.
+const STAGING: &str = ".ftpgate\u{7f}";
 
 /// Whether retrying an operation that failed with `e` can ever help.
 fn classify(what: &str, e: io::Error) -> SinkError {
@@ -53,11 +55,6 @@ fn classify(what: &str, e: io::Error) -> SinkError {
     }
 }
 
-/// The staging directory at the destination's root.
-fn staging_name() -> String {
-    format!(".ftpgate{OWN}")
-}
-
 /// This daemon's mark on the files it stages: temporary files of other instances are
 /// leftovers of interrupted deliveries.
 fn instance() -> &'static str {
@@ -73,6 +70,25 @@ fn staged_name(what: &str) -> String {
 /// Whether a file in the staging directory belongs to a delivery of this process.
 fn is_ours(name: &str) -> bool {
     name.split('-').nth(1) == Some(instance())
+}
+
+/// Copies `body` to `tmp`, fsyncs it, and renames it to `dest` in `dir` (fsynced too);
+/// if any step fails, `tmp` is gone again.
+fn place(body: &Path, tmp: &Path, dest: &Path, dir: &Path, mtime: SystemTime) -> io::Result<()> {
+    let placed = write_synced(body, tmp, mtime)
+        .and_then(|()| fs::rename(tmp, dest))
+        .and_then(|()| crate::support::sync_dir(dir));
+    if placed.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    placed
+}
+
+fn write_synced(body: &Path, tmp: &Path, mtime: SystemTime) -> io::Result<()> {
+    fs::copy(body, tmp)?;
+    let f = fs::OpenOptions::new().write(true).open(tmp)?;
+    f.set_modified(mtime)?;
+    f.sync_all()
 }
 
 impl DirSink {
@@ -94,7 +110,7 @@ impl DirSink {
     }
 
     fn staging(&self) -> PathBuf {
-        self.root.join(staging_name())
+        self.root.join(STAGING)
     }
 
     fn root_ready(&self) -> Result<(), SinkError> {
@@ -129,30 +145,13 @@ impl Sink for DirSink {
         let staging = self.staging();
         fs::create_dir_all(&staging).map_err(|e| classify("creating the staging directory", e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
-        let write = |tmp: &Path| -> io::Result<()> {
-            fs::copy(body, tmp)?;
-            let f = fs::OpenOptions::new().write(true).open(tmp)?;
-            f.set_modified(mtime)?;
-            f.sync_all()
-        };
-        let place = |tmp: &Path| -> io::Result<()> {
-            write(tmp)?;
-            fs::rename(tmp, &dest)?;
-            crate::support::sync_dir(&dir)
-        };
-        let tmp = staging.join(staged_name("tmp"));
-        let placed = match place(&tmp) {
+        let placed = match place(body, &staging.join(staged_name("tmp")), &dest, &dir, mtime) {
             // `dir` is another filesystem: stage beside the target instead.
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
-                let _ = fs::remove_file(&tmp);
-                let beside = dir.join(format!("{}{}", staging_name(), staged_name("tmp")));
-                place(&beside).inspect_err(|_| {
-                    let _ = fs::remove_file(&beside);
-                })
+                let beside = dir.join(format!("{STAGING}{}", staged_name("tmp")));
+                place(body, &beside, &dest, &dir, mtime)
             }
-            r => r.inspect_err(|_| {
-                let _ = fs::remove_file(&tmp);
-            }),
+            r => r,
         };
         placed.map_err(|e| classify(&format!("writing {}", dest.display()), e))
     }

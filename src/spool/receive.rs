@@ -27,6 +27,26 @@ enum Got {
     Aborted,
 }
 
+/// A TLS read returns one record (16 KiB at most): after a read has put `n` bytes into
+/// `buf`, this takes what has arrived already behind them, without waiting, so a buffer,
+/// not a record, costs one write off the executor. Returns the bytes now in `buf`, and
+/// the end or error it met, which the caller handles once those bytes are written.
+async fn take_arrived<R: AsyncRead + Unpin>(
+    data: &mut R,
+    buf: &mut [u8],
+    mut n: usize,
+) -> (usize, Option<Got>) {
+    while n < buf.len() {
+        match smol::future::poll_once(data.read(&mut buf[n..])).await {
+            Some(Ok(0)) => return (n, Some(Got::Data(0))),
+            Some(Ok(more)) => n += more,
+            Some(Err(e)) => return (n, Some(Got::Failed(e))),
+            None => break,
+        }
+    }
+    (n, None)
+}
+
 /// Copies `data` into `body` until the sender closes the connection, the transfer is
 /// aborted (a message on `abort`), nothing arrives for `idle`, or a quota is hit.
 pub async fn receive<R: AsyncRead + Unpin>(
@@ -60,10 +80,9 @@ pub async fn receive<R: AsyncRead + Unpin>(
     let mut next: Option<Got> = None;
     let mut ended = loop {
         let mut buf = spare.pop().expect("two buffers, at most one being written");
-        let read = if let Some(got) = next.take() {
-            got
-        } else {
-            loop {
+        let read = match next.take() {
+            Some(got) => got,
+            None => loop {
                 // One timer for the whole transfer, re-armed only when it fires early.
                 let got = smol::future::or(
                     async {
@@ -88,25 +107,12 @@ pub async fn receive<R: AsyncRead + Unpin>(
                     Got::TimedOut if last_data.elapsed() < idle => timer.set_at(last_data + idle),
                     other => break other,
                 }
-            }
+            },
         };
-        // A TLS read returns one record (16 KiB at most): take what has arrived already
-        // into the same buffer, so a buffer, not a record, costs one write off the
-        // executor. An end or error met here comes next, after these bytes are written.
         let read = match read {
-            Got::Data(mut n) if n > 0 => {
-                while n < buf.len() {
-                    match smol::future::poll_once(data.read(&mut buf[n..])).await {
-                        Some(Ok(0)) => next = Some(Got::Data(0)),
-                        Some(Ok(more)) => {
-                            n += more;
-                            continue;
-                        }
-                        Some(Err(e)) => next = Some(Got::Failed(e)),
-                        None => {}
-                    }
-                    break;
-                }
+            Got::Data(n) if n > 0 => {
+                let (n, after) = take_arrived(data, &mut buf, n).await;
+                next = after;
                 Got::Data(n)
             }
             other => other,

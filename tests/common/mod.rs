@@ -266,6 +266,9 @@ impl Drop for Daemon {
 /// Password of the Sender [`Gate::provisioned`] creates.
 pub const PW: &str = "cam-secret-1";
 
+/// A directory destination's staging area: `.ftpgate` and DEL, a name no client can use.
+pub const STAGING: &str = ".ftpgate\u{7f}";
+
 impl Gate {
     /// A Pipe `line1` into a directory, and Sender `cam1` (password [`PW`]) granted it.
     pub fn provisioned() -> Gate {
