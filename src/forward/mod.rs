@@ -19,6 +19,7 @@
 //! changed Pipe.
 
 pub mod backoff;
+mod claims;
 mod deliver;
 pub mod dir;
 mod health;
@@ -79,6 +80,8 @@ pub struct Forwarder {
     sinks: Mutex<HashMap<String, CachedSink>>,
     /// Open multipart uploads per Pipe; outlives the Pipe's sinks.
     journals: Mutex<HashMap<String, Arc<journal::Journal>>>,
+    /// Claims wait for a durable commit: the store's commits wake the loop.
+    awaiting_disk: std::sync::atomic::AtomicBool,
 }
 
 /// How often what interrupted deliveries left at a destination is cleaned up (S3: see
@@ -106,6 +109,10 @@ type Ended = (Op, Result<u64, SinkError>);
 struct Round {
     claimed: Vec<(Pipe, Op)>,
     wait: Duration,
+    /// The outcomes passed in are recorded.
+    settled: bool,
+    /// The round's commit was not durable: its claims wait for one that is.
+    unsynced: Option<crate::store::Unsynced>,
 }
 
 /// Deliveries running now, per Pipe.
@@ -130,7 +137,7 @@ impl Running {
 impl Forwarder {
     pub fn new(store: Arc<Store>, spool: Arc<Spool>, config: Config) -> Arc<Forwarder> {
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
-        Arc::new(Forwarder {
+        let me = Arc::new(Forwarder {
             store,
             spool,
             config,
@@ -139,7 +146,17 @@ impl Forwarder {
             wake_rx,
             sinks: Mutex::default(),
             journals: Mutex::default(),
-        })
+            awaiting_disk: Default::default(),
+        });
+        let weak = Arc::downgrade(&me);
+        me.store.on_durable(move || {
+            if let Some(f) = weak.upgrade()
+                && f.awaiting_disk.load(std::sync::atomic::Ordering::SeqCst)
+            {
+                f.wake();
+            }
+        });
+        me
     }
 
     /// Looks at the outbox now (after a commit or an admin change).
@@ -256,6 +273,8 @@ impl Forwarder {
         // Outcomes not yet recorded, and since when the oldest has waited.
         let mut pending: Vec<(u64, Outcome)> = Vec::new();
         let mut pending_since = Instant::now();
+        // Claimed, counted in `running`, not started: their claims are not on disk yet.
+        let mut waiting = claims::Waiting::default();
         let mut failing = crate::repeated::Repeated::default();
         loop {
             let new = self.outcomes(&mut ended, &mut running);
@@ -263,6 +282,20 @@ impl Forwarder {
                 pending_since = Instant::now();
             }
             pending.extend(new);
+            let taken = waiting.take(&self.store);
+            for (pipe, op) in taken.lost {
+                log::debug!(
+                    "pipe {pipe}: op {} unclaimed by a reopened database",
+                    op.id,
+                    pipe = pipe.id
+                );
+                running.add(&op.pipe, -1);
+            }
+            for (pipe, op) in taken.ready {
+                self.start(pipe, op, &done_tx);
+            }
+            self.awaiting_disk
+                .store(!waiting.is_empty(), std::sync::atomic::Ordering::SeqCst);
             // Group commit: record outcomes every SETTLE_EVERY (or SETTLE_MAX of them), or
             // at once when nothing else is running; claims go on in between.
             // While devices upload, their commits come first: fewer of ours.
@@ -274,34 +307,42 @@ impl Forwarder {
             let settle_in = every.saturating_sub(pending_since.elapsed());
             let settle = !pending.is_empty()
                 && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.total == 0);
-            // Kept until recorded: a round that fails (a full disk) must not lose them.
-            let outcomes = if settle { pending.clone() } else { Vec::new() };
+            // Claims waited long enough for somebody else's durable commit: ours.
+            let sync = waiting.due_in().is_some_and(|d| d.is_zero());
             let me = self.clone();
             let busy = running.clone();
+            // Kept until recorded: a round that fails (a full disk) must not lose them.
+            let outcomes = pending.clone();
             // One trip off the executor per round: the reads, the write, the deletions.
-            let round = smol::unblock(move || me.round(outcomes, &busy)).await;
+            let round = smol::unblock(move || me.round(&outcomes, settle || sync, &busy)).await;
             let wait = match round {
                 Ok(round) => {
                     failing.clear();
-                    if settle {
+                    if round.settled {
                         pending.clear();
                         pending_since = Instant::now();
                     }
-                    for (pipe, op) in round.claimed {
+                    for (_, op) in &round.claimed {
                         running.add(&op.pipe, 1);
-                        let (me, done) = (self.clone(), done_tx.clone());
-                        smol::spawn(async move {
-                            let job = op.clone();
-                            let result = smol::unblock(move || me.execute(&pipe, &job)).await;
-                            let _ = done.send((op, result)).await;
-                        })
-                        .detach();
                     }
-                    if pending.is_empty() {
-                        round.wait
-                    } else {
-                        round.wait.min(settle_in)
+                    match round.unsynced {
+                        Some(commit) => waiting.push(commit, round.claimed),
+                        None => {
+                            for (pipe, op) in round.claimed {
+                                self.start(pipe, op, &done_tx);
+                            }
+                        }
                     }
+                    self.awaiting_disk
+                        .store(!waiting.is_empty(), std::sync::atomic::Ordering::SeqCst);
+                    let mut wait = round.wait;
+                    if !pending.is_empty() {
+                        wait = wait.min(settle_in);
+                    }
+                    if let Some(d) = waiting.due_in() {
+                        wait = wait.min(d);
+                    }
+                    wait
                 }
                 Err(e) => {
                     failing.error(format!(
@@ -311,7 +352,8 @@ impl Forwarder {
                     Duration::from_secs(1)
                 }
             };
-            // Wait for a delivery to end, a wake-up, or the next due time.
+            // Wait for a delivery to end, a wake-up (a durable commit the claims waited
+            // for, among others), or the next due time.
             if let Some(first) = smol::future::or(async { done_rx.recv().await.ok() }, async {
                 smol::future::or(
                     async {
@@ -334,33 +376,53 @@ impl Forwarder {
         }
     }
 
-    /// One round, blocking: record `outcomes` (durably, if there are any) and claim what
-    /// every Pipe has room for, in one transaction; then delete the bodies it freed.
-    /// Without outcomes, a read snapshot decides first whether there is anything to claim.
-    fn round(&self, outcomes: Vec<(u64, Outcome)>, running: &Running) -> StoreResult<Round> {
+    /// Starts a claimed op's delivery off the executor; its end is sent to `done`.
+    fn start(self: &Arc<Self>, pipe: Pipe, op: Op, done: &smol::channel::Sender<Ended>) {
+        let (me, done) = (self.clone(), done.clone());
+        smol::spawn(async move {
+            let job = op.clone();
+            let result = smol::unblock(move || me.execute(&pipe, &job)).await;
+            let _ = done.send((op, result)).await;
+        })
+        .detach();
+    }
+
+    /// One round, blocking: claim what every Pipe has room for and, if `durable`, record
+    /// `outcomes` in the same transaction, committed durably; then delete the bodies it
+    /// freed. A round that claims while devices upload is not durable unless asked: its
+    /// claims wait for the uploads' next commit (see [`claims`]). Without anything to
+    /// record, a read snapshot decides first whether there is anything to claim.
+    fn round(
+        &self,
+        outcomes: &[(u64, Outcome)],
+        durable: bool,
+        running: &Running,
+    ) -> StoreResult<Round> {
         let now = now_ms();
         let collected = self.spool.take_collected();
-        let quiet = outcomes.is_empty() && collected.is_empty();
-        if quiet {
-            let r = self.store.read()?;
-            let mut due = false;
-            for p in r.pipes()? {
-                if self.slots(&p, running, now) > 0
-                    && r.next_due(&p.id)?.is_some_and(|at| at <= now)
-                {
-                    due = true;
-                }
-            }
-            if !due {
-                return Ok(Round {
-                    claimed: Vec::new(),
-                    wait: self.wait(&r, running, now)?,
-                });
+        let r = self.store.read()?;
+        let mut due = false;
+        for p in r.pipes()? {
+            if self.slots(&p, running, now) > 0 && r.next_due(&p.id)?.is_some_and(|at| at <= now) {
+                due = true;
             }
         }
+        if !durable && !due && collected.is_empty() {
+            return Ok(Round {
+                claimed: Vec::new(),
+                wait: self.wait(&r, running, now)?,
+                settled: false,
+                unsynced: None,
+            });
+        }
+        drop(r);
+        // With nobody uploading there are no commits to share: claims are made durable at
+        // once, with whatever outcomes have come in.
+        let durable = durable || (due && !self.spool.ingesting(now, INGEST_WINDOW_MS));
+        let outcomes = if durable { outcomes } else { &[] };
         let work = |w: &Writer| {
             w.forget_garbage(&collected)?;
-            let freed = w.settle(&outcomes)?;
+            let freed = w.settle(outcomes)?;
             let mut claimed = Vec::new();
             let mut claimed_now = running.clone();
             for p in w.pipes()? {
@@ -373,23 +435,28 @@ impl Forwarder {
                 }
             }
             let wait = self.wait(w, &claimed_now, now)?;
-            Ok((freed, Round { claimed, wait }))
+            Ok((freed, claimed, wait))
         };
-        let (freed, round) = if outcomes.is_empty() {
-            // Only claims: start-up releases them anyway, so no fsync for them.
-            self.store.write_volatile(work)?
+        let ((freed, claimed, wait), unsynced) = if durable {
+            (self.store.write(work)?, None)
         } else {
-            self.store.write(work)?
+            let (r, commit) = self.store.write_volatile(work)?;
+            (r, Some(commit))
         };
         if !freed.is_empty() {
             self.spool.collect(&freed);
         }
-        for (p, _) in &round.claimed {
+        for (p, _) in &claimed {
             if self.offline_until(&p.id).is_some() {
                 log::info!("pipe {}: probing the destination", p.id);
             }
         }
-        Ok(round)
+        Ok(Round {
+            claimed,
+            wait,
+            settled: durable,
+            unsynced,
+        })
     }
 
     /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an

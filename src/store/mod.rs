@@ -14,11 +14,14 @@ mod error;
 pub mod namespace;
 pub mod partials;
 pub mod pipes;
+#[cfg(test)]
+pub mod power_cut;
 pub mod schema;
 pub mod senders;
 mod view;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -50,6 +53,37 @@ pub struct Store {
     health: Mutex<DbHealth>,
     /// Called when the database meets a full disk (the spool gives it its reserve).
     on_disk_full: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Called after every durable commit (the forwarder waits for one, see [`Unsynced`]).
+    on_durable: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Durable commits begun so far; each is numbered when it begins, under redb's
+    /// write lock, so a commit numbered above n began after everything committed by then.
+    durable_begun: AtomicU64,
+    /// The number of the last durable commit that succeeded.
+    durable_done: AtomicU64,
+    /// Times the database was opened again (a non-durable commit does not survive it).
+    generation: AtomicU64,
+    /// Tests: the database lives on this disk instead of the file at `path`.
+    #[cfg(test)]
+    disk: Option<power_cut::Disk>,
+}
+
+/// A non-durable commit that is not on disk yet: see [`Store::write_volatile`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsynced {
+    generation: u64,
+    /// Durable commits begun when it was made.
+    begun: u64,
+}
+
+/// Where a non-durable commit stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncState {
+    /// A durable commit made after it has succeeded: it survives a crash now.
+    OnDisk,
+    /// Not yet.
+    Pending,
+    /// The database was opened again meanwhile (after a disk failure): it is gone.
+    Lost,
 }
 
 /// Whether the disk failed under the database, and what to do about it.
@@ -73,9 +107,13 @@ impl Store {
     /// Opens (or creates) the database at `path`, migrating an older schema and refusing
     /// a newer one.
     pub fn open(path: &Path) -> Result<Store> {
-        Ok(Store {
+        Ok(Self::with(path, Self::open_db(path)?))
+    }
+
+    fn with(path: &Path, db: Database) -> Store {
+        Store {
             path: path.to_path_buf(),
-            db: RwLock::new(Some(Self::open_db(path)?)),
+            db: RwLock::new(Some(db)),
             health: Mutex::new(DbHealth {
                 failed: None,
                 since: Instant::now(),
@@ -84,7 +122,30 @@ impl Store {
                 retry_at: Instant::now(),
             }),
             on_disk_full: std::sync::OnceLock::new(),
-        })
+            on_durable: std::sync::OnceLock::new(),
+            durable_begun: AtomicU64::new(0),
+            durable_done: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
+            #[cfg(test)]
+            disk: None,
+        }
+    }
+
+    /// Tests: opens (or creates) the database on a disk that can lose power.
+    #[cfg(test)]
+    pub fn open_on(disk: &power_cut::Disk) -> Result<Store> {
+        let path = Path::new("<power-cut disk>");
+        let mut store = Self::with(path, Self::open_disk(path, disk)?);
+        store.disk = Some(disk.clone());
+        Ok(store)
+    }
+
+    #[cfg(test)]
+    fn open_disk(path: &Path, disk: &power_cut::Disk) -> Result<Database> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create_with_backend(disk.backend())?;
+        Self::prepare(path, db)
     }
 
     fn open_db(path: &Path) -> Result<Database> {
@@ -101,6 +162,11 @@ impl Store {
         // It holds password hashes and S3 secrets.
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        Self::prepare(path, db)
+    }
+
+    /// Migrates an older schema, refuses a newer one.
+    fn prepare(path: &Path, db: Database) -> Result<Database> {
         let (found, written_by) = {
             let txn = db.begin_read()?;
             match txn.open_table(META) {
@@ -233,7 +299,15 @@ impl Store {
     fn reopen(&self, failure: Failure) -> Result<()> {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         drop(db.take());
-        match Self::open_db(&self.path) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        #[cfg(test)]
+        let opened = match &self.disk {
+            Some(disk) => Self::open_disk(&self.path, disk),
+            None => Self::open_db(&self.path),
+        };
+        #[cfg(not(test))]
+        let opened = Self::open_db(&self.path);
+        match opened {
             Ok(new) => {
                 *db = Some(new);
                 log::info!("{}: reopened", self.path.display());
@@ -262,18 +336,38 @@ impl Store {
         self.write_or_discard(true, f)
     }
 
-    /// Like [`Store::write`], but the commit is not made durable by itself: it reaches the
-    /// disk with the next durable commit, and is lost if the process dies first. For state
-    /// that start-up resets anyway (claims of in-flight ops).
-    pub fn write_volatile<R>(&self, f: impl FnOnce(&Writer) -> Result<R>) -> Result<R> {
+    /// Like [`Store::write`], but the commit is not made durable by itself: redb keeps it
+    /// in memory until the next durable commit, and it is lost if the process dies (even by
+    /// `kill -9`) or the power fails first. [`Store::sync_state`] says when it is safe.
+    pub fn write_volatile<R>(&self, f: impl FnOnce(&Writer) -> Result<R>) -> Result<(R, Unsynced)> {
+        let generation = self.generation.load(Ordering::SeqCst);
         self.with_db(true, |db| {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::None)?;
             let w = Writer { txn };
             let r = f(&w)?;
             w.txn.commit()?;
-            Ok(r)
+            // Read after the commit: every durable commit numbered above this began later,
+            // so it carries this one to the disk.
+            let begun = self.durable_begun.load(Ordering::SeqCst);
+            Ok((r, Unsynced { generation, begun }))
         })
+    }
+
+    /// Whether a non-durable commit has reached the disk.
+    pub fn sync_state(&self, commit: &Unsynced) -> SyncState {
+        if self.generation.load(Ordering::SeqCst) != commit.generation {
+            SyncState::Lost
+        } else if self.durable_done.load(Ordering::SeqCst) > commit.begun {
+            SyncState::OnDisk
+        } else {
+            SyncState::Pending
+        }
+    }
+
+    /// Sets what to do after each durable commit (once).
+    pub fn on_durable(&self, f: impl Fn() + Send + Sync + 'static) {
+        let _ = self.on_durable.set(Box::new(f));
     }
 
     /// Like [`Store::write`], but with `commit == false` the transaction is rolled back
@@ -283,8 +377,10 @@ impl Store {
         commit: bool,
         f: impl FnOnce(&Writer) -> Result<R>,
     ) -> Result<R> {
-        self.with_db(commit, |db| {
+        let r = self.with_db(commit, |db| {
             let mut txn = db.begin_write()?;
+            // Numbered while this transaction holds the write lock.
+            let number = self.durable_begun.fetch_add(1, Ordering::SeqCst) + 1;
             // Each durable commit saves redb's allocator state, so that opening the
             // database after a crash or power cut takes a moment, not a walk of every page.
             txn.set_quick_repair(true);
@@ -292,10 +388,18 @@ impl Store {
             let r = f(&w)?;
             if commit {
                 w.txn.commit()?;
+                self.durable_done.fetch_max(number, Ordering::SeqCst);
             } else {
                 w.txn.abort()?;
             }
             Ok(r)
-        })
+        });
+        if commit
+            && r.is_ok()
+            && let Some(f) = self.on_durable.get()
+        {
+            f();
+        }
+        r
     }
 }

@@ -9,7 +9,10 @@ impl World {
         for d in self.dest.values_mut() {
             d.up = true;
         }
-        // What the forwarder claimed it delivers.
+        // What the forwarder claimed it delivers, once the claims are on disk.
+        self.store.write(|_| Ok(())).unwrap();
+        let waiting = std::mem::take(&mut self.waiting);
+        self.claimed.extend(waiting.into_iter().map(|(_, op)| op));
         for op in std::mem::take(&mut self.claimed) {
             self.dest.get_mut(op.pipe.as_str()).unwrap().apply(&op);
             self.unsettled.push((op, Outcome::Done));

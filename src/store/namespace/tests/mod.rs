@@ -1,8 +1,10 @@
 //! A model-based test of the namespace: random sequences of uploads, deletes, renames of
 //! files and directories, MKD and RMD on two Pipes, interleaved with a simulated
 //! forwarder that claims ready ops, delivers them to a model destination, settles them
-//! in batches, sees the destination go down and up, and crashes (losing the unsettled
-//! batch and every claim) at random points. Afterwards, with the destination up, the
+//! in batches, sees the destination go down and up, and crashes at random points. The
+//! database lives on a disk that can lose power ([`crate::store::power_cut`]): a crash
+//! keeps only what durable commits wrote, so the unsettled batch and every claim not yet
+//! carried to disk are lost, as with `kill -9` or a power cut. Afterwards, with the destination up, the
 //! queue drains and the destination must hold exactly what a plain model of the FTP
 //! namespace says: every path with the body of the upload that won, every directory
 //! marker, nothing else; and every index must be empty.
@@ -17,7 +19,8 @@ use crate::store::outbox::{Op, Outcome};
 use crate::store::schema;
 use redb::ReadableTableMetadata;
 
-use crate::store::{Store, View};
+use crate::store::power_cut::Disk;
+use crate::store::{Store, SyncState, Unsynced, View};
 use crate::vfs::VPath;
 
 mod check;
@@ -27,11 +30,14 @@ use model::{DIRS, Destination, NAMES, Namespace, PIPES, Rng, model_rename};
 
 struct World {
     store: Store,
-    _dir: tempfile::TempDir,
+    disk: Disk,
     rng: Rng,
     model: BTreeMap<&'static str, Namespace>,
     dest: BTreeMap<&'static str, Destination>,
-    /// Claimed and not yet delivered.
+    /// Claimed in a non-durable commit: like the forwarder, the model delivers them only
+    /// once a durable commit has carried the claim to disk.
+    waiting: Vec<(Unsynced, Op)>,
+    /// Claimed (on disk) and not yet delivered.
     claimed: Vec<Op>,
     /// Delivered (or failed), not yet settled: lost by a crash.
     unsettled: Vec<(Op, Outcome)>,
@@ -44,8 +50,8 @@ struct World {
 
 impl World {
     fn new(seed: u64) -> World {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db")).unwrap();
+        let disk = Disk::default();
+        let store = Store::open_on(&disk).unwrap();
         store
             .write(|w| {
                 for p in PIPES {
@@ -63,7 +69,7 @@ impl World {
             .unwrap();
         World {
             store,
-            _dir: dir,
+            disk,
             rng: Rng(seed | 1),
             model: PIPES.iter().map(|p| (*p, Namespace::default())).collect(),
             dest: PIPES
@@ -76,6 +82,7 @@ impl World {
                     (*p, d)
                 })
                 .collect(),
+            waiting: Vec::new(),
             claimed: Vec::new(),
             unsettled: Vec::new(),
             next_body: 0,
@@ -185,16 +192,44 @@ impl World {
 
     /// One step of the forwarder or of the world around it.
     fn forwarder_step(&mut self) {
-        match self.rng.below(12) {
+        let store = &self.store;
+        self.waiting
+            .retain(|(commit, op)| match store.sync_state(commit) {
+                SyncState::Pending => true,
+                SyncState::OnDisk => {
+                    self.claimed.push(op.clone());
+                    false
+                }
+                SyncState::Lost => unreachable!("the model never reopens without a crash"),
+            });
+        match self.rng.below(13) {
+            // Claims in a durable commit (nobody uploading) or a non-durable one.
             0..=3 => {
                 let pipe = *self.rng.pick(&PIPES);
                 let n = 1 + self.rng.below(4);
                 let now = self.now;
-                let ops = self.store.write(|w| w.claim_ready(pipe, now, n)).unwrap();
+                let claim = |w: &crate::store::Writer| w.claim_ready(pipe, now, n);
+                let durable = self.rng.below(2) == 0;
+                let (ops, commit) = if durable {
+                    (self.store.write(claim).unwrap(), None)
+                } else {
+                    let (ops, commit) = self.store.write_volatile(claim).unwrap();
+                    (ops, Some(commit))
+                };
                 for op in &ops {
-                    self.log.push(format!("claim {} {:?}", op.id, op.action));
+                    let how = if durable { "" } else { " (not on disk yet)" };
+                    self.log
+                        .push(format!("claim {} {:?}{how}", op.id, op.action));
                 }
-                self.claimed.extend(ops);
+                match commit {
+                    None => self.claimed.extend(ops),
+                    Some(c) => self.waiting.extend(ops.into_iter().map(|op| (c, op))),
+                }
+            }
+            // Claims waited too long: the forwarder's own durable commit.
+            12 if !self.waiting.is_empty() => {
+                self.log.push("durable commit".into());
+                self.store.write(|_| Ok(())).unwrap();
             }
             4..=6 if !self.claimed.is_empty() => {
                 let i = self.rng.below(self.claimed.len());
@@ -231,11 +266,15 @@ impl World {
         self.store.write(|w| w.settle(&batch)).unwrap();
     }
 
-    /// The daemon dies: unsettled outcomes and claims are lost; start-up releases claims.
+    /// The power fails (or the daemon is killed): what durable commits wrote survives,
+    /// unsettled outcomes and claims in memory do not; start-up releases the claims.
     fn crash(&mut self) {
         self.log.push("crash".into());
+        self.waiting.clear();
         self.claimed.clear();
         self.unsettled.clear();
+        self.disk = self.disk.cut();
+        self.store = Store::open_on(&self.disk).unwrap();
         self.store.write(|w| w.release_claims()).unwrap();
     }
 }
