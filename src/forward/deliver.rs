@@ -13,7 +13,7 @@ impl Forwarder {
         let now = now_ms();
         let mut out = Vec::with_capacity(ended.len());
         for (op, result) in ended.drain(..) {
-            running.add(&op.pipe, -1);
+            running.released(&op.pipe, true);
             let outcome = match result {
                 Ok(bytes) => {
                     self.delivered(&op, bytes);

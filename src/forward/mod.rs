@@ -107,7 +107,7 @@ type Ended = (Op, Result<u64, SinkError>);
 
 /// What one round claimed, and how long the loop may then sleep.
 struct Round {
-    claimed: Vec<(Pipe, Op)>,
+    claimed: Vec<claims::Claimed>,
     wait: Duration,
     /// The outcomes passed in are recorded.
     settled: bool,
@@ -115,22 +115,61 @@ struct Round {
     unsynced: Option<crate::store::Unsynced>,
 }
 
-/// Deliveries running now, per Pipe.
+/// What a round needs to know of the claims the loop holds.
+struct Feed {
+    /// A durable commit may be made for a hungry Pipe.
+    allowed: bool,
+    /// Pipes with claims on disk, ready to start.
+    queued: Vec<String>,
+    /// Pipes with claims on their way to disk.
+    unsynced: Vec<String>,
+}
+
+/// Ops claimed and not settled, and deliveries running now, per Pipe.
 #[derive(Default, Clone)]
 struct Running {
-    per_pipe: HashMap<String, usize>,
-    total: usize,
+    per_pipe: HashMap<String, Count>,
+    claimed: usize,
+    active: usize,
+}
+
+#[derive(Default, Clone, Copy)]
+struct Count {
+    /// Claimed: running, queued, or on their way to disk.
+    claimed: usize,
+    /// Delivering now.
+    active: usize,
 }
 
 impl Running {
-    fn add(&mut self, pipe: &str, n: isize) {
-        let c = self.per_pipe.entry(pipe.to_string()).or_default();
-        *c = c.saturating_add_signed(n);
-        self.total = self.total.saturating_add_signed(n);
+    fn count(&mut self, pipe: &str) -> &mut Count {
+        self.per_pipe.entry(pipe.to_string()).or_default()
     }
 
-    fn of(&self, pipe: &str) -> usize {
-        self.per_pipe.get(pipe).copied().unwrap_or(0)
+    fn claimed(&mut self, pipe: &str) {
+        self.count(pipe).claimed += 1;
+        self.claimed += 1;
+    }
+
+    fn started(&mut self, pipe: &str) {
+        self.count(pipe).active += 1;
+        self.active += 1;
+    }
+
+    /// A claim ended: delivered or not, or given back unstarted.
+    fn released(&mut self, pipe: &str, was_active: bool) {
+        let c = self.count(pipe);
+        c.claimed = c.claimed.saturating_sub(1);
+        self.claimed = self.claimed.saturating_sub(1);
+        if was_active {
+            let c = self.count(pipe);
+            c.active = c.active.saturating_sub(1);
+            self.active = self.active.saturating_sub(1);
+        }
+    }
+
+    fn of(&self, pipe: &str) -> Count {
+        self.per_pipe.get(pipe).copied().unwrap_or_default()
     }
 }
 
@@ -233,25 +272,68 @@ impl Forwarder {
         Ok(())
     }
 
-    /// How many more deliveries `pipe` may start now: none while it is offline and its
-    /// retry time has not come or its probe is still out, one (the probe) after that.
-    fn slots(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
-        let offline = self.offline_until(&pipe.id);
-        let busy = running.of(&pipe.id);
-        // Uploads come first: while devices are uploading, the backlog drains with a
-        // quarter of the connections (at least one), so the disk and the CPU are theirs
-        // before the destination's; it never stops draining.
-        let parallel = if self.spool.ingesting(now, INGEST_WINDOW_MS) {
+    /// How many deliveries `pipe` may run at once now. Uploads come first: while devices
+    /// are uploading, the backlog drains with a quarter of the connections (at least one),
+    /// so the disk and the CPU are theirs before the destination's; it never stops.
+    fn parallel_now(&self, pipe: &Pipe, now: u64) -> usize {
+        if self.spool.ingesting(now, INGEST_WINDOW_MS) {
             pipe.parallel().div_ceil(4)
         } else {
             pipe.parallel()
-        };
-        let room = match offline {
-            Some(until) if until > now || busy > 0 => 0,
+        }
+    }
+
+    /// How many more ops `pipe` may claim now: none while it is offline and its retry time
+    /// has not come or its probe is still out, one (the probe) after that; online,
+    /// [`claims::DEPTH`] per delivery slot.
+    fn room(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
+        let claimed = running.of(&pipe.id).claimed;
+        let room = match self.offline_until(&pipe.id) {
+            Some(until) if until > now || claimed > 0 => 0,
             Some(_) => 1,
-            None => parallel.saturating_sub(busy),
+            None => (self.parallel_now(pipe, now) * claims::DEPTH).saturating_sub(claimed),
         };
-        room.min(self.config.max_parallel.saturating_sub(running.total))
+        room.min((self.config.max_parallel * claims::DEPTH).saturating_sub(running.claimed))
+    }
+
+    /// Whether `pipe` may start one more delivery now (offline: only the probe).
+    fn may_start(&self, pipe: &Pipe, running: &Running, now: u64) -> bool {
+        let active = running.of(&pipe.id).active;
+        let slot = match self.offline_until(&pipe.id) {
+            Some(until) => until <= now && active == 0,
+            None => active < self.parallel_now(pipe, now),
+        };
+        slot && running.active < self.config.max_parallel
+    }
+
+    /// Starts the queued claims that have a slot. An offline Pipe's queued claims go back
+    /// to the outbox (as outcomes in `pending`) until its probe time, so they do not sit
+    /// claimed through an outage.
+    fn start_queued(
+        self: &Arc<Self>,
+        held: &mut claims::Held,
+        running: &mut Running,
+        pending: &mut Vec<(u64, Outcome)>,
+        done: &smol::channel::Sender<Ended>,
+    ) {
+        let now = now_ms();
+        for pipe in held.queued_pipes() {
+            if self.offline_until(&pipe).is_some_and(|until| until > now) {
+                for (_, op) in held.take_queued(&pipe) {
+                    running.released(&pipe, false);
+                    pending.push((op.id, Outcome::Unclaim));
+                }
+                continue;
+            }
+            while let Some((p, op)) = held.next(&pipe) {
+                if !self.may_start(&p, running, now) {
+                    held.put_back((p, op));
+                    break;
+                }
+                running.started(&pipe);
+                self.start(p, op, done);
+            }
+        }
     }
 
     /// Runs until the process ends.
@@ -273,8 +355,7 @@ impl Forwarder {
         // Outcomes not yet recorded, and since when the oldest has waited.
         let mut pending: Vec<(u64, Outcome)> = Vec::new();
         let mut pending_since = Instant::now();
-        // Claimed, counted in `running`, not started: their claims are not on disk yet.
-        let mut waiting = claims::Waiting::default();
+        let mut held = claims::Held::default();
         let mut failing = crate::repeated::Repeated::default();
         loop {
             let new = self.outcomes(&mut ended, &mut running);
@@ -282,39 +363,40 @@ impl Forwarder {
                 pending_since = Instant::now();
             }
             pending.extend(new);
-            let taken = waiting.take(&self.store);
-            for (pipe, op) in taken.lost {
+            for (pipe, op) in held.sync(&self.store) {
                 log::debug!(
-                    "pipe {pipe}: op {} unclaimed by a reopened database",
-                    op.id,
-                    pipe = pipe.id
+                    "pipe {}: op {} lost its claim to a reopened database",
+                    pipe.id,
+                    op.id
                 );
-                running.add(&op.pipe, -1);
+                running.released(&pipe.id, false);
             }
-            for (pipe, op) in taken.ready {
-                self.start(pipe, op, &done_tx);
-            }
-            self.awaiting_disk
-                .store(!waiting.is_empty(), std::sync::atomic::Ordering::SeqCst);
+            self.start_queued(&mut held, &mut running, &mut pending, &done_tx);
             // Group commit: record outcomes every SETTLE_EVERY (or SETTLE_MAX of them), or
             // at once when nothing else is running; claims go on in between.
             // While devices upload, their commits come first: fewer of ours.
-            let every = if self.spool.ingesting(now_ms(), INGEST_WINDOW_MS) {
+            let ingesting = self.spool.ingesting(now_ms(), INGEST_WINDOW_MS);
+            let every = if ingesting {
                 SETTLE_EVERY_INGESTING
             } else {
                 SETTLE_EVERY
             };
             let settle_in = every.saturating_sub(pending_since.elapsed());
             let settle = !pending.is_empty()
-                && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.total == 0);
-            // Claims waited long enough for somebody else's durable commit: ours.
-            let sync = waiting.due_in().is_some_and(|d| d.is_zero());
+                && (settle_in.is_zero() || pending.len() >= SETTLE_MAX || running.active == 0);
+            // A Pipe that could deliver and has nothing to start gets a durable commit now
+            // (with nobody uploading), or once claims have waited WAIT for an upload's.
+            let feed = Feed {
+                allowed: !ingesting || held.waited().is_some_and(|w| w >= claims::WAIT),
+                queued: held.queued_pipes(),
+                unsynced: held.unsynced_pipes(),
+            };
             let me = self.clone();
             let busy = running.clone();
             // Kept until recorded: a round that fails (a full disk) must not lose them.
             let outcomes = pending.clone();
             // One trip off the executor per round: the reads, the write, the deletions.
-            let round = smol::unblock(move || me.round(&outcomes, settle || sync, &busy)).await;
+            let round = smol::unblock(move || me.round(&outcomes, settle, &feed, &busy)).await;
             let wait = match round {
                 Ok(round) => {
                     failing.clear();
@@ -323,24 +405,18 @@ impl Forwarder {
                         pending_since = Instant::now();
                     }
                     for (_, op) in &round.claimed {
-                        running.add(&op.pipe, 1);
+                        running.claimed(&op.pipe);
                     }
-                    match round.unsynced {
-                        Some(commit) => waiting.push(commit, round.claimed),
-                        None => {
-                            for (pipe, op) in round.claimed {
-                                self.start(pipe, op, &done_tx);
-                            }
-                        }
-                    }
+                    held.add(round.unsynced, round.claimed);
+                    self.start_queued(&mut held, &mut running, &mut pending, &done_tx);
                     self.awaiting_disk
-                        .store(!waiting.is_empty(), std::sync::atomic::Ordering::SeqCst);
+                        .store(held.any_unsynced(), std::sync::atomic::Ordering::SeqCst);
                     let mut wait = round.wait;
                     if !pending.is_empty() {
                         wait = wait.min(settle_in);
                     }
-                    if let Some(d) = waiting.due_in() {
-                        wait = wait.min(d);
+                    if let Some(w) = held.waited() {
+                        wait = wait.min(claims::WAIT.saturating_sub(w));
                     }
                     wait
                 }
@@ -352,8 +428,8 @@ impl Forwarder {
                     Duration::from_secs(1)
                 }
             };
-            // Wait for a delivery to end, a wake-up (a durable commit the claims waited
-            // for, among others), or the next due time.
+            // Wait for a delivery to end, a wake-up (a durable commit that held claims
+            // wait for, among others), or the next due time.
             if let Some(first) = smol::future::or(async { done_rx.recv().await.ok() }, async {
                 smol::future::or(
                     async {
@@ -387,24 +463,32 @@ impl Forwarder {
         .detach();
     }
 
-    /// One round, blocking: claim what every Pipe has room for and, if `durable`, record
-    /// `outcomes` in the same transaction, committed durably; then delete the bodies it
-    /// freed. A round that claims while devices upload is not durable unless asked: its
-    /// claims wait for the uploads' next commit (see [`claims`]). Without anything to
-    /// record, a read snapshot decides first whether there is anything to claim.
+    /// One round, blocking: claim what every Pipe has room for and, if the round is
+    /// durable, record `outcomes` in the same transaction; then delete the bodies it
+    /// freed. It is durable when outcomes are due to be recorded (`settle`) or a Pipe is
+    /// hungry (it could start a delivery and has no claim on disk to start) and has claims
+    /// on their way to disk or ops to claim, if `feed` allows. Otherwise its
+    /// claims wait for a later durable commit (see [`claims`]). Without anything to write,
+    /// a read snapshot decides first whether there is anything to claim.
     fn round(
         &self,
         outcomes: &[(u64, Outcome)],
-        durable: bool,
+        settle: bool,
+        feed: &Feed,
         running: &Running,
     ) -> StoreResult<Round> {
         let now = now_ms();
         let collected = self.spool.take_collected();
         let r = self.store.read()?;
         let mut due = false;
+        let mut durable = settle;
         for p in r.pipes()? {
-            if self.slots(&p, running, now) > 0 && r.next_due(&p.id)?.is_some_and(|at| at <= now) {
+            let hungry =
+                feed.allowed && self.may_start(&p, running, now) && !feed.queued.contains(&p.id);
+            durable |= hungry && feed.unsynced.contains(&p.id);
+            if self.room(&p, running, now) > 0 && r.next_due(&p.id)?.is_some_and(|at| at <= now) {
                 due = true;
+                durable |= hungry;
             }
         }
         if !durable && !due && collected.is_empty() {
@@ -416,9 +500,6 @@ impl Forwarder {
             });
         }
         drop(r);
-        // With nobody uploading there are no commits to share: claims are made durable at
-        // once, with whatever outcomes have come in.
-        let durable = durable || (due && !self.spool.ingesting(now, INGEST_WINDOW_MS));
         let outcomes = if durable { outcomes } else { &[] };
         let work = |w: &Writer| {
             w.forget_garbage(&collected)?;
@@ -426,10 +507,10 @@ impl Forwarder {
             let mut claimed = Vec::new();
             let mut claimed_now = running.clone();
             for p in w.pipes()? {
-                let n = self.slots(&p, running, now);
+                let n = self.room(&p, running, now);
                 if n > 0 {
                     for op in w.claim_ready(&p.id, now, n)? {
-                        claimed_now.add(&p.id, 1);
+                        claimed_now.claimed(&p.id);
                         claimed.push((p.clone(), op));
                     }
                 }
@@ -466,7 +547,7 @@ impl Forwarder {
         for p in v.pipes()? {
             let at = match self.offline_until(&p.id) {
                 Some(until) => Some(until),
-                None if running.of(&p.id) >= p.parallel() => None,
+                None if running.of(&p.id).claimed >= p.parallel() * claims::DEPTH => None,
                 None => v.next_due(&p.id)?,
             };
             earliest = match (earliest, at) {

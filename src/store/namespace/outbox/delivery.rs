@@ -40,18 +40,24 @@ impl Writer {
                     }
                 }
                 Outcome::Retry { due_ms, error } => {
-                    self.txn.open_table(IN_FLIGHT)?.remove(*id)?;
-                    op.in_flight = false;
                     op.due_ms = *due_ms;
                     op.last_error = Some(error.clone());
-                    self.set_ready(&op, op.is_ready())?;
-                    self.put_op(&op)?;
+                    self.release(op)?;
                 }
                 Outcome::Park { reason } => self.park(op, reason)?,
+                Outcome::Unclaim => self.release(op)?,
             }
         }
         self.discard_bodies(&freed)?;
         Ok(freed)
+    }
+
+    /// No longer in flight: ready when due.
+    fn release(&self, mut op: Op) -> Result<()> {
+        self.txn.open_table(IN_FLIGHT)?.remove(op.id)?;
+        op.in_flight = false;
+        self.set_ready(&op, op.is_ready())?;
+        self.put_op(&op)
     }
 
     fn park(&self, mut op: Op, reason: &str) -> Result<()> {

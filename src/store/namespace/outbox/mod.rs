@@ -142,6 +142,9 @@ pub enum Outcome {
     Retry { due_ms: u64, error: String },
     /// Cannot succeed until a person changes something.
     Park { reason: String },
+    /// Claimed but never started (its Pipe went offline meanwhile): ready again as it
+    /// was. Its `attempts` stays counted, which only ever costs a needless delete.
+    Unclaim,
 }
 
 /// Ancestor directories of `key`, nearest last (`/a/b/c` → `/a`, `/a/b`).
