@@ -132,7 +132,18 @@ pub fn apply(w: &Writer, fleet: &Fleet) -> store::Result<Vec<String>> {
             .and_then(|p| p.s3.as_ref())
             .map(|s| s.secret_key.clone());
         let created = old.map_or_else(now_secs, |p| p.created);
-        let pipe = spec.clone().build(id.clone(), old_secret, created)?;
+        let mut spec = spec.clone();
+        // An export without secrets shows the proxy's password as `***`: keep the one
+        // there is, if the rest of the URL is the same.
+        if let (Some(given), Some(kept)) = (
+            &spec.proxy,
+            old.and_then(|p| p.s3.as_ref())
+                .and_then(|s| s.proxy.as_ref()),
+        ) && crate::store::destination::redact_proxy(kept.expose()) == given.expose()
+        {
+            spec.proxy = Some(kept.clone());
+        }
+        let pipe = spec.build(id.clone(), old_secret, created)?;
         match old {
             Some(o) if *o == pipe => continue,
             Some(_) => changes.push(format!("~ pipe {id}")),

@@ -63,6 +63,7 @@ mod tests {
     fn no_sender_pipe_login_or_request_shows_a_secret_in_debug() {
         const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g";
         const KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+        const PROXY_PW: &str = "pr0xy-Pass-w0rd";
         let sender: crate::store::Sender = serde_json::from_value(serde_json::json!({
             "name": "cam", "password_hash": HASH, "enabled": true,
         }))
@@ -73,10 +74,15 @@ mod tests {
             dest: "s3://bucket/x".into(),
             access_key: Some("AKIA".into()),
             secret_key: Some(KEY.to_string().into()),
+            proxy: Some(format!("http://plant:{PROXY_PW}@10.0.0.1:3128").into()),
             enabled: true,
             ..Default::default()
         };
         let pipe = spec.clone().build("pip1".into(), None, 0).unwrap();
+        // An export without secrets shows the proxy, not its password.
+        let exported = crate::store::pipes::PipeSpec::of(&pipe, false);
+        let proxy = exported.proxy.as_ref().unwrap().expose();
+        assert_eq!(proxy, "http://plant:***@10.0.0.1:3128/");
         let login = crate::auth::Login {
             sender: sender.clone(),
             pipe: pipe.clone(),
@@ -103,7 +109,10 @@ mod tests {
             ),
         ];
         for p in printed {
-            assert!(!p.contains(HASH) && !p.contains(KEY), "{p}");
+            assert!(
+                !p.contains(HASH) && !p.contains(KEY) && !p.contains(PROXY_PW),
+                "{p}"
+            );
             assert!(p.contains("<redacted>"), "{p}");
         }
     }

@@ -46,6 +46,11 @@ fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
         path_style: spec.path_style,
         access_key: spec.access_key,
         secret_key_set: p.s3.as_ref().is_some_and(|s| !s.secret_key.is_empty()),
+        ca_certificates: spec
+            .ca_pem
+            .as_deref()
+            .map_or(0, |pem| pem.matches("-----BEGIN CERTIFICATE-----").count()),
+        proxy: spec.proxy.as_ref().map(|u| u.expose().to_string()),
         overwrite: p.overwrite.to_string(),
         create_dirs: p.create_dirs,
         parallel: p.parallel(),
@@ -254,6 +259,16 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.path_style = c.path_style.unwrap_or(spec.path_style);
             spec.access_key = c.access_key.or(spec.access_key);
             spec.secret_key = c.secret_key.or(spec.secret_key);
+            match c.ca_pem {
+                Some(pem) if pem.is_empty() => spec.ca_pem = None,
+                Some(pem) => spec.ca_pem = Some(pem),
+                None => {}
+            }
+            match c.proxy {
+                Some(url) if url.is_empty() => spec.proxy = None,
+                Some(url) => spec.proxy = Some(url),
+                None => {}
+            }
             spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
             spec.create_dirs = c.create_dirs.unwrap_or(spec.create_dirs);
             spec.parallel = c.parallel.or(spec.parallel);

@@ -122,6 +122,12 @@ pub struct PipeChanges {
     pub path_style: Option<bool>,
     pub access_key: Option<String>,
     pub secret_key: Option<crate::secret::Secret>,
+    /// A CA file's text; empty: back to the public web PKI.
+    #[serde(default)]
+    pub ca_pem: Option<String>,
+    /// A proxy URL; empty: back to the daemon's environment.
+    #[serde(default)]
+    pub proxy: Option<crate::secret::Secret>,
     pub overwrite: Option<crate::store::namespace::Overwrite>,
     #[serde(default)]
     pub create_dirs: Option<bool>,
@@ -152,6 +158,12 @@ pub struct PipeView {
     pub path_style: bool,
     pub access_key: Option<String>,
     pub secret_key_set: bool,
+    /// Certificates of the Pipe's own CAs (0: the public web PKI).
+    #[serde(default)]
+    pub ca_certificates: usize,
+    /// The Pipe's proxy, its password replaced by `***`.
+    #[serde(default)]
+    pub proxy: Option<String>,
     pub overwrite: String,
     /// Uploads into missing directories create them.
     #[serde(default)]

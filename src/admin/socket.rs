@@ -23,7 +23,7 @@ const MAX_REQUEST: u64 = 16 << 20;
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 enum Reply {
-    Ok(Response),
+    Ok(Box<Response>),
     Err(Error),
 }
 
@@ -84,7 +84,7 @@ fn send(mut stream: UnixStream, req: &Request) -> Result<Response, Error> {
         .read_line(&mut answer)
         .map_err(lost)?;
     match serde_json::from_str::<Reply>(&answer) {
-        Ok(Reply::Ok(r)) => Ok(r),
+        Ok(Reply::Ok(r)) => Ok(*r),
         Ok(Reply::Err(e)) => Err(e),
         Err(e) => Err(Error::runtime(format!(
             "the daemon sent an answer this ftpgate cannot read ({e}): are both the same version?"
@@ -129,9 +129,9 @@ pub async fn serve_client(
                         status
                     })
                     .await;
-                    Reply::Ok(Response::Status { status })
+                    Reply::Ok(Box::new(Response::Status { status }))
                 }
-                Ok(resp) => Reply::Ok(resp),
+                Ok(resp) => Reply::Ok(Box::new(resp)),
                 Err(e) => Reply::Err(e),
             }
         }

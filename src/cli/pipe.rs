@@ -1,5 +1,6 @@
 //! `ftpgate pipe ...`: destinations.
 
+use crate::cli::Failure;
 use argh::FromArgs;
 
 use super::sender::{list_or, yes_no};
@@ -66,6 +67,18 @@ struct Add {
     /// read the S3 secret key from standard input
     #[argh(switch)]
     secret_key_stdin: bool,
+    /// PEM file of the CA(s) that sign the S3 endpoint's certificate (trusted instead of
+    /// the public web PKI, for this Pipe only)
+    #[argh(option)]
+    ca_file: Option<String>,
+    /// proxy for the S3 endpoint, http://HOST:PORT (default: the daemon's HTTPS_PROXY,
+    /// HTTP_PROXY and NO_PROXY)
+    #[argh(option)]
+    proxy: Option<String>,
+    /// read the proxy URL from standard input (for one with credentials,
+    /// http://USER:PASSWORD@HOST:PORT)
+    #[argh(switch)]
+    proxy_stdin: bool,
     /// replace|keep-both|refuse: what a second upload to the same path does
     #[argh(option, default = "Overwrite::Replace")]
     overwrite: Overwrite,
@@ -102,6 +115,16 @@ struct Set {
     /// read a new S3 secret key from standard input
     #[argh(switch)]
     secret_key_stdin: bool,
+    /// PEM file of the CA(s) that sign the S3 endpoint's certificate; off: the public web
+    /// PKI again
+    #[argh(option)]
+    ca_file: Option<String>,
+    /// proxy for the S3 endpoint, http://HOST:PORT; off: the daemon's environment again
+    #[argh(option)]
+    proxy: Option<String>,
+    /// read the proxy URL (with its credentials) from standard input
+    #[argh(switch)]
+    proxy_stdin: bool,
     /// replace|keep-both|refuse
     #[argh(option)]
     overwrite: Option<Overwrite>,
@@ -161,6 +184,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
     match args.cmd {
         Cmd::Add(a) => add(ctx, a),
         Cmd::Set(a) => {
+            let route = Route::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
             let secret_key = if a.secret_key_stdin {
                 Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
             } else {
@@ -173,6 +197,8 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
                 path_style: a.path_style,
                 access_key: a.access_key,
                 secret_key,
+                ca_pem: route.ca_pem,
+                proxy: route.proxy,
                 overwrite: a.overwrite,
                 create_dirs: a.create_dirs,
                 parallel: a.parallel,
@@ -209,6 +235,7 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
             None
         }
     };
+    let route = Route::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
     let secret_key = if a.secret_key_stdin {
         Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
     } else {
@@ -223,6 +250,8 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
         path_style: a.path_style,
         access_key: a.access_key.or_else(|| env("AWS_ACCESS_KEY_ID")),
         secret_key,
+        ca_pem: route.ca_pem.filter(|p| !p.is_empty()),
+        proxy: route.proxy.filter(|p| !p.is_empty()),
         overwrite: a.overwrite,
         create_dirs: a.create_dirs,
         enabled: true,
@@ -235,6 +264,66 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
             Ok(())
         }
         other => Err(unexpected(other)),
+    }
+}
+
+/// A Pipe's `--ca-file` and `--proxy` as given: the CA file's text, the proxy URL;
+/// an empty value (`off`) removes the setting.
+struct Route {
+    ca_pem: Option<String>,
+    proxy: Option<crate::secret::Secret>,
+}
+
+impl Route {
+    fn from_args(
+        ca_file: &Option<String>,
+        proxy: &Option<String>,
+        proxy_stdin: bool,
+        secret_stdin: bool,
+    ) -> Result<Route, Failure> {
+        let ca_pem = match ca_file.as_deref() {
+            None => None,
+            Some("off") => Some(String::new()),
+            Some(path) => {
+                let pem = std::fs::read_to_string(path).map_err(|e| {
+                    Failure::usage(format!("--ca-file {path}: cannot read it: {e}"))
+                })?;
+                crate::store::destination::check_ca_pem(&pem)
+                    .map_err(|e| Failure::usage(format!("--ca-file {path}: {}", e.0)))?;
+                Some(pem)
+            }
+        };
+        let proxy = match (proxy.as_deref(), proxy_stdin) {
+            (Some(_), true) => {
+                return Err(Failure::usage(
+                    "give the proxy either as --proxy URL or on standard input with --proxy-stdin, not both",
+                ));
+            }
+            (None, false) => None,
+            (Some("off"), false) => Some(String::new()),
+            (Some(url), false) => {
+                if url::Url::parse(url).is_ok_and(|u| u.password().is_some()) {
+                    return Err(Failure::usage(
+                        "--proxy: a password on the command line is visible to every user of this box; pass the URL on standard input instead, e.g. printf '%s' \"$PROXY_URL\" | ftpgate pipe ... --proxy-stdin",
+                    ));
+                }
+                Some(url.to_string())
+            }
+            (None, true) if secret_stdin => {
+                return Err(Failure::usage(
+                    "--proxy-stdin and --secret-key-stdin both read standard input: set one, then the other with 'ftpgate pipe set ID'",
+                ));
+            }
+            (None, true) => Some(read_secret_stdin("proxy URL", "--proxy-stdin")?),
+        };
+        if let Some(url) = proxy.as_deref().filter(|u| !u.is_empty()) {
+            crate::store::destination::check_proxy(url)
+                .map_err(|e| Failure::usage(format!("--proxy: {}", e.0)))?;
+        }
+        Ok(Route {
+            ca_pem,
+            proxy: proxy.map(Into::into),
+        })
     }
 }
 
@@ -254,6 +343,17 @@ fn print_pipe(p: &PipeView) {
             } else {
                 "not set"
             }
+        );
+        println!(
+            "ca:         {}",
+            match p.ca_certificates {
+                0 => "the public web PKI".to_string(),
+                n => format!("{n} certificate(s) from --ca-file"),
+            }
+        );
+        println!(
+            "proxy:      {}",
+            p.proxy.as_deref().unwrap_or("from the environment, if set")
         );
     }
     println!("overwrite:  {}", p.overwrite);

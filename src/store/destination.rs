@@ -117,6 +117,60 @@ pub fn check_endpoint(url: &str) -> Result<(), Invalid> {
     }
 }
 
+/// Checks a proxy URL: `http://`, `https://` or `socks5://`, a host, maybe a port and
+/// credentials, nothing else. The password `***` is what an export without secrets
+/// shows: refused, so it never replaces the real one.
+pub fn check_proxy(url: &str) -> Result<(), Invalid> {
+    let bad = |why: &str| {
+        invalid(format!(
+            "invalid proxy {}: {why}; use http://HOST:PORT (credentials: http://USER:PASSWORD@HOST:PORT, given on standard input)",
+            redact_proxy(url)
+        ))
+    };
+    let Ok(u) = url::Url::parse(url) else {
+        return bad("not a URL");
+    };
+    if !matches!(u.scheme(), "http" | "https" | "socks5") {
+        return bad("the scheme must be http, https or socks5");
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return bad("no host");
+    }
+    if !matches!(u.path(), "" | "/") || u.query().is_some() {
+        return bad("a proxy URL has no path");
+    }
+    if u.password() == Some("***") {
+        return invalid(
+            "the proxy's password is hidden in this file: export with --include-secrets, or set it with 'ftpgate pipe set ID --proxy-stdin'".to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// A proxy URL fit to show: its password replaced by `***`.
+pub fn redact_proxy(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+/// How many certificates a PEM text holds (a CA file must hold one at least).
+pub fn check_ca_pem(pem: &str) -> Result<usize, Invalid> {
+    let n = pem.matches("-----BEGIN CERTIFICATE-----").count();
+    if n == 0 {
+        return invalid(
+            "the CA file holds no certificate: give a PEM file (-----BEGIN CERTIFICATE-----)"
+                .to_string(),
+        );
+    }
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,5 +228,21 @@ mod tests {
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn proxies() {
+        assert!(check_proxy("http://10.0.0.1:3128").is_ok());
+        assert!(check_proxy("http://plant:pw@proxy.local:3128/").is_ok());
+        for bad in ["10.0.0.1:3128", "ftp://h:21", "http://h:1/path", "http://"] {
+            assert!(check_proxy(bad).is_err(), "{bad}");
+        }
+        let e = check_proxy("ftp://u:hunter2@h:1").unwrap_err().to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(check_proxy("http://u:***@h:1").is_err());
+        assert_eq!(
+            redact_proxy("http://u:hunter2@h:3128"),
+            "http://u:***@h:3128/"
+        );
     }
 }

@@ -19,6 +19,14 @@ pub struct S3Settings {
     pub access_key: String,
     /// Never shown, never logged, exported only with `--include-secrets`.
     pub secret_key: crate::secret::Secret,
+    /// PEM certificates of the CAs that sign the endpoint's certificate (`--ca-file`);
+    /// none: the public web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// `http://[user:password@]host:port` (`--proxy`); none: `HTTPS_PROXY`/`HTTP_PROXY`
+    /// of the daemon's environment, if set. Shown only with the password replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::secret::Secret>,
 }
 
 /// A destination and how uploads to it are handled.
@@ -114,6 +122,12 @@ pub struct PipeSpec {
     pub access_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_key: Option<crate::secret::Secret>,
+    /// PEM certificates of the CAs that sign the endpoint's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_pem: Option<String>,
+    /// Proxy URL; exported with its password as `***` unless secrets are included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::secret::Secret>,
     #[serde(default)]
     pub overwrite: Overwrite,
     /// On unless said otherwise, for new Pipes.
@@ -144,6 +158,14 @@ impl PipeSpec {
             path_style: s3.is_some_and(|s| s.path_style),
             access_key: s3.map(|s| s.access_key.clone()),
             secret_key: s3.filter(|_| with_secret).map(|s| s.secret_key.clone()),
+            ca_pem: s3.and_then(|s| s.ca_pem.clone()),
+            proxy: s3.and_then(|s| s.proxy.as_ref()).map(|u| {
+                if with_secret {
+                    u.clone()
+                } else {
+                    crate::store::destination::redact_proxy(u.expose()).into()
+                }
+            }),
             overwrite: p.overwrite,
             create_dirs: p.create_dirs,
             enabled: p.enabled,
@@ -160,7 +182,7 @@ impl PipeSpec {
         created: u64,
     ) -> Result<Pipe, crate::names::Invalid> {
         use crate::names::{Invalid, check_pipe_id, check_pipe_name};
-        use crate::store::destination::check_endpoint;
+        use crate::store::destination::{check_ca_pem, check_endpoint, check_proxy};
         check_pipe_id(&id)?;
         check_pipe_name(&self.name)?;
         let dest = Destination::parse(&self.dest)?;
@@ -199,12 +221,20 @@ impl PipeSpec {
             let secret_key = self.secret_key.or(old_secret).filter(|k| !k.is_empty()).ok_or_else(|| {
                 Invalid("no secret key for the s3:// destination: pass --secret-key-stdin, or set AWS_SECRET_ACCESS_KEY (export with --include-secrets to carry it in a fleet file)".into())
             })?;
+            if let Some(pem) = &self.ca_pem {
+                check_ca_pem(pem)?;
+            }
+            if let Some(proxy) = &self.proxy {
+                check_proxy(proxy.expose())?;
+            }
             Some(S3Settings {
                 endpoint: self.endpoint.map(|e| e.trim_end_matches('/').to_string()),
                 region,
                 path_style: self.path_style,
                 access_key,
                 secret_key,
+                ca_pem: self.ca_pem,
+                proxy: self.proxy,
             })
         } else {
             let s3_only = [
@@ -213,6 +243,8 @@ impl PipeSpec {
                 ("--path-style", self.path_style),
                 ("--access-key", self.access_key.is_some()),
                 ("--secret-key-stdin", self.secret_key.is_some()),
+                ("--ca-file", self.ca_pem.is_some()),
+                ("--proxy", self.proxy.is_some()),
             ];
             if let Some((flag, _)) = s3_only.iter().find(|(_, set)| *set) {
                 return Err(Invalid(format!(

@@ -65,7 +65,12 @@ pub fn classify(e: S3Error) -> SinkError {
         other => {
             let text = other.to_string();
             let lower = text.to_ascii_lowercase();
-            let why = if lower.contains("lookup")
+            let proxy = lower.contains(" via proxy ");
+            let why = if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
+                "the endpoint's certificate is not signed by a CA this Pipe trusts (a private CA? give it with 'ftpgate pipe set ID --ca-file CA.pem')"
+            } else if proxy && lower.contains("refused") {
+                "connection refused by the proxy"
+            } else if lower.contains("lookup")
                 || lower.contains("resolve")
                 || lower.contains("dns")
                 || lower.contains("name or service")
@@ -79,7 +84,7 @@ pub fn classify(e: S3Error) -> SinkError {
                 || lower.contains("certificate")
                 || lower.contains("handshake")
             {
-                "TLS with the endpoint failed (a private CA is not trusted)"
+                "TLS with the endpoint failed"
             } else if lower.contains("reset")
                 || lower.contains("broken pipe")
                 || lower.contains("unexpected eof")

@@ -1,11 +1,10 @@
 //! S3 destinations, blocking (called off the executor).
 //!
-//! * The requests a backlog is made of (a PUT up to [`MULTIPART_THRESHOLD`], a DELETE, a
-//!   directory marker) go over kept-alive HTTP connections ([`Conn`]: ureq's pool,
-//!   signed by rust-s3 as presigned URLs), so a drain of a million small files opens a
-//!   handful of TCP and TLS connections, not a million. rust-s3's own client (attohttpc)
-//!   closes its connection after every request: it keeps the rare ones (multipart, copy
-//!   for renames, the probe).
+//! * Every request goes over one client of kept-alive HTTP connections per Pipe
+//!   ([`http::Client`], signed there), so a drain of a million small files opens a handful
+//!   of TCP and TLS connections, not a million, and the Pipe's CA file and proxy apply to
+//!   all of them. rust-s3 provides the signing and the bucket's addressing; its own HTTP
+//!   client is not used.
 //! * Larger bodies go by multipart from the spool file, one [`PART_SIZE`] part in flight,
 //!   so memory stays flat for any size.
 //! * rust-s3 sends a Content-MD5 with every PUT and part, so the server verifies what it
@@ -17,7 +16,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use ::http::{HeaderMap, HeaderName, HeaderValue};
 use md5::Digest;
 use s3::error::S3Error;
 use s3::{Bucket, Region, creds::Credentials};
@@ -28,9 +27,11 @@ use crate::store::S3Settings;
 use std::sync::Arc;
 
 mod classify;
+pub mod http;
 
 pub use classify::classify;
-use classify::{permanent, transport_text};
+use classify::permanent;
+use http::{Client, Route, xml_text};
 
 /// Bodies above this size go by multipart.
 pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
@@ -40,67 +41,10 @@ const CONTENT_TYPE: &str = "application/octet-stream";
 
 pub struct S3Sink {
     bucket: Box<Bucket>,
-    conn: Conn,
+    client: Client,
     where_: String,
     /// Where open multipart uploads are written down, so none is left open for good.
     journal: Option<Arc<Journal>>,
-}
-
-/// Kept-alive HTTP connections to one endpoint. Requests are presigned (the signature
-/// in the query string, the payload `UNSIGNED-PAYLOAD`; Content-MD5 is a signed header,
-/// so the body is still verified by the server).
-struct Conn {
-    agent: ureq::Agent,
-}
-
-/// How long a presigned request stays valid: only until it is sent, a moment later.
-const PRESIGN_SECS: u32 = 300;
-
-impl Conn {
-    fn new() -> Conn {
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(std::time::Duration::from_secs(10)))
-            .timeout_global(Some(std::time::Duration::from_secs(300)))
-            .max_idle_connections_per_host(crate::store::pipes::MAX_PARALLEL as usize)
-            .build()
-            .into();
-        Conn { agent }
-    }
-
-    /// Sends a presigned request with `headers` (the ones that were signed) and `body`;
-    /// reads the whole answer so the connection can be used again.
-    fn send(
-        &self,
-        method: &str,
-        url: &str,
-        headers: &HeaderMap,
-        body: &[u8],
-    ) -> Result<(), S3Error> {
-        let mut req = ureq::http::Request::builder().method(method).uri(url);
-        for (k, v) in headers {
-            req = req.header(k.as_str(), v.as_bytes());
-        }
-        let req = req
-            .body(body.to_vec())
-            .map_err(|e| S3Error::HttpFailWithBody(0, format!("building the request: {e}")))?;
-        let mut resp = self
-            .agent
-            .run(req)
-            .map_err(|e| S3Error::Io(std::io::Error::other(transport_text(&e))))?;
-        let status = resp.status().as_u16();
-        let text = resp
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024)
-            .read_to_string()
-            .unwrap_or_default();
-        if (200..300).contains(&status) {
-            Ok(())
-        } else {
-            Err(S3Error::HttpFailWithBody(status, text))
-        }
-    }
 }
 
 fn meta_headers(meta: &Meta) -> HeaderMap {
@@ -119,6 +63,17 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
         }
     }
     h
+}
+
+/// Content-Type and the Content-MD5 the server checks the body against.
+fn content_headers(headers: &mut HeaderMap, md5: &[u8]) {
+    headers.insert(
+        ::http::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE),
+    );
+    if let Ok(v) = HeaderValue::try_from(base64(md5)) {
+        headers.insert(HeaderName::from_static("content-md5"), v);
+    }
 }
 
 /// Standard base64 with padding (for Content-MD5).
@@ -181,9 +136,14 @@ impl S3Sink {
             "bucket {bucket} at {}",
             s.endpoint.as_deref().unwrap_or("AWS")
         );
+        let route = Route {
+            ca_pem: s.ca_pem.clone(),
+            proxy: s.proxy.clone(),
+        };
+        let client = Client::new(&b, &s.access_key, &s.secret_key, &route).map_err(permanent)?;
         Ok(S3Sink {
             bucket: b,
-            conn: Conn::new(),
+            client,
             where_,
             journal,
         })
@@ -198,25 +158,37 @@ impl S3Sink {
             return Err(corrupted(&got, md5));
         }
         let mut headers = meta_headers(meta);
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE),
-        );
-        if let Ok(v) = HeaderValue::try_from(base64(&digest)) {
-            headers.insert(HeaderName::from_static("content-md5"), v);
-        }
+        content_headers(&mut headers, &digest);
         self.put_bytes(key, &content, headers)
     }
 
-    /// One PUT over a kept-alive connection.
+    /// One PUT.
     fn put_bytes(&self, key: &str, content: &[u8], headers: HeaderMap) -> Result<(), SinkError> {
-        let url = self
-            .bucket
-            .presign_put(format!("/{key}"), PRESIGN_SECS, Some(headers.clone()), None)
-            .map_err(classify)?;
-        self.conn
-            .send("PUT", &url, &headers, content)
+        self.client
+            .send("PUT", key, &[], headers, content)
+            .map(|_| ())
             .map_err(classify)
+    }
+
+    /// Starts a multipart upload of `key`; returns its id.
+    fn initiate(&self, key: &str, meta: &Meta) -> Result<String, S3Error> {
+        let mut headers = meta_headers(meta);
+        headers.insert(
+            ::http::header::CONTENT_TYPE,
+            HeaderValue::from_static(CONTENT_TYPE),
+        );
+        let answer = self
+            .client
+            .send("POST", key, &[("uploads", "")], headers, &[])?;
+        xml_text(&answer.body, "UploadId").ok_or_else(|| {
+            S3Error::HttpFailWithBody(500, format!("no UploadId in the answer: {}", answer.body))
+        })
+    }
+
+    fn abort(&self, key: &str, id: &str) -> Result<(), S3Error> {
+        self.client
+            .send("DELETE", key, &[("uploadId", id)], HeaderMap::new(), &[])
+            .map(|_| ())
     }
 
     fn put_multipart(
@@ -226,17 +198,9 @@ impl S3Sink {
         md5: &str,
         meta: &Meta,
     ) -> Result<(), SinkError> {
-        let path = format!("/{key}");
         let mut file = std::fs::File::open(body)
             .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
-        let with_meta = self
-            .bucket
-            .with_extra_headers(meta_headers(meta))
-            .map_err(classify)?;
-        let upload = with_meta
-            .initiate_multipart_upload(&path, CONTENT_TYPE)
-            .map_err(classify)?;
-        let id = upload.upload_id;
+        let id = self.initiate(key, meta).map_err(classify)?;
         let open = Open {
             key: key.to_string(),
             upload_id: id.clone(),
@@ -245,17 +209,17 @@ impl S3Sink {
             && let Err(e) = j.opened(&open)
         {
             // Not written down: not started either.
-            let _ = self.bucket.abort_upload(&path, &id);
+            let _ = self.abort(key, &id);
             return Err(SinkError::transient(format!(
                 "writing down the multipart upload: {e}"
             )));
         }
-        let result = self.send_parts(&path, &id, &mut file, md5);
+        let result = self.send_parts(key, &id, &mut file, md5);
         let closed = match &result {
             Ok(()) => true,
             // If the abort fails too (S3 is down), the journal keeps the upload and the
             // forwarder aborts it once S3 answers.
-            Err(_) => match self.bucket.abort_upload(&path, &id) {
+            Err(_) => match self.abort(key, &id) {
                 Ok(()) => true,
                 Err(a) => {
                     log::warn!(
@@ -274,13 +238,14 @@ impl S3Sink {
     /// The parts of an initiated multipart upload, then its completion.
     fn send_parts(
         &self,
-        path: &str,
+        key: &str,
         id: &str,
         file: &mut std::fs::File,
         md5: &str,
     ) -> Result<(), SinkError> {
         let mut whole = md5::Md5::new();
-        let mut parts = Vec::new();
+        // The parts' ETags, in order.
+        let mut parts: Vec<String> = Vec::new();
         let mut chunk = vec![0u8; PART_SIZE];
         for number in 1.. {
             let mut filled = 0;
@@ -297,11 +262,25 @@ impl S3Sink {
                 break;
             }
             whole.update(&chunk[..filled]);
-            let part = self
-                .bucket
-                .put_multipart_chunk(&chunk[..filled], path, number, id, CONTENT_TYPE)
+            let mut headers = HeaderMap::new();
+            content_headers(&mut headers, &md5::Md5::digest(&chunk[..filled]));
+            let n = number.to_string();
+            let answer = self
+                .client
+                .send(
+                    "PUT",
+                    key,
+                    &[("partNumber", &n), ("uploadId", id)],
+                    headers,
+                    &chunk[..filled],
+                )
                 .map_err(classify)?;
-            parts.push(part);
+            let etag = answer
+                .headers
+                .get(::http::header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .ok_or_else(|| SinkError::transient(format!("part {n}: no ETag in the answer")))?;
+            parts.push(etag.to_string());
             if filled < PART_SIZE {
                 break;
             }
@@ -310,14 +289,31 @@ impl S3Sink {
         if got != md5 {
             return Err(corrupted(&got, md5));
         }
-        self.bucket
-            .complete_multipart_upload(path, id, parts)
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for (i, etag) in parts.iter().enumerate() {
+            let etag = etag.replace('&', "&amp;").replace('<', "&lt;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
+                i + 1
+            ));
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        self.client
+            .send(
+                "POST",
+                key,
+                &[("uploadId", id)],
+                HeaderMap::new(),
+                xml.as_bytes(),
+            )
             .map_err(classify)?;
         Ok(())
     }
 
     fn exists(&self, key: &str) -> bool {
-        self.bucket.head_object(format!("/{key}")).is_ok()
+        self.client
+            .send("HEAD", key, &[], HeaderMap::new(), &[])
+            .is_ok()
     }
 }
 
@@ -338,22 +334,24 @@ impl Sink for S3Sink {
     }
 
     fn delete(&self, key: &str) -> Result<(), SinkError> {
-        let url = self
-            .bucket
-            .presign_delete(format!("/{key}"), PRESIGN_SECS)
-            .map_err(classify)?;
-        match self.conn.send("DELETE", &url, &HeaderMap::new(), &[]) {
-            Ok(()) => Ok(()),
+        match self.client.send("DELETE", key, &[], HeaderMap::new(), &[]) {
+            Ok(_) => Ok(()),
             Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
             Err(e) => Err(classify(e)),
         }
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), SinkError> {
-        match self
-            .bucket
-            .copy_object_internal(format!("/{from}"), format!("/{to}"))
-        {
+        let mut headers = HeaderMap::new();
+        let source = format!(
+            "/{}/{}",
+            self.bucket.name(),
+            s3::signing::uri_encode(from, false)
+        );
+        if let Ok(v) = HeaderValue::try_from(source) {
+            headers.insert(HeaderName::from_static("x-amz-copy-source"), v);
+        }
+        match self.client.send("PUT", to, &[], headers, &[]) {
             Ok(_) => {}
             // Sent again after a crash between copy+delete and the record: already moved.
             Err(S3Error::HttpFailWithBody(404, _)) if self.exists(to) => return Ok(()),
@@ -376,10 +374,7 @@ impl Sink for S3Sink {
         };
         let mut aborted = 0;
         for open in journal.leftovers() {
-            match self
-                .bucket
-                .abort_upload(&format!("/{}", open.key), &open.upload_id)
-            {
+            match self.abort(&open.key, &open.upload_id) {
                 Ok(()) => aborted += 1,
                 // Completed or aborted already (or expired by a lifecycle rule).
                 Err(S3Error::HttpFailWithBody(404, _)) => {}
@@ -391,8 +386,14 @@ impl Sink for S3Sink {
     }
 
     fn probe(&self) -> Result<String, SinkError> {
-        self.bucket
-            .list_page(String::new(), None, None, None, Some(1))
+        self.client
+            .send(
+                "GET",
+                "",
+                &[("list-type", "2"), ("max-keys", "1")],
+                HeaderMap::new(),
+                &[],
+            )
             .map_err(classify)?;
         Ok(format!(
             "{} answers and the credentials may list it",
