@@ -239,3 +239,36 @@ fn deliveries_go_through_the_proxy_and_a_dead_proxy_is_named() {
     assert_eq!(s3.get("cell4/b.jpg").as_deref(), Some(&body[..]));
     drop(d);
 }
+
+#[test]
+fn the_daemons_https_proxy_and_no_proxy_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(&dir.path().join("s3"));
+    let port = free_port();
+    let _p = proxy(dir.path(), port);
+    let g = Gate::new();
+    add_pipe(&g, &s3.endpoint(), &[]);
+    let via = format!("http://127.0.0.1:{port}");
+    let log = || std::fs::read_to_string(dir.path().join("proxy.log")).unwrap_or_default();
+    let seen = || log().matches(&format!("127.0.0.1:{}", s3.port)).count();
+    let body = data(3_000, 9);
+    {
+        let d = g.serve_env(&[], &[("HTTP_PROXY", &via), ("HTTPS_PROXY", &via)]);
+        let mut c = Raw::login(d.ftp());
+        assert_eq!(c.stor("env.jpg", &body).code, 226);
+        g.wait_delivered(30);
+        assert!(
+            seen() > 0,
+            "the delivery did not use HTTP_PROXY:\n{}",
+            log()
+        );
+    }
+    // NO_PROXY names the endpoint: straight there.
+    let before = seen();
+    let d = g.serve_env(&[], &[("HTTP_PROXY", &via), ("NO_PROXY", "127.0.0.1")]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("direct.jpg", &body).code, 226);
+    g.wait_delivered(30);
+    assert_eq!(s3.get("cell4/direct.jpg").as_deref(), Some(&body[..]));
+    assert_eq!(seen(), before, "NO_PROXY was ignored:\n{}", log());
+}

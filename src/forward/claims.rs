@@ -193,6 +193,14 @@ mod tests {
         id
     }
 
+    /// The op `id` as the database has it after a power cut now.
+    fn after_power_cut(disk: &Disk, store: Store, id: u64) -> crate::store::outbox::Op {
+        let after = disk.cut();
+        drop(store);
+        let rebooted = Store::open_on(&after).unwrap();
+        rebooted.read().unwrap().op(id).unwrap().unwrap()
+    }
+
     #[test]
     fn a_claim_a_power_cut_would_lose_is_not_started() {
         let disk = Disk::default();
@@ -204,10 +212,7 @@ mod tests {
         assert_eq!(held.unsynced_pipes(), ["cams"]);
         // Why it waits: cut the power now and the claim (the op's "may have been sent")
         // is gone, so a DELE after the reboot would cancel the put without a delete.
-        let after = disk.cut();
-        drop(store);
-        let rebooted = Store::open_on(&after).unwrap();
-        let op = rebooted.read().unwrap().op(id).unwrap().unwrap();
+        let op = after_power_cut(&disk, store, id);
         assert_eq!((op.attempts, op.in_flight), (0, false));
     }
 
@@ -223,12 +228,6 @@ mod tests {
         assert_eq!(held.next("cams").map(|(_, op)| op.id), Some(id));
         assert!(!held.any_unsynced());
         // And the claim survives a power cut from then on.
-        let after = disk.cut();
-        drop(store);
-        let rebooted = Store::open_on(&after).unwrap();
-        assert_eq!(
-            rebooted.read().unwrap().op(id).unwrap().unwrap().attempts,
-            1
-        );
+        assert_eq!(after_power_cut(&disk, store, id).attempts, 1);
     }
 }
