@@ -26,6 +26,8 @@ mod health;
 pub mod journal;
 pub mod s3;
 pub mod sink;
+#[cfg(test)]
+mod tests;
 
 pub use health::Health;
 
