@@ -15,6 +15,7 @@ pub use protocol::{Error, PipeChanges, PipeView, Request, Response, SenderView};
 use crate::clock::now_secs;
 use crate::names::{Invalid, check_sender_name, random_token};
 use crate::net::Cidr;
+use crate::store::destination::check_ca_pem;
 use crate::store::pipes::PipeSpec;
 use crate::store::senders::TlsReuse;
 use crate::store::{self, Pipe, Sender, Store, View, Writer};
@@ -49,7 +50,7 @@ fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
         ca_certificates: spec
             .ca_pem
             .as_deref()
-            .map_or(0, |pem| pem.matches("-----BEGIN CERTIFICATE-----").count()),
+            .map_or(0, |pem| check_ca_pem(pem).unwrap_or(0)),
         proxy: spec.proxy.as_ref().map(|u| u.expose().to_string()),
         overwrite: p.overwrite.to_string(),
         create_dirs: p.create_dirs,

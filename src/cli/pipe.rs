@@ -184,7 +184,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
     match args.cmd {
         Cmd::Add(a) => add(ctx, a),
         Cmd::Set(a) => {
-            let route = Route::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
+            let route = RouteArgs::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
             let secret_key = if a.secret_key_stdin {
                 Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
             } else {
@@ -235,7 +235,7 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
             None
         }
     };
-    let route = Route::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
+    let route = RouteArgs::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
     let secret_key = if a.secret_key_stdin {
         Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
     } else {
@@ -269,18 +269,18 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
 
 /// A Pipe's `--ca-file` and `--proxy` as given: the CA file's text, the proxy URL;
 /// an empty value (`off`) removes the setting.
-struct Route {
+struct RouteArgs {
     ca_pem: Option<String>,
     proxy: Option<crate::secret::Secret>,
 }
 
-impl Route {
+impl RouteArgs {
     fn from_args(
         ca_file: &Option<String>,
         proxy: &Option<String>,
         proxy_stdin: bool,
         secret_stdin: bool,
-    ) -> Result<Route, Failure> {
+    ) -> Result<RouteArgs, Failure> {
         let ca_pem = match ca_file.as_deref() {
             None => None,
             Some("off") => Some(String::new()),
@@ -320,7 +320,7 @@ impl Route {
             crate::store::destination::check_proxy(url)
                 .map_err(|e| Failure::usage(format!("--proxy: {}", e.0)))?;
         }
-        Ok(Route {
+        Ok(RouteArgs {
             ca_pem,
             proxy: proxy.map(Into::into),
         })

@@ -17,19 +17,12 @@ pub(super) fn permanent(e: impl std::fmt::Display) -> SinkError {
     SinkError::permanent(e.to_string())
 }
 
-/// The `<Code>` of an S3 error body.
-fn error_code(body: &str) -> &str {
-    body.split("<Code>")
-        .nth(1)
-        .and_then(|s| s.split("</Code>").next())
-        .unwrap_or("")
-}
-
 /// Transient or permanent, with a sentence that says what is wrong.
 pub fn classify(e: S3Error) -> SinkError {
     match e {
         S3Error::HttpFailWithBody(status, body) => {
-            let code = error_code(&body);
+            let code = super::http::xml_text(&body, "Code").unwrap_or_default();
+            let code = code.as_str();
             let what = format!(
                 "HTTP {status}{}{code}",
                 if code.is_empty() { "" } else { " " }
