@@ -184,7 +184,8 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
     match args.cmd {
         Cmd::Add(a) => add(ctx, a),
         Cmd::Set(a) => {
-            let route = RouteArgs::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
+            let route =
+                RouteArgs::from_args(&a.ca_file, &a.proxy, a.proxy_stdin, a.secret_key_stdin)?;
             let secret_key = if a.secret_key_stdin {
                 Some(read_secret_stdin("S3 secret key", "--secret-key-stdin")?.into())
             } else {
