@@ -20,6 +20,7 @@
 //!   `control.sock` or the CLI opened the database itself.
 //! * [`fleet`]: declarative provisioning (`export` / `apply`).
 //! * [`cert`]: the server certificate (rcgen, ECDSA P-256).
+//! * [`checksum`]: the body checksum (CRC32C; MD5 for ops queued by older versions).
 //! * [`daemon`]: `ftpgate serve`: owns the database and answers the control socket.
 //! * [`cli`]: argument parsing and output; `main.rs` only calls [`cli::main`].
 //! * [`secret`]: passwords hashes and keys that `Debug` never shows.
@@ -32,6 +33,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cert;
+pub mod checksum;
 pub mod cli;
 pub mod clock;
 pub mod daemon;

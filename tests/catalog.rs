@@ -17,7 +17,7 @@ fn up(body: &str, size: u64) -> Upload {
     Upload {
         body: body.into(),
         size,
-        md5: "00".into(),
+        sum: ftpgate::checksum::Checksum::Crc32c(0),
         mtime: 1000,
         sender: "cam1".into(),
     }
@@ -47,7 +47,7 @@ fn put(path: &str, body: &str, size: u64) -> Action {
         path: path.into(),
         body: body.into(),
         size,
-        md5: "00".into(),
+        sum: ftpgate::checksum::Checksum::Crc32c(0),
         mtime: 1000,
         sender: "cam1".into(),
     }

@@ -10,13 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Gate, Raw, data};
-use md5::Digest;
-
-fn md5_hex(b: &[u8]) -> String {
-    md5::Md5::digest(b)
-        .iter()
-        .map(|x| format!("{x:02x}"))
-        .collect()
+/// The checksum text a `226` gives for these bytes.
+fn crc_text(b: &[u8]) -> String {
+    format!("CRC32C {:08x}", crc32c::crc32c(b))
 }
 
 #[test]
@@ -75,13 +71,17 @@ fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
             path,
             body,
             size,
-            md5,
+            sum,
             ..
         } = op.action
         {
             let bytes = std::fs::read(ready.join(&body)).expect("every queued put has its body");
             assert_eq!(bytes.len() as u64, size, "{path}: the whole body");
-            assert_eq!(md5_hex(&bytes), md5, "{path}: the body's checksum");
+            assert_eq!(
+                sum,
+                ftpgate::checksum::Checksum::Crc32c(crc32c::crc32c(&bytes)),
+                "{path}: the body's checksum"
+            );
             assert_eq!(
                 size as usize,
                 sizes(path.trim_start_matches('/')),
@@ -208,7 +208,7 @@ fn broken_uploads_resume_with_rest_and_appe_and_are_never_queued() {
     let r = c.stor("cam.bin", &whole[150_000..]);
     assert_eq!(r.code, 226, "{}", r.text);
     assert!(
-        r.text.contains(&md5_hex(&whole)),
+        r.text.contains(&crc_text(&whole)),
         "the checksum covers the whole file: {}",
         r.text
     );
@@ -225,7 +225,7 @@ fn broken_uploads_resume_with_rest_and_appe_and_are_never_queued() {
     if r.code == 426 {
         let r = c.stor_appe("plc.csv", &whole[100_000..]);
         assert_eq!(r.code, 226, "{}", r.text);
-        assert!(r.text.contains(&md5_hex(&whole)), "{}", r.text);
+        assert!(r.text.contains(&crc_text(&whole)), "{}", r.text);
     }
     assert_eq!(c.cmd("REST 999999").code, 350);
     let _dc = c.epsv();

@@ -163,7 +163,7 @@ mod tests {
         let up = Upload {
             body: "b1".into(),
             size: 1,
-            md5: String::new(),
+            sum: crate::checksum::Checksum::Crc32c(0),
             mtime: 0,
             sender: "s".into(),
         };

@@ -92,7 +92,7 @@ impl Forwarder {
                 path,
                 body,
                 size,
-                md5,
+                sum,
                 mtime,
                 sender,
             } => {
@@ -108,12 +108,12 @@ impl Forwarder {
                     gateway: self.config.gateway.clone(),
                     mtime: *mtime,
                 };
-                match sink.put(&key(path), &file, *size, md5, &meta) {
+                match sink.put(&key(path), &file, *size, sum, &meta) {
                     // Committed a moment ago: the body was still in tmp/ when the delivery
                     // began, and the commit thread has moved it into ready/ since.
                     Err(_) if !file.exists() => {
                         let moved = self.spool.body_path(body).ok_or_else(missing)?;
-                        sink.put(&key(path), &moved, *size, md5, &meta)?;
+                        sink.put(&key(path), &moved, *size, sum, &meta)?;
                     }
                     done => done?,
                 }

@@ -22,11 +22,12 @@
 //! backoff, the Pipe offline meanwhile).
 
 use std::fs;
-use std::io;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::sink::{Meta, Sink, SinkError, verify_md5};
+use super::sink::{Meta, Sink, SinkError, corrupted};
+use crate::checksum::Checksum;
 
 pub struct DirSink {
     root: PathBuf,
@@ -35,6 +36,8 @@ pub struct DirSink {
 /// The staging directory at the destination's root: its name ends in DEL, and no
 /// client path contains a control character.
 const STAGING: &str = ".ftpgate\u{7f}";
+/// The copy buffer of one put.
+const COPY_BUF: usize = 256 << 10;
 
 /// Whether retrying an operation that failed with `e` can ever help.
 fn classify(what: &str, e: io::Error) -> SinkError {
@@ -74,21 +77,57 @@ fn is_ours(name: &str) -> bool {
 
 /// Copies `body` to `tmp`, fsyncs it, and renames it to `dest` in `dir` (fsynced too);
 /// if any step fails, `tmp` is gone again.
-fn place(body: &Path, tmp: &Path, dest: &Path, dir: &Path, mtime: SystemTime) -> io::Result<()> {
-    let placed = write_synced(body, tmp, mtime)
-        .and_then(|()| fs::rename(tmp, dest))
-        .and_then(|()| crate::support::sync_dir(dir));
-    if placed.is_err() {
+/// Copies `body` to `tmp`, checking the bytes it copies against `sum`, then renames it
+/// to `dest`. The inner error is the checksum the bytes had instead: nothing is placed.
+fn place(
+    body: &Path,
+    sum: &Checksum,
+    tmp: &Path,
+    dest: &Path,
+    dir: &Path,
+    mtime: SystemTime,
+) -> io::Result<Result<(), Checksum>> {
+    let placed = write_synced(body, sum, tmp, mtime).and_then(|copied| match copied {
+        Ok(()) => fs::rename(tmp, dest)
+            .and_then(|()| crate::support::sync_dir(dir))
+            .map(Ok),
+        bad => Ok(bad),
+    });
+    if !matches!(placed, Ok(Ok(()))) {
         let _ = fs::remove_file(tmp);
     }
     placed
 }
 
-fn write_synced(body: &Path, tmp: &Path, mtime: SystemTime) -> io::Result<()> {
-    fs::copy(body, tmp)?;
-    let f = fs::OpenOptions::new().write(true).open(tmp)?;
-    f.set_modified(mtime)?;
-    f.sync_all()
+/// One pass over the spool body: each buffer is hashed and written, so the checksum
+/// covers exactly the bytes the destination gets.
+fn write_synced(
+    body: &Path,
+    sum: &Checksum,
+    tmp: &Path,
+    mtime: SystemTime,
+) -> io::Result<Result<(), Checksum>> {
+    let mut from = fs::File::open(body)?;
+    let mut to = fs::File::create(tmp)?;
+    let mut hasher = sum.hasher();
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        to.write_all(&buf[..n])?;
+    }
+    let got = hasher.finish();
+    if got != *sum {
+        return Ok(Err(got));
+    }
+    to.set_modified(mtime)?;
+    to.sync_all()?;
+    Ok(Ok(()))
 }
 
 impl DirSink {
@@ -134,26 +173,36 @@ impl Sink for DirSink {
         key: &str,
         body: &Path,
         _size: u64,
-        md5: &str,
+        sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
         self.root_ready()?;
-        verify_md5(body, md5)?;
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
         fs::create_dir_all(&dir).map_err(|e| classify("creating the directory", e))?;
         let staging = self.staging();
         fs::create_dir_all(&staging).map_err(|e| classify("creating the staging directory", e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
-        let placed = match place(body, &staging.join(staged_name("tmp")), &dest, &dir, mtime) {
+        let placed = match place(
+            body,
+            sum,
+            &staging.join(staged_name("tmp")),
+            &dest,
+            &dir,
+            mtime,
+        ) {
             // `dir` is another filesystem: stage beside the target instead.
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 let beside = dir.join(format!("{STAGING}{}", staged_name("tmp")));
-                place(body, &beside, &dest, &dir, mtime)
+                place(body, sum, &beside, &dest, &dir, mtime)
             }
             r => r,
         };
-        placed.map_err(|e| classify(&format!("writing {}", dest.display()), e))
+        match placed {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(got)) => Err(corrupted(&got, sum)),
+            Err(e) => Err(classify(&format!("writing {}", dest.display()), e)),
+        }
     }
 
     fn delete(&self, key: &str) -> Result<(), SinkError> {
@@ -246,11 +295,8 @@ mod tests {
         let sink = DirSink::new(root.path().into());
         let body = root.path().join("body");
         fs::write(&body, b"bytes").unwrap();
-        let md5 = {
-            use md5::Digest;
-            crate::support::hex(&md5::Md5::digest(b"bytes"))
-        };
-        sink.put("a/b.jpg", &body, 5, &md5, &meta()).unwrap();
+        let sum = crate::checksum::Hasher::crc32c_of(b"bytes");
+        sink.put("a/b.jpg", &body, 5, &sum, &meta()).unwrap();
         let staging = sink.staging();
         // A put leaves nothing behind.
         assert_eq!(fs::read_dir(&staging).unwrap().count(), 0);

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::checksum::Checksum;
 use crate::store::Pipe;
 
 /// Object metadata sent with every put.
@@ -47,13 +48,15 @@ impl SinkError {
 /// Where a Pipe's operations land. Keys are relative (`prefix/a/b.jpg`); directory
 /// markers end in `/`. Every call blocks: the forwarder runs them off the executor.
 pub trait Sink: Send + Sync {
-    /// Stores `body` (`size` bytes, MD5 `md5` as computed on receipt) under `key`.
+    /// Stores `body` (`size` bytes, checksum `sum` as taken on receipt) under `key`. The
+    /// bytes read from the spool are checked against `sum` before the destination may
+    /// keep them: a body damaged on the gateway's disk is never delivered.
     fn put(
         &self,
         key: &str,
         body: &Path,
         size: u64,
-        md5: &str,
+        sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError>;
     fn delete(&self, key: &str) -> Result<(), SinkError>;
@@ -98,29 +101,13 @@ pub fn prefix(pipe: &Pipe) -> &str {
     }
 }
 
-/// Compares a body on disk with the checksum taken when it was received (blocking).
-pub fn verify_md5(body: &Path, md5: &str) -> Result<(), SinkError> {
-    use md5::Digest;
-    use std::io::Read;
-    let mut f = std::fs::File::open(body)
-        .map_err(|e| SinkError::permanent(format!("spool body unreadable: {e}")))?;
-    let mut h = md5::Md5::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f
-            .read(&mut buf)
-            .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    let got = crate::support::hex(&h.finalize());
-    if got == md5 {
-        Ok(())
-    } else {
-        Err(SinkError::permanent(format!(
-            "the spool body no longer matches its checksum (MD5 {got}, expected {md5}): disk corruption"
-        )))
-    }
+/// What a delivery reports when the bytes it read from the spool are not the bytes that
+/// were acknowledged: the op is parked, the destination keeps nothing.
+pub fn corrupted(got: &Checksum, want: &Checksum) -> SinkError {
+    SinkError::permanent(format!(
+        "the spool body no longer matches its checksum ({} {}, expected {}): disk corruption",
+        want.algorithm(),
+        got.hex(),
+        want.hex()
+    ))
 }

@@ -3,8 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use md5::Digest;
-
 use super::{Config, Forwarder};
 use crate::spool::{Limits, Spool};
 use crate::state::StateDir;
@@ -59,7 +57,7 @@ fn a_delivery_starts_only_once_its_claim_would_survive_a_power_cut() {
     let up = Upload {
         body: "b1".into(),
         size: bytes.len() as u64,
-        md5: crate::support::hex(&md5::Md5::digest(&bytes)),
+        sum: crate::checksum::Hasher::crc32c_of(&bytes),
         mtime: 0,
         sender: "cam".into(),
     };

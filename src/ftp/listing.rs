@@ -81,7 +81,7 @@ mod tests {
             mtime,
             state: Delivery::Pending,
             body: None,
-            md5: None,
+            sum: None,
             sender: String::new(),
             remote: false,
         }

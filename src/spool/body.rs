@@ -1,14 +1,13 @@
 //! One upload's body in `spool/tmp`: starting or resuming it, writing it (counted against
-//! the quota, MD5 on the way), and its three ends: committed, kept as a partial, or
+//! the quota, checksummed on the way), and its three ends: committed, kept as a partial, or
 //! discarded. Receiving it from the network is [`super::receive`].
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use md5::{Digest, Md5};
-
 use super::{Error, Spool, new_id};
+use crate::checksum::{Checksum, Hasher};
 use crate::clock::now_secs;
 use crate::store::View;
 use crate::store::catalog::Kind;
@@ -25,7 +24,7 @@ pub struct Body {
     pub(super) spool: Arc<Spool>,
     pub id: String,
     pub(super) file: File,
-    md5: Md5,
+    sum: Hasher,
     size: u64,
     /// Committed or kept as a partial: nothing to clean up on drop.
     settled: bool,
@@ -55,9 +54,9 @@ impl Body {
         self.size
     }
 
-    /// The MD5 of everything received, hex.
-    pub fn md5_hex(&self) -> String {
-        crate::support::hex(&self.md5.clone().finalize())
+    /// The checksum of everything received.
+    pub fn checksum(&self) -> Checksum {
+        self.sum.finish()
     }
 
     /// Appends `chunk`; the spool counts its bytes once they are written (a chunk that
@@ -68,7 +67,7 @@ impl Body {
             let _ = self.file.seek(SeekFrom::Start(self.size));
             return Err(e);
         }
-        self.md5.update(chunk);
+        self.sum.update(chunk);
         self.size += chunk.len() as u64;
         self.spool.add_used(chunk.len() as u64);
         Ok(())
@@ -146,14 +145,14 @@ impl Drop for Body {
 }
 
 /// Hashes the first `len` bytes of `file` and leaves it positioned at `len`.
-fn rehash(file: &mut File, len: u64) -> io::Result<Md5> {
-    let mut md5 = Md5::new();
+fn rehash(file: &mut File, len: u64) -> io::Result<Hasher> {
+    let mut sum = Hasher::crc32c();
     file.seek(SeekFrom::Start(0))?;
     read_exactly(file, len, |chunk| {
-        md5.update(chunk);
+        sum.update(chunk);
         Ok(())
     })?;
-    Ok(md5)
+    Ok(sum)
 }
 
 /// Reads the next `len` bytes of `file`, handing them to `each` a buffer at a time.
@@ -214,13 +213,13 @@ impl Spool {
                     });
                 }
                 spool.claim(&p.body)?;
-                let opened = (|| -> io::Result<(File, Md5)> {
+                let opened = (|| -> io::Result<(File, Hasher)> {
                     let mut file = spool.disk.open(&spool.tmp_path(&p.body))?;
                     file.set_len(offset)?;
-                    let md5 = rehash(&mut file, offset)?;
-                    Ok((file, md5))
+                    let sum = rehash(&mut file, offset)?;
+                    Ok((file, sum))
                 })();
-                let (file, md5) = match opened {
+                let (file, sum) = match opened {
                     Ok(x) => x,
                     Err(e) => {
                         spool.release(&p.body);
@@ -232,7 +231,7 @@ impl Spool {
                     spool: spool.clone(),
                     id: p.body,
                     file,
-                    md5,
+                    sum,
                     size: offset,
                     settled: false,
                     continues: Some((pipe, path)),
@@ -287,7 +286,7 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         spool: spool.clone(),
         id,
         file,
-        md5: Md5::new(),
+        sum: Hasher::crc32c(),
         size: 0,
         settled: false,
         continues: None,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 
 use super::{Body, Disk, Error, Spool};
+use crate::checksum::Checksum;
 use crate::store::Store;
 use crate::store::catalog::{Published, Upload};
 use crate::store::namespace::Overwrite;
@@ -155,7 +156,7 @@ impl Spool {
         self: &Arc<Self>,
         body: Body,
         publish: Publish,
-    ) -> Result<(Published, u64, String), (Body, Error)> {
+    ) -> Result<(Published, u64, Checksum), (Body, Error)> {
         let (body, synced) = smol::unblock(move || {
             let r = body.sync();
             (body, r)
@@ -167,7 +168,7 @@ impl Spool {
         let upload = Upload {
             body: body.id.clone(),
             size: body.size(),
-            md5: body.md5_hex(),
+            sum: body.checksum(),
             mtime: publish.mtime,
             sender: publish.sender.clone(),
         };
@@ -197,7 +198,7 @@ impl Spool {
                     let (spool, freed) = (self.clone(), published.freed.clone());
                     smol::unblock(move || spool.collect(&freed)).await;
                 }
-                Ok((published, upload.size, upload.md5))
+                Ok((published, upload.size, upload.sum))
             }
             Ok(Err(e)) => Err((body, e)),
             Err(_) => Err((

@@ -108,7 +108,7 @@ impl Client {
             req = req.header(k.as_str(), v.as_bytes());
         }
         let req = req
-            .body(body.to_vec())
+            .body(body)
             .map_err(|e| S3Error::HttpFailWithBody(0, format!("building the request: {e}")))?;
         let mut resp = self.agent.run(req).map_err(|e| {
             S3Error::Io(std::io::Error::other(format!(

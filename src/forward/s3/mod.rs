@@ -5,16 +5,23 @@
 //!   of TCP and TLS connections, not a million, and the Pipe's CA file and proxy apply to
 //!   all of them. rust-s3 provides the signing and the bucket's addressing; its own HTTP
 //!   client is not used.
-//! * Larger bodies go by multipart from the spool file, one [`PART_SIZE`] part in flight,
-//!   so memory stays flat for any size.
-//! * rust-s3 sends a Content-MD5 with every PUT and part, so the server verifies what it
-//!   got; before completing, we check the whole body against the MD5 taken on receipt,
-//!   so a body damaged on the gateway's disk is never delivered.
+//! * Larger bodies go by multipart from the spool file, several parts in flight within a
+//!   fixed process-wide budget of buffers ([`multipart`]), so memory stays flat for any
+//!   size and any number of Pipes.
+//! * Integrity: the bytes read from the spool are checked against the checksum taken on
+//!   receipt before the server may keep them (a small body before its PUT, a large one
+//!   before its completion), so a body damaged on the gateway's disk is never
+//!   delivered. Every PUT and part carries its checksum for the server to verify:
+//!   `x-amz-checksum-crc32c`, and a Content-MD5 too until the server has shown that it
+//!   checks the CRC (it echoes the header); an op queued with an MD5 by an older version
+//!   carries that as Content-MD5. The payload itself is not hashed for SigV4
+//!   (`UNSIGNED-PAYLOAD`): the checksum header is what protects it.
 //! * rust-s3's own retries are off (see `forward::init`); errors are classified here
 //!   into transient (retry) and permanent (park with the reason).
 
-use std::io::Read;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use ::http::{HeaderMap, HeaderName, HeaderValue};
 use md5::Digest;
@@ -22,12 +29,13 @@ use s3::error::S3Error;
 use s3::{Bucket, Region, creds::Credentials};
 
 use super::journal::{Journal, Open};
-use super::sink::{Meta, Sink, SinkError};
+use super::sink::{Meta, Sink, SinkError, corrupted};
+use crate::checksum::Checksum;
 use crate::store::S3Settings;
-use std::sync::Arc;
 
 mod classify;
 pub mod http;
+pub mod multipart;
 
 pub use classify::classify;
 use classify::permanent;
@@ -45,7 +53,43 @@ pub struct S3Sink {
     where_: String,
     /// Where open multipart uploads are written down, so none is left open for good.
     journal: Option<Arc<Journal>>,
+    /// Whether the server checks the CRC32C of PUTs, and of parts.
+    puts_verified: Verifies,
+    parts_verified: Verifies,
 }
+
+/// Whether a server is known to check `x-amz-checksum-crc32c`: it has echoed the header
+/// in an answer. Until then (0), and if it never does, requests carry a Content-MD5 as well.
+#[derive(Default)]
+struct Verifies(AtomicU8);
+
+const CHECKS_CRC: u8 = 1;
+const IGNORES_CRC: u8 = 2;
+
+impl Verifies {
+    fn wants_md5(&self) -> bool {
+        self.0.load(Ordering::Relaxed) != CHECKS_CRC
+    }
+
+    /// Learns from the answer to a request that carried `sum`.
+    fn saw(&self, sum: &Checksum, answer: &HeaderMap, server: &str) {
+        if !matches!(sum, Checksum::Crc32c(_)) {
+            return;
+        }
+        let now = if answer.contains_key(CRC32C_HEADER) {
+            CHECKS_CRC
+        } else {
+            IGNORES_CRC
+        };
+        if self.0.swap(now, Ordering::Relaxed) != now && now == IGNORES_CRC {
+            log::info!(
+                "{server} does not confirm CRC32C checksums: its uploads carry a Content-MD5 too"
+            );
+        }
+    }
+}
+
+const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
 
 fn meta_headers(meta: &Meta) -> HeaderMap {
     let mut h = HeaderMap::new();
@@ -65,15 +109,30 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
     h
 }
 
-/// Content-Type and the Content-MD5 the server checks the body against.
-fn content_headers(headers: &mut HeaderMap, md5: &[u8]) {
+/// The headers the server checks `content` against: its checksum `sum`, and a
+/// Content-MD5 as well for a CRC the server is not known to check.
+fn integrity_headers(headers: &mut HeaderMap, sum: &Checksum, content: &[u8], v: &Verifies) {
+    let mut insert = |name: &'static str, digest: &[u8]| {
+        if let Ok(value) = HeaderValue::try_from(base64(digest)) {
+            headers.insert(HeaderName::from_static(name), value);
+        }
+    };
+    match sum {
+        Checksum::Crc32c(_) => {
+            insert(CRC32C_HEADER, &sum.bytes());
+            if v.wants_md5() {
+                insert("content-md5", &md5::Md5::digest(content));
+            }
+        }
+        Checksum::Md5(digest) => insert("content-md5", digest),
+    }
+}
+
+fn content_type(headers: &mut HeaderMap) {
     headers.insert(
         ::http::header::CONTENT_TYPE,
         HeaderValue::from_static(CONTENT_TYPE),
     );
-    if let Ok(v) = HeaderValue::try_from(base64(md5)) {
-        headers.insert(HeaderName::from_static("content-md5"), v);
-    }
 }
 
 /// Standard base64 with padding (for Content-MD5).
@@ -96,12 +155,6 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
-}
-
-fn corrupted(got: &str, want: &str) -> SinkError {
-    SinkError::permanent(format!(
-        "the spool body no longer matches its checksum (MD5 {got}, expected {want}): disk corruption"
-    ))
 }
 
 impl S3Sink {
@@ -146,20 +199,33 @@ impl S3Sink {
             client,
             where_,
             journal,
+            puts_verified: Verifies::default(),
+            parts_verified: Verifies::default(),
         })
     }
 
-    fn put_small(&self, key: &str, body: &Path, md5: &str, meta: &Meta) -> Result<(), SinkError> {
+    fn put_small(
+        &self,
+        key: &str,
+        body: &Path,
+        sum: &Checksum,
+        meta: &Meta,
+    ) -> Result<(), SinkError> {
         let content = std::fs::read(body)
             .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
-        let digest = md5::Md5::digest(&content);
-        let got = crate::support::hex(&digest);
-        if got != md5 {
-            return Err(corrupted(&got, md5));
+        let got = sum.of_same_kind(&content);
+        if got != *sum {
+            return Err(corrupted(&got, sum));
         }
         let mut headers = meta_headers(meta);
-        content_headers(&mut headers, &digest);
-        self.put_bytes(key, &content, headers)
+        content_type(&mut headers);
+        integrity_headers(&mut headers, sum, &content, &self.puts_verified);
+        let answer = self
+            .client
+            .send("PUT", key, &[], headers, &content)
+            .map_err(classify)?;
+        self.puts_verified.saw(sum, &answer.headers, &self.where_);
+        Ok(())
     }
 
     /// One PUT.
@@ -170,13 +236,17 @@ impl S3Sink {
             .map_err(classify)
     }
 
-    /// Starts a multipart upload of `key`; returns its id.
-    fn initiate(&self, key: &str, meta: &Meta) -> Result<String, S3Error> {
+    /// Starts a multipart upload of `key` whose parts carry checksums like `sum`;
+    /// returns its id.
+    fn initiate(&self, key: &str, sum: &Checksum, meta: &Meta) -> Result<String, S3Error> {
         let mut headers = meta_headers(meta);
-        headers.insert(
-            ::http::header::CONTENT_TYPE,
-            HeaderValue::from_static(CONTENT_TYPE),
-        );
+        content_type(&mut headers);
+        if let Checksum::Crc32c(_) = sum {
+            headers.insert(
+                HeaderName::from_static("x-amz-checksum-algorithm"),
+                HeaderValue::from_static("CRC32C"),
+            );
+        }
         let answer = self
             .client
             .send("POST", key, &[("uploads", "")], headers, &[])?;
@@ -195,12 +265,12 @@ impl S3Sink {
         &self,
         key: &str,
         body: &Path,
-        md5: &str,
+        sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
         let mut file = std::fs::File::open(body)
             .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
-        let id = self.initiate(key, meta).map_err(classify)?;
+        let id = self.initiate(key, sum, meta).map_err(classify)?;
         let open = Open {
             key: key.to_string(),
             upload_id: id.clone(),
@@ -214,7 +284,7 @@ impl S3Sink {
                 "writing down the multipart upload: {e}"
             )));
         }
-        let result = self.send_parts(key, &id, &mut file, md5);
+        let result = self.send_parts(key, &id, &mut file, sum);
         let closed = match &result {
             Ok(()) => true,
             // If the abort fails too (S3 is down), the journal keeps the upload and the
@@ -235,81 +305,6 @@ impl S3Sink {
         result
     }
 
-    /// The parts of an initiated multipart upload, then its completion.
-    fn send_parts(
-        &self,
-        key: &str,
-        id: &str,
-        file: &mut std::fs::File,
-        md5: &str,
-    ) -> Result<(), SinkError> {
-        let mut whole = md5::Md5::new();
-        // The parts' ETags, in order.
-        let mut parts: Vec<String> = Vec::new();
-        let mut chunk = vec![0u8; PART_SIZE];
-        for number in 1.. {
-            let mut filled = 0;
-            while filled < PART_SIZE {
-                match file.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) => {
-                        return Err(SinkError::transient(format!("reading the spool body: {e}")));
-                    }
-                }
-            }
-            if filled == 0 {
-                break;
-            }
-            whole.update(&chunk[..filled]);
-            let mut headers = HeaderMap::new();
-            content_headers(&mut headers, &md5::Md5::digest(&chunk[..filled]));
-            let n = number.to_string();
-            let answer = self
-                .client
-                .send(
-                    "PUT",
-                    key,
-                    &[("partNumber", &n), ("uploadId", id)],
-                    headers,
-                    &chunk[..filled],
-                )
-                .map_err(classify)?;
-            let etag = answer
-                .headers
-                .get(::http::header::ETAG)
-                .and_then(|v| v.to_str().ok())
-                .ok_or_else(|| SinkError::transient(format!("part {n}: no ETag in the answer")))?;
-            parts.push(etag.to_string());
-            if filled < PART_SIZE {
-                break;
-            }
-        }
-        let got = crate::support::hex(&whole.finalize());
-        if got != md5 {
-            return Err(corrupted(&got, md5));
-        }
-        let mut xml = String::from("<CompleteMultipartUpload>");
-        for (i, etag) in parts.iter().enumerate() {
-            let etag = etag.replace('&', "&amp;").replace('<', "&lt;");
-            xml.push_str(&format!(
-                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag></Part>",
-                i + 1
-            ));
-        }
-        xml.push_str("</CompleteMultipartUpload>");
-        self.client
-            .send(
-                "POST",
-                key,
-                &[("uploadId", id)],
-                HeaderMap::new(),
-                xml.as_bytes(),
-            )
-            .map_err(classify)?;
-        Ok(())
-    }
-
     fn exists(&self, key: &str) -> bool {
         self.client
             .send("HEAD", key, &[], HeaderMap::new(), &[])
@@ -323,13 +318,13 @@ impl Sink for S3Sink {
         key: &str,
         body: &Path,
         size: u64,
-        md5: &str,
+        sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
         if size > MULTIPART_THRESHOLD {
-            self.put_multipart(key, body, md5, meta)
+            self.put_multipart(key, body, sum, meta)
         } else {
-            self.put_small(key, body, md5, meta)
+            self.put_small(key, body, sum, meta)
         }
     }
 

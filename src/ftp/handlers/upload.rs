@@ -140,7 +140,7 @@ impl Session {
         };
         let reply = match ended {
             Ended::Complete => match self.srv.spool.commit(body, publish).await {
-                Ok((published, size, md5)) => {
+                Ok((published, size, sum)) => {
                     self.srv.wake_forwarder();
                     self.log_upload(&t, &published.path, "ok");
                     self.uploads += 1;
@@ -151,7 +151,11 @@ impl Session {
                         .bytes
                         .fetch_add(t.received, Ordering::Relaxed);
                     let path = &published.path;
-                    let text = format!("Stored {path} ({size} bytes, MD5 {md5}), safe on disk.");
+                    let text = format!(
+                        "Stored {path} ({size} bytes, {} {}), safe on disk.",
+                        sum.algorithm(),
+                        sum.hex()
+                    );
                     Reply::new(226, text)
                 }
                 Err((body, e)) => {

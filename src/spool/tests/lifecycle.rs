@@ -61,7 +61,7 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
                 upload: crate::store::catalog::Upload {
                     body,
                     size: 1,
-                    md5: String::new(),
+                    sum: crate::checksum::Checksum::Crc32c(0),
                     mtime: 0,
                     sender: "cam".into(),
                 },

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::outbox::{Action, Op};
 use super::schema::{CATALOG, KEEP_BOTH, PARTIALS};
+use crate::checksum::Checksum;
 use crate::store::namespace::Overwrite;
 use crate::store::{Error, Result, View, Writer, decode, encode};
 use crate::vfs::VPath;
@@ -50,8 +51,9 @@ pub struct Entry {
     /// Spool body of the newest version while it awaits delivery.
     #[serde(default)]
     pub body: Option<String>,
-    #[serde(default)]
-    pub md5: Option<String>,
+    /// The newest version's checksum (`md5` in version 0.1's records).
+    #[serde(default, alias = "md5")]
+    pub sum: Option<Checksum>,
     #[serde(default)]
     pub sender: String,
     /// Some version of this key has reached (or is being sent to) the destination, so a
@@ -65,7 +67,7 @@ pub struct Entry {
 pub struct Upload {
     pub body: String,
     pub size: u64,
-    pub md5: String,
+    pub sum: Checksum,
     pub mtime: u64,
     pub sender: String,
 }
@@ -223,7 +225,7 @@ impl Writer {
             path: path.to_string(),
             body: up.body.clone(),
             size: up.size,
-            md5: up.md5.clone(),
+            sum: up.sum,
             mtime: up.mtime,
             sender: up.sender.clone(),
         };
@@ -255,7 +257,7 @@ impl Writer {
                 mtime: up.mtime,
                 state: Delivery::Pending,
                 body: Some(up.body),
-                md5: Some(up.md5),
+                sum: Some(up.sum),
                 sender: up.sender,
                 remote,
             },
@@ -277,7 +279,7 @@ impl Writer {
                 mtime: now,
                 state: Delivery::Pending,
                 body: None,
-                md5: None,
+                sum: None,
                 sender: sender.into(),
                 remote: true,
             },

@@ -71,7 +71,7 @@ pub(super) fn root_entry() -> Entry {
         mtime: 0,
         state: Delivery::Delivered,
         body: None,
-        md5: None,
+        sum: None,
         sender: String::new(),
         remote: false,
     }

@@ -17,6 +17,7 @@ use super::schema::{
     BACKLOG, BODIES, COUNTERS, GARBAGE, IN_FLIGHT, KEY_OPS, OUTBOX, PARKED, PIPE_OPS, READY,
     WAITERS,
 };
+use crate::checksum::Checksum;
 use crate::store::{Error, Result, View, Writer, decode, encode};
 
 mod delivery;
@@ -33,7 +34,9 @@ pub enum Action {
         path: String,
         body: String,
         size: u64,
-        md5: String,
+        /// Its checksum at receipt (`md5`, a bare hex string, in version 0.1's ops).
+        #[serde(rename = "sum", alias = "md5")]
+        sum: Checksum,
         mtime: u64,
         sender: String,
     },

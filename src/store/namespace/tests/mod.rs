@@ -106,7 +106,7 @@ impl World {
                 let up = Upload {
                     body: body.clone(),
                     size: 10,
-                    md5: String::new(),
+                    sum: crate::checksum::Checksum::Crc32c(0),
                     mtime: now,
                     sender: "s".into(),
                 };
@@ -318,7 +318,7 @@ fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
     let up = |b: &str| Upload {
         body: b.into(),
         size: 1,
-        md5: String::new(),
+        sum: crate::checksum::Checksum::Crc32c(0),
         mtime: 0,
         sender: "s".into(),
     };

@@ -1,0 +1,269 @@
+//! The parts of one multipart upload, several in flight, read from the spool file once.
+//!
+//! The file is read a part at a time on the delivery's thread: each part's bytes go into
+//! the whole body's checksum, get their own (the server checks each part against it) and
+//! are handed to a thread that sends them. Before the completion, the whole body's
+//! checksum must equal the one taken on receipt; otherwise the upload is aborted and
+//! nothing appears at the destination.
+//!
+//! Memory: a part in flight holds one [`PART_SIZE`] buffer, and [`PART_BUFFERS`] buffers
+//! exist in the whole process, however many Pipes and slots deliver large files at once:
+//! 4 × 5 MiB = 20 MiB is the bound. A delivery always gets one buffer (it waits for it)
+//! and takes more while others are free, up to [`PARTS_IN_FLIGHT`].
+
+use std::io::Read;
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+
+use super::{PART_SIZE, S3Sink, integrity_headers};
+use crate::checksum::Checksum;
+use crate::forward::s3::classify;
+use crate::forward::sink::{SinkError, corrupted};
+
+/// Part buffers in the whole process.
+pub const PART_BUFFERS: usize = 4;
+/// Parts of one upload sent at once, at most.
+pub const PARTS_IN_FLIGHT: usize = 4;
+
+static BUFFERS: Budget = Budget::new(PART_BUFFERS);
+
+/// A count of part buffers, taken and given back.
+struct Budget {
+    free: Mutex<usize>,
+    freed: Condvar,
+}
+
+/// One part buffer's worth of the budget, given back on drop.
+struct Ticket(&'static Budget);
+
+impl Budget {
+    const fn new(n: usize) -> Budget {
+        Budget {
+            free: Mutex::new(n),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a buffer.
+    fn take(&'static self) -> Ticket {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        while *free == 0 {
+            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
+        }
+        *free -= 1;
+        Ticket(self)
+    }
+
+    /// A buffer if one is free now.
+    fn try_take(&'static self) -> Option<Ticket> {
+        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
+        (*free > 0).then(|| {
+            *free -= 1;
+            Ticket(self)
+        })
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
+        self.0.freed.notify_one();
+    }
+}
+
+/// A part the server has: its number, ETag and checksum.
+struct Sent {
+    number: usize,
+    etag: String,
+    sum: Checksum,
+}
+
+type Finished = (Result<Sent, SinkError>, Ticket);
+
+impl S3Sink {
+    /// Sends the parts of upload `id` from `file`, then completes it.
+    pub(super) fn send_parts(
+        &self,
+        key: &str,
+        id: &str,
+        file: &mut std::fs::File,
+        sum: &Checksum,
+    ) -> Result<(), SinkError> {
+        let mut whole = sum.hasher();
+        let mut sent: Vec<Sent> = Vec::new();
+        let mut failed: Option<SinkError> = None;
+        let (done, finished) = mpsc::channel::<Finished>();
+        let mut record = |(result, ticket): Finished, failed: &mut Option<SinkError>| {
+            drop(ticket);
+            match result {
+                Ok(part) => sent.push(part),
+                Err(e) => {
+                    failed.get_or_insert(e);
+                }
+            }
+        };
+        std::thread::scope(|scope| {
+            let mut in_flight = 0;
+            for number in 1.. {
+                // A buffer: wait for one if none of ours is out, else take a free one
+                // or wait for one of ours to come back.
+                let ticket = loop {
+                    if failed.is_some() {
+                        break None;
+                    }
+                    if in_flight == 0 {
+                        break Some(BUFFERS.take());
+                    }
+                    if in_flight < PARTS_IN_FLIGHT
+                        && let Some(t) = BUFFERS.try_take()
+                    {
+                        break Some(t);
+                    }
+                    let Ok(f) = finished.recv() else { break None };
+                    in_flight -= 1;
+                    record(f, &mut failed);
+                };
+                let Some(ticket) = ticket else { break };
+                let chunk = match read_part(file) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed.get_or_insert(e);
+                        break;
+                    }
+                };
+                if chunk.is_empty() {
+                    break;
+                }
+                whole.update(&chunk);
+                let last = chunk.len() < PART_SIZE;
+                let done = done.clone();
+                in_flight += 1;
+                scope.spawn(move || {
+                    let r = self.send_part(key, id, number, &chunk, sum);
+                    let _ = done.send((r, ticket));
+                });
+                if last {
+                    break;
+                }
+            }
+            while in_flight > 0 {
+                let Ok(f) = finished.recv() else { break };
+                in_flight -= 1;
+                record(f, &mut failed);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let got = whole.finish();
+        if got != *sum {
+            return Err(corrupted(&got, sum));
+        }
+        sent.sort_by_key(|p| p.number);
+        self.complete(key, id, &sent)
+    }
+
+    fn send_part(
+        &self,
+        key: &str,
+        id: &str,
+        number: usize,
+        chunk: &[u8],
+        whole: &Checksum,
+    ) -> Result<Sent, SinkError> {
+        let sum = whole.of_same_kind(chunk);
+        let mut headers = http::HeaderMap::new();
+        integrity_headers(&mut headers, &sum, chunk, &self.parts_verified);
+        let n = number.to_string();
+        let answer = self
+            .client
+            .send(
+                "PUT",
+                key,
+                &[("partNumber", &n), ("uploadId", id)],
+                headers,
+                chunk,
+            )
+            .map_err(classify)?;
+        self.parts_verified.saw(&sum, &answer.headers, &self.where_);
+        let etag = answer
+            .headers
+            .get(http::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| SinkError::transient(format!("part {n}: no ETag in the answer")))?;
+        Ok(Sent {
+            number,
+            etag: etag.to_string(),
+            sum,
+        })
+    }
+
+    fn complete(&self, key: &str, id: &str, parts: &[Sent]) -> Result<(), SinkError> {
+        let mut xml = String::from("<CompleteMultipartUpload>");
+        for p in parts {
+            let etag = p.etag.replace('&', "&amp;").replace('<', "&lt;");
+            xml.push_str(&format!(
+                "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>",
+                p.number
+            ));
+            if let Checksum::Crc32c(_) = p.sum {
+                xml.push_str(&format!(
+                    "<ChecksumCRC32C>{}</ChecksumCRC32C>",
+                    super::base64(&p.sum.bytes())
+                ));
+            }
+            xml.push_str("</Part>");
+        }
+        xml.push_str("</CompleteMultipartUpload>");
+        self.client
+            .send(
+                "POST",
+                key,
+                &[("uploadId", id)],
+                http::HeaderMap::new(),
+                xml.as_bytes(),
+            )
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+/// The next part of `file`: [`PART_SIZE`] bytes, fewer at the end, none after it.
+fn read_part(file: &mut std::fs::File) -> Result<Vec<u8>, SinkError> {
+    let mut chunk = vec![0u8; PART_SIZE];
+    let mut filled = 0;
+    while filled < PART_SIZE {
+        match file.read(&mut chunk[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(SinkError::transient(format!("reading the spool body: {e}"))),
+        }
+    }
+    chunk.truncate(filled);
+    Ok(chunk)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_bounds_buffers_and_gives_them_back() {
+        static B: Budget = Budget::new(2);
+        let a = B.take();
+        let b = B.try_take().expect("a second buffer is free");
+        assert!(B.try_take().is_none(), "two is the bound");
+        drop(a);
+        let c = B.try_take().expect("a returned buffer can be taken again");
+        // A waiter gets the buffer another thread gives back.
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| B.take());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            drop(b);
+            drop(waiter.join().unwrap());
+        });
+        drop(c);
+        assert_eq!(*B.free.lock().unwrap(), 2);
+    }
+}
