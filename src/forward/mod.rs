@@ -101,6 +101,13 @@ const SETTLE_MAX: usize = 256;
 /// Uploads within this long count as "devices are uploading now".
 const INGEST_WINDOW_MS: u64 = 1000;
 
+/// When held claims next need the loop: when the oldest has waited [`claims::WAIT`], so a
+/// hungry Pipe may force a durable commit. After that moment only a durable commit or an
+/// ended delivery changes anything, and both wake the loop themselves.
+fn claims_timer(waited: Option<Duration>) -> Option<Duration> {
+    waited.and_then(|w| claims::WAIT.checked_sub(w).filter(|left| !left.is_zero()))
+}
+
 /// A Pipe's sink and the record it was built from.
 type CachedSink = (Pipe, Arc<dyn Sink>);
 
@@ -417,8 +424,8 @@ impl Forwarder {
                     if !pending.is_empty() {
                         wait = wait.min(settle_in);
                     }
-                    if let Some(w) = held.waited() {
-                        wait = wait.min(claims::WAIT.saturating_sub(w));
+                    if let Some(w) = claims_timer(held.waited()) {
+                        wait = wait.min(w);
                     }
                     wait
                 }
@@ -542,14 +549,15 @@ impl Forwarder {
         })
     }
 
-    /// How long the loop may sleep: until the earliest due op of a Pipe with room, or an
-    /// offline Pipe's probe time; at most a second.
+    /// How long the loop may sleep: until the earliest due op of a Pipe with room (by the
+    /// same rule as [`Forwarder::room`], or a Pipe without room would wake it at once, again
+    /// and again), or an offline Pipe's probe time; at most a second.
     fn wait(&self, v: &impl View, running: &Running, now: u64) -> StoreResult<Duration> {
         let mut earliest: Option<u64> = None;
         for p in v.pipes()? {
             let at = match self.offline_until(&p.id) {
                 Some(until) => Some(until),
-                None if running.of(&p.id).claimed >= p.parallel() * claims::DEPTH => None,
+                None if self.room(&p, running, now) == 0 => None,
                 None => v.next_due(&p.id)?,
             };
             earliest = match (earliest, at) {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Config, Forwarder};
+use super::{Config, Forwarder, Running, claims, claims_timer};
 use crate::spool::{Limits, Spool};
 use crate::state::StateDir;
 use crate::store::catalog::Upload;
@@ -13,27 +13,21 @@ use crate::store::power_cut::Disk;
 use crate::store::{Store, View};
 use crate::vfs::VPath;
 
-/// The moment a delivery reaches the destination, the power fails: the op must still
-/// say it may have been sent, or a DELE after the reboot would cancel it without
-/// deleting what arrived.
-#[test]
-fn a_delivery_starts_only_once_its_claim_would_survive_a_power_cut() {
+/// A state directory, a database on a disk that can lose power, the spool, and Pipe
+/// `cams` into S3 at 127.0.0.1:`port`.
+struct World {
+    _dir: tempfile::TempDir,
+    disk: Disk,
+    store: Arc<Store>,
+    spool: Arc<Spool>,
+}
+
+fn world(port: u16) -> World {
     let dir = tempfile::tempdir().unwrap();
     let state = StateDir::new(dir.path());
     state.create().unwrap();
     let disk = Disk::default();
     let store = Arc::new(Store::open_on(&disk).unwrap());
-    // An S3 endpoint that says when a connection arrives and never answers.
-    let endpoint = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = endpoint.local_addr().unwrap().port();
-    let (arrived_tx, arrived) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for conn in endpoint.incoming().flatten() {
-            held.push(conn);
-            let _ = arrived_tx.send(());
-        }
-    });
     let spec = PipeSpec {
         id: Some("cams".into()),
         name: "cams".into(),
@@ -52,20 +46,58 @@ fn a_delivery_starts_only_once_its_claim_would_survive_a_power_cut() {
         ..Limits::default()
     };
     let spool = Spool::open(&state, store.clone(), limits).unwrap();
-    let bytes = b"a camera's snapshot".to_vec();
-    std::fs::write(state.spool_ready().join("b1"), &bytes).unwrap();
+    World {
+        _dir: dir,
+        disk,
+        store,
+        spool,
+    }
+}
+
+/// Publishes an upload at `path` into `cams`; returns its op's id.
+fn queue(store: &Store, spool: &Spool, path: &str) -> u64 {
+    let bytes = path.as_bytes().to_vec();
+    let body = crate::support::random_hex(8);
+    std::fs::write(spool.ready_path(&body), &bytes).unwrap();
     let up = Upload {
-        body: "b1".into(),
+        body,
         size: bytes.len() as u64,
         sum: crate::checksum::Hasher::crc32c_of(&bytes),
         mtime: 0,
         sender: "cam".into(),
     };
-    let path = VPath::from_normalised("/x.jpg");
+    let path = VPath::from_normalised(path);
     store
         .write(|w| w.publish("cams", &path, Overwrite::Replace, false, up, 0))
         .unwrap();
-    let id = store.read().unwrap().ops_page(None, 0, 10).unwrap()[0].id;
+    let ops = store.read().unwrap().ops_page(None, 0, usize::MAX).unwrap();
+    ops.last().unwrap().id
+}
+
+/// The moment a delivery reaches the destination, the power fails: the op must still
+/// say it may have been sent, or a DELE after the reboot would cancel it without
+/// deleting what arrived.
+#[test]
+fn a_delivery_starts_only_once_its_claim_would_survive_a_power_cut() {
+    // An S3 endpoint that says when a connection arrives and never answers.
+    let endpoint = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = endpoint.local_addr().unwrap().port();
+    let (arrived_tx, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in endpoint.incoming().flatten() {
+            held.push(conn);
+            let _ = arrived_tx.send(());
+        }
+    });
+    let World {
+        _dir,
+        disk,
+        store,
+        spool,
+        ..
+    } = world(port);
+    let id = queue(&store, &spool, "/x.jpg");
 
     let forwarder = Forwarder::new(store.clone(), spool, Config::default());
     std::thread::spawn(move || smol::block_on(forwarder.run()));
@@ -79,4 +111,52 @@ fn a_delivery_starts_only_once_its_claim_would_survive_a_power_cut() {
         op.attempts >= 1,
         "the delivery started, but after a power cut the op says it was never tried"
     );
+}
+
+/// While devices upload, a Pipe may hold only its share of claims. With that share
+/// claimed and more ops due, the loop must sleep until something changes: it used to
+/// compute "due now" from the Pipe's full `parallel` and ran its rounds back to back,
+/// burning a core (and the uploads' CPU) for nothing.
+#[test]
+fn while_devices_upload_a_pipe_with_its_share_claimed_does_not_wake_the_loop() {
+    let w = world(9);
+    for i in 0..40 {
+        queue(&w.store, &w.spool, &format!("/f{i}.jpg"));
+    }
+    let f = Forwarder::new(w.store.clone(), w.spool.clone(), Config::default());
+    w.spool.uploading();
+    let pipe = w.store.read().unwrap().pipes().unwrap().remove(0);
+    let now = crate::clock::now_ms();
+    let share = f.parallel_now(&pipe, now) * claims::DEPTH;
+    assert!(
+        share < pipe.parallel() * claims::DEPTH,
+        "uploads get a smaller share"
+    );
+    let mut running = Running::default();
+    for _ in 0..share {
+        running.claimed("cams");
+    }
+    assert_eq!(f.room(&pipe, &running, now), 0);
+    let wait = f.wait(&w.store.read().unwrap(), &running, now).unwrap();
+    assert_eq!(
+        wait,
+        Duration::from_secs(1),
+        "nothing to do until a delivery ends"
+    );
+    // A delivery ended: room again, and the due ops want the loop at once.
+    running.released("cams", false);
+    let wait = f.wait(&w.store.read().unwrap(), &running, now).unwrap();
+    assert_eq!(wait, Duration::ZERO);
+}
+
+#[test]
+fn held_claims_set_a_timer_only_until_their_wait_is_over() {
+    assert_eq!(claims_timer(None), None);
+    assert_eq!(claims_timer(Some(Duration::ZERO)), Some(claims::WAIT));
+    let half = claims::WAIT / 2;
+    assert_eq!(claims_timer(Some(half)), Some(claims::WAIT - half));
+    // Over: a durable commit or an ended delivery wakes the loop; a timer of zero would
+    // run it back to back.
+    assert_eq!(claims_timer(Some(claims::WAIT)), None);
+    assert_eq!(claims_timer(Some(claims::WAIT * 3)), None);
 }

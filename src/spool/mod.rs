@@ -267,7 +267,7 @@ impl Spool {
         self.tmp.join(id)
     }
 
-    fn ready_path(&self, id: &str) -> PathBuf {
+    pub(crate) fn ready_path(&self, id: &str) -> PathBuf {
         self.ready.join(id)
     }
 
