@@ -69,6 +69,11 @@ impl StateDir {
     pub fn spool_ready(&self) -> PathBuf {
         self.root.join("spool").join("ready")
     }
+
+    /// Emptied body files kept for reuse (see `spool::spares`).
+    pub fn spool_spare(&self) -> PathBuf {
+        self.root.join("spool").join("spare")
+    }
 }
 
 /// Writes `contents` to `path` through a temporary file, fsync and rename, with `mode`.

@@ -101,6 +101,7 @@ impl Forwarder {
                         "the spool body is missing from spool/ready (deleted by hand?)",
                     )
                 };
+                let _reading = self.spool.reading(body);
                 let file = self.spool.body_path(body).ok_or_else(missing)?;
                 let meta = Meta {
                     sender: sender.clone(),

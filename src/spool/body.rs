@@ -262,6 +262,7 @@ impl Spool {
             spool.make_room(want)?;
             spool.check_room(want)?;
             let mut body = spool_start_blocking(&spool)?;
+            let _reading = spool.reading(&src);
             let from = spool.body_path(&src).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,
@@ -280,7 +281,11 @@ impl Spool {
 
 fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
     let id = new_id();
-    let file = spool.disk.create(&spool.tmp_path(&id))?;
+    let path = spool.tmp_path(&id);
+    let file = match spool.spares.take(&*spool.disk, &path) {
+        Some(spare) => spare,
+        None => spool.disk.create(&path)?,
+    };
     spool.claim(&id)?;
     Ok(Body {
         spool: spool.clone(),

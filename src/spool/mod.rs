@@ -4,7 +4,7 @@
 //! A body's life, and who owns it at each step:
 //!
 //! * **receiving**: a [`Body`] in `spool/tmp/ID`, owned by the session. Bytes are counted
-//!   against the quota as they are written (a failed write is cut back off), and its MD5 is
+//!   against the quota as they are written (a failed write is cut back off), and its CRC32C is
 //!   computed on the way. It ends in exactly one of three ways, each consuming the `Body`:
 //!   [`Spool::commit`], [`Body::keep_partial`] or [`Body::discard`] (dropping it is the
 //!   blocking last resort).
@@ -17,8 +17,9 @@
 //!   (`commit.rs`).
 //! * **released**: delivered, replaced, cancelled or its Pipe removed: listed in the store's
 //!   garbage by the transaction that lets go of it, then deleted by
-//!   [`Spool::remove_bodies`], the one way a body leaves the disk (through
-//!   [`Disk::delete_body`], which finds it in `ready/` or `tmp/`).
+//!   [`Spool::remove_bodies`], the one way a body leaves the spool: emptied and kept as a
+//!   spare file for a later upload ([`spares`]), or deleted (through [`Disk::delete_body`],
+//!   which finds it in `ready/` or `tmp/`).
 //!
 //! After a crash, recovery (`recover.rs`) makes disk and store agree again and recomputes
 //! the bytes held from the store (queued puts and partials), without reading `ready/`.
@@ -34,6 +35,7 @@ pub mod partials;
 mod receive;
 mod recover;
 pub mod reserve;
+mod spares;
 #[cfg(test)]
 mod tests;
 
@@ -107,6 +109,24 @@ impl Default for Limits {
     }
 }
 
+/// A body being read (see [`Spool::reading`]).
+pub struct Reading<'a> {
+    spool: &'a Spool,
+    id: String,
+}
+
+impl Drop for Reading<'_> {
+    fn drop(&mut self) {
+        let mut readers = self.spool.readers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = readers.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                readers.remove(&self.id);
+            }
+        }
+    }
+}
+
 /// The spool of one gateway.
 pub struct Spool {
     tmp: PathBuf,
@@ -126,6 +146,11 @@ pub struct Spool {
     disk: Arc<dyn Disk>,
     /// Space kept for the database on the day the disk fills.
     reserve: reserve::Reserve,
+    /// Emptied bodies kept for reuse (see [`spares`]).
+    spares: spares::Spares,
+    /// Bodies someone reads now (a delivery, a resumed upload's copy), with how many
+    /// readers: released, they are deleted, never emptied for reuse under a reader.
+    readers: Mutex<std::collections::HashMap<String, usize>>,
     /// Free space promised to sessions writing now.
     grants: reserve::Grants,
 }
@@ -148,12 +173,15 @@ impl Spool {
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(&ready)?;
         let used = recover::recover(&*disk, &tmp, &ready, &store)?;
+        let spares = spares::Spares::open(&*disk, state.spool_spare(), spares::affordable(&ready))?;
         let committer =
             commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone());
         let reserve = reserve::Reserve::new(state.spool_reserve());
         Ok(Arc::new(Spool {
             disk,
             reserve,
+            spares,
+            readers: Mutex::default(),
             grants: reserve::Grants::default(),
             tmp,
             ready,
@@ -299,6 +327,21 @@ impl Spool {
             .remove(id);
     }
 
+    /// Registers a reader of body `id` until the guard drops: while it is read, releasing
+    /// the body deletes it rather than emptying it for reuse. Register before opening.
+    pub fn reading(&self, id: &str) -> Reading<'_> {
+        *self
+            .readers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(id.to_string())
+            .or_default() += 1;
+        Reading {
+            spool: self,
+            id: id.to_string(),
+        }
+    }
+
     /// Deletes a body that will not be committed, and the record of the partial it
     /// continued if that still names it (blocking).
     pub(crate) fn forget_body(&self, id: &str, continues: Option<(String, crate::vfs::VPath)>) {
@@ -314,13 +357,30 @@ impl Spool {
         self.remove_bodies(&[id.to_string()]);
     }
 
-    /// Deletes bodies no record needs (delivered, replaced, expired, abandoned) wherever
-    /// each is, and stops counting their bytes: the one way a body leaves the spool.
-    /// Blocking. A body that cannot be deleted is logged and still counted (it is still
-    /// there); recovery deletes it at the next start if the store lists it as garbage.
+    /// Removes bodies no record needs (delivered, replaced, expired, abandoned) wherever
+    /// each is, and stops counting their bytes: the one way a body leaves the spool. Each
+    /// is kept as an empty spare for a later upload while there is room ([`spares`]),
+    /// else deleted. Blocking. A body that cannot be deleted is logged and still counted
+    /// (it is still there); recovery deletes it at the next start if the store lists it
+    /// as garbage.
     pub fn remove_bodies(&self, ids: &[String]) {
         for id in ids {
-            match self.disk.delete_body(&self.tmp, &self.ready, id) {
+            let kept = {
+                // Held while the body is emptied and moved: a reader either registered
+                // first (the body is deleted instead; its open file stays whole) or finds
+                // the name gone.
+                let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
+                if readers.contains_key(id) {
+                    None
+                } else {
+                    self.spares.keep(&*self.disk, [&self.ready, &self.tmp], id)
+                }
+            };
+            let removed = match kept {
+                Some(freed) => Ok(freed),
+                None => self.disk.delete_body(&self.tmp, &self.ready, id),
+            };
+            match removed {
                 Ok(freed) => self.sub_used(freed),
                 Err(e) => log::warn!("spool: deleting body {id}: {e}"),
             }

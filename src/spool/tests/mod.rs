@@ -230,3 +230,4 @@ fn bytes(n: usize) -> Vec<u8> {
 mod faults;
 mod lifecycle;
 mod receiving;
+mod spares;
