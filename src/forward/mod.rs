@@ -294,13 +294,23 @@ impl Forwarder {
 
     /// How many more ops `pipe` may claim now: none while it is offline and its retry time
     /// has not come or its probe is still out, one (the probe) after that; online,
-    /// [`claims::DEPTH`] per delivery slot.
+    /// [`claims::DEPTH`] per delivery slot. While devices upload, claims are made half a
+    /// share at a time: each claim is a write transaction, which waits for theirs and
+    /// delays them (a claim per ended delivery made 300 of them a second).
     fn room(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
         let claimed = running.of(&pipe.id).claimed;
         let room = match self.offline_until(&pipe.id) {
             Some(until) if until > now || claimed > 0 => 0,
             Some(_) => 1,
-            None => (self.parallel_now(pipe, now) * claims::DEPTH).saturating_sub(claimed),
+            None => {
+                let share = self.parallel_now(pipe, now) * claims::DEPTH;
+                let room = share.saturating_sub(claimed);
+                if self.spool.ingesting(now, INGEST_WINDOW_MS) && room < share / 2 {
+                    0
+                } else {
+                    room
+                }
+            }
         };
         room.min((self.config.max_parallel * claims::DEPTH).saturating_sub(running.claimed))
     }

@@ -143,8 +143,16 @@ fn while_devices_upload_a_pipe_with_its_share_claimed_does_not_wake_the_loop() {
         Duration::from_secs(1),
         "nothing to do until a delivery ends"
     );
-    // A delivery ended: room again, and the due ops want the loop at once.
+    // One delivery ended: claims are made half a share at a time while devices upload.
     running.released("cams", false);
+    assert_eq!(f.room(&pipe, &running, now), 0);
+    let wait = f.wait(&w.store.read().unwrap(), &running, now).unwrap();
+    assert_eq!(wait, Duration::from_secs(1));
+    // Half the share free: room, and the due ops want the loop at once.
+    for _ in 1..share / 2 {
+        running.released("cams", false);
+    }
+    assert_eq!(f.room(&pipe, &running, now), share / 2);
     let wait = f.wait(&w.store.read().unwrap(), &running, now).unwrap();
     assert_eq!(wait, Duration::ZERO);
 }

@@ -411,4 +411,38 @@ mod tests {
         // MD5 of the empty string, as S3 documents it.
         assert_eq!(base64(&md5::Md5::digest(b"")), "1B2M2Y8AsgTpgAmY7PhCfg==");
     }
+
+    #[test]
+    fn a_content_md5_goes_along_until_the_server_shows_it_checks_the_crc() {
+        let v = Verifies::default();
+        let crc = Checksum::Crc32c(0x0102_0304);
+        let headers = |v: &Verifies| {
+            let mut h = HeaderMap::new();
+            integrity_headers(&mut h, &crc, b"body", v);
+            h
+        };
+        let h = headers(&v);
+        assert_eq!(h[CRC32C_HEADER], "AQIDBA==");
+        assert!(h.contains_key("content-md5"), "not known yet: MD5 too");
+        let mut echoed = HeaderMap::new();
+        echoed.insert(CRC32C_HEADER, HeaderValue::from_static("AQIDBA=="));
+        v.saw(&crc, &echoed, "s3");
+        assert!(
+            !headers(&v).contains_key("content-md5"),
+            "it checks the CRC"
+        );
+        v.saw(&crc, &HeaderMap::new(), "s3");
+        assert!(
+            headers(&v).contains_key("content-md5"),
+            "it stopped confirming"
+        );
+        // An old op's MD5 is its only checksum, and teaches nothing about CRCs.
+        let md5 = Checksum::Md5([7; 16]);
+        v.saw(&md5, &echoed, "s3");
+        assert!(v.wants_md5());
+        let mut h = HeaderMap::new();
+        integrity_headers(&mut h, &md5, b"body", &v);
+        assert_eq!(h["content-md5"], base64(&[7; 16]).as_str());
+        assert!(!h.contains_key(CRC32C_HEADER));
+    }
 }
