@@ -128,6 +128,11 @@ fn integrity_headers(headers: &mut HeaderMap, sum: &Checksum, content: &[u8], v:
     }
 }
 
+/// A spool body that could not be read (retried: the disk may come back).
+fn unreadable(e: std::io::Error) -> SinkError {
+    SinkError::transient(format!("reading the spool body: {e}"))
+}
+
 fn content_type(headers: &mut HeaderMap) {
     headers.insert(
         ::http::header::CONTENT_TYPE,
@@ -211,8 +216,7 @@ impl S3Sink {
         sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
-        let content = std::fs::read(body)
-            .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
+        let content = std::fs::read(body).map_err(unreadable)?;
         let got = sum.of_same_kind(&content);
         if got != *sum {
             return Err(corrupted(&got, sum));
@@ -268,8 +272,7 @@ impl S3Sink {
         sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
-        let mut file = std::fs::File::open(body)
-            .map_err(|e| SinkError::transient(format!("reading the spool body: {e}")))?;
+        let mut file = std::fs::File::open(body).map_err(unreadable)?;
         let id = self.initiate(key, sum, meta).map_err(classify)?;
         let open = Open {
             key: key.to_string(),

@@ -237,7 +237,7 @@ fn read_part(file: &mut std::fs::File) -> Result<Vec<u8>, SinkError> {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(SinkError::transient(format!("reading the spool body: {e}"))),
+            Err(e) => return Err(super::unreadable(e)),
         }
     }
     chunk.truncate(filled);
