@@ -92,6 +92,8 @@ fn an_offline_pipe_does_not_hold_up_a_healthy_one() {
 /// Copies a state directory written by ftpgate 0.1 with schema 2 (made with the previous
 /// release: an `s3://` Pipe whose endpoint was down, a directory, five images, a file
 /// replaced, a rename, a delete, and an upload into a Pipe removed afterwards).
+/// Its queued puts carry the MD5 that version took (a bare hex `md5`); they are
+/// delivered with it as Content-MD5, which s3s-fs checks.
 fn v2_state(g: &Gate) {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2-state");
     let copy = std::process::Command::new("cp")
