@@ -15,10 +15,13 @@
 //! * A new body takes a spare by renaming it into `tmp/`. From there it is a body like any
 //!   other: fsynced before its `226`, its name made durable by the commit's fsync of `tmp/`.
 //! * At most [`SPARES`] are kept (fewer where inodes are scarce, see [`affordable`]). At start-up the empty ones are kept up to that bound and
-//!   the rest deleted (a crash can lose a truncation): bounded work, whatever the backlog.
+//!   the rest deleted (a crash can lose a truncation, or keep the spare's old name beside
+//!   its new one in `tmp/`: a file with two names is a body): bounded work, whatever the
+//!   backlog.
 
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -53,8 +56,12 @@ impl Spares {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let empty = entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
-            if empty && names.len() < max {
+            // A power cut can keep both names of a spare that was being taken: the file
+            // is then also a body (linked twice), and only this name goes.
+            let spare = entry
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.len() == 0 && m.nlink() == 1);
+            if spare && names.len() < max {
                 names.push(name);
             } else {
                 disk.remove(&entry.path())?;
@@ -180,5 +187,27 @@ mod tests {
             std::fs::remove_file(&taken).unwrap();
         }
         assert!(s.take(&Os, &taken).is_none(), "all taken");
+    }
+
+    #[test]
+    fn a_spare_name_a_power_cut_kept_beside_its_body_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spare, tmp) = (dir.path().join("spare"), dir.path().join("tmp"));
+        std::fs::create_dir_all(&spare).unwrap();
+        std::fs::create_dir_all(&tmp).unwrap();
+        // An empty upload took a spare; the power cut kept both names.
+        std::fs::write(tmp.join("body"), b"").unwrap();
+        std::fs::hard_link(tmp.join("body"), spare.join("taken")).unwrap();
+        std::fs::write(spare.join("free"), b"").unwrap();
+        let s = Spares::open(&Os, spare.clone(), 10).unwrap();
+        assert!(
+            !spare.join("taken").exists(),
+            "a body's second name is no spare"
+        );
+        assert!(tmp.join("body").exists(), "the body stays");
+        assert!(spare.join("free").exists());
+        let into = dir.path().join("new");
+        assert!(s.take(&Os, &into).is_some());
+        assert!(s.take(&Os, &into).is_none(), "one spare only");
     }
 }
