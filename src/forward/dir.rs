@@ -75,10 +75,9 @@ fn is_ours(name: &str) -> bool {
     name.split('-').nth(1) == Some(instance())
 }
 
-/// Copies `body` to `tmp`, fsyncs it, and renames it to `dest` in `dir` (fsynced too);
-/// if any step fails, `tmp` is gone again.
-/// Copies `body` to `tmp`, checking the bytes it copies against `sum`, then renames it
-/// to `dest`. The inner error is the checksum the bytes had instead: nothing is placed.
+/// Copies `body` to `tmp`, checking the bytes it copies against `sum`, fsyncs it, and
+/// renames it to `dest` in `dir` (fsynced too). The inner error is the checksum the bytes
+/// had instead: nothing is placed. If any step fails, `tmp` is gone again.
 fn place(
     body: &Path,
     sum: &Checksum,

@@ -77,12 +77,7 @@ impl Spares {
     /// A spare renamed to `path`, empty and open for writing; `None` if there is none (or
     /// taking it failed: the caller creates a new file).
     pub(super) fn take(&self, disk: &dyn Disk, path: &Path) -> Option<File> {
-        let name = {
-            let mut names = self.lock();
-            // Not a slot a concurrent `keep` has reserved.
-            let at = names.iter().rposition(|n| !n.is_empty())?;
-            names.swap_remove(at)
-        };
+        let name = self.lock().pop()?;
         let taken = disk.rename(&self.dir.join(&name), path).and_then(|()| {
             let file = disk.open(path)?;
             // Emptied when it was kept; a crash may have lost that.
@@ -104,32 +99,21 @@ impl Spares {
     /// Keeps body `id` (no record needs it; in `ready/` or else `tmp/`) as a spare if there
     /// is room: empties it and moves it here. Returns the bytes that freed once the body is
     /// gone from its place (kept, or deleted here if keeping failed half-way), or `None` if
-    /// nothing was done (the caller deletes it).
+    /// nothing was done (the caller deletes it). The list stays locked throughout, so
+    /// concurrent releases cannot overshoot the bound.
     pub(super) fn keep(&self, disk: &dyn Disk, dirs: [&Path; 2], id: &str) -> Option<u64> {
-        {
-            let mut names = self.lock();
-            if names.len() >= self.max {
-                return None;
-            }
-            // Counted now, so concurrent releases cannot overshoot the bound.
-            names.push(String::new());
+        let mut names = self.lock();
+        if names.len() >= self.max {
+            return None;
         }
-        let found = dirs
+        let (path, file) = dirs
             .iter()
             .map(|d| d.join(id))
-            .find_map(|p| disk.open(&p).ok().map(|f| (p, f)));
-        let kept = found.map(|(path, file)| {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-            let moved = file
-                .set_len(0)
-                .and_then(|()| disk.rename(&path, &self.dir.join(id)));
-            (path, len, moved)
-        });
-        let mut names = self.lock();
-        if let Some(slot) = names.iter().position(String::is_empty) {
-            names.swap_remove(slot);
-        }
-        let (path, len, moved) = kept?;
+            .find_map(|p| disk.open(&p).ok().map(|f| (p, f)))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let moved = file
+            .set_len(0)
+            .and_then(|()| disk.rename(&path, &self.dir.join(id)));
         match moved {
             Ok(()) => {
                 names.push(id.to_string());
