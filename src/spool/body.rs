@@ -16,8 +16,8 @@ use crate::vfs::VPath;
 
 /// The free space a new upload is promised before its first byte is written.
 pub(super) const FIRST_GRANT: u64 = 256 << 10;
-/// Receive buffer size; two are used per transfer (256 KiB, the per-transfer budget).
-pub const BUF_SIZE: usize = 128 * 1024;
+/// The buffer for reading a body back (to checksum what a resumed upload continues).
+const READ_BUF: usize = 128 * 1024;
 
 /// An upload body being written in `spool/tmp`.
 pub struct Body {
@@ -161,10 +161,10 @@ fn read_exactly(
     len: u64,
     mut each: impl FnMut(&[u8]) -> io::Result<()>,
 ) -> io::Result<()> {
-    let mut buf = vec![0u8; BUF_SIZE];
+    let mut buf = vec![0u8; READ_BUF];
     let mut left = len;
     while left > 0 {
-        let n = file.read(&mut buf[..BUF_SIZE.min(left as usize)])?;
+        let n = file.read(&mut buf[..READ_BUF.min(left as usize)])?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,

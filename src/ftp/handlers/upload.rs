@@ -99,18 +99,18 @@ impl Session {
 
     /// Receives the data connection into `body`, watching the control connection for
     /// `ABOR` meanwhile; answers the client's TLS close_notify after a clean end.
-    async fn receive_into(&mut self, body: Body, mut data: Box<dyn Conn>) -> (Body, Ended, bool) {
+    async fn receive_into(&mut self, body: Body, data: Box<dyn Conn>) -> (Body, Ended, bool) {
         let (abort_tx, abort_rx) = smol::channel::bounded(1);
         let abor = AtomicBool::new(false);
         let idle = self.data_timeout();
-        let (body, ended) = {
+        let (body, ended, mut data) = {
             let Session {
                 ctl,
                 framer,
                 pending,
                 ..
             } = self;
-            smol::future::or(receive(body, &mut data, idle, &abort_rx), async {
+            smol::future::or(receive(body, data, idle, abort_rx), async {
                 Session::watch_control(ctl, framer, pending, &abort_tx, &abor).await;
                 unreachable!("watch_control never returns")
             })

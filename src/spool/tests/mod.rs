@@ -135,8 +135,8 @@ impl World {
     fn finish(&self, body: Body, path: &str, bytes: &[u8]) -> Result<(), Error> {
         smol::block_on(async {
             let (_abort_tx, abort) = smol::channel::bounded(1);
-            let mut data = smol::io::Cursor::new(bytes.to_vec());
-            let (body, ended) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+            let data = smol::io::Cursor::new(bytes.to_vec());
+            let (body, ended, _) = receive(body, data, Duration::from_secs(5), abort).await;
             match ended {
                 Ended::Complete => {}
                 Ended::Disk(e) => {
@@ -171,8 +171,8 @@ impl World {
         smol::block_on(async {
             let body = self.spool.start().await.unwrap();
             let (_abort_tx, abort) = smol::channel::bounded(1);
-            let mut data = smol::io::Cursor::new(bytes(n));
-            let (body, _) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+            let data = smol::io::Cursor::new(bytes(n));
+            let (body, _, _) = receive(body, data, Duration::from_secs(5), abort).await;
             body.keep_partial(PIPE, &VPath::from_normalised(path), "cam")
                 .await
                 .unwrap()

@@ -64,8 +64,8 @@ fn receive_from(w: &World, steps: VecDeque<Step>) -> (Body, Ended, Vec<u8>) {
     smol::block_on(async {
         let body = w.spool.start().await.unwrap();
         let (_abort_tx, abort) = smol::channel::bounded(1);
-        let mut data = Records(steps);
-        let (body, ended) = receive(body, &mut data, Duration::from_secs(5), &abort).await;
+        let data = Records(steps);
+        let (body, ended, _) = receive(body, data, Duration::from_secs(5), abort).await;
         let on_disk = std::fs::read(w.state.spool_tmp().join(&body.id)).unwrap();
         (body, ended, on_disk)
     })
@@ -103,4 +103,39 @@ fn an_error_behind_the_last_record_keeps_the_bytes_before_it_and_breaks_the_uplo
     // What arrived is kept, so the device can resume from there.
     assert_eq!(body.size(), sent.len() as u64);
     assert!(on_disk == sent);
+}
+
+/// A connection on which nothing ever arrives (and nothing ever wakes its reader).
+struct Silent;
+
+impl smol::io::AsyncRead for Silent {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Pending
+    }
+}
+
+#[test]
+fn a_silent_transfer_ends_when_its_session_goes_or_its_idle_time_is_up() {
+    let w = World::new();
+    smol::block_on(async {
+        // The session is gone (its end of the abort channel dropped): the transfer's
+        // thread stops waiting on the connection and hands the body back.
+        let body = w.spool.start().await.unwrap();
+        let (abort_tx, abort) = smol::channel::bounded(1);
+        drop(abort_tx);
+        let started = std::time::Instant::now();
+        let (_, ended, _) = receive(body, Silent, Duration::from_secs(60), abort).await;
+        assert!(matches!(ended, Ended::Aborted), "{ended:?}");
+        assert!(started.elapsed() < Duration::from_secs(30));
+        // Nobody aborts, nothing arrives: the idle time ends it.
+        let body = w.spool.start().await.unwrap();
+        let (_abort_tx, abort) = smol::channel::bounded(1);
+        let (body, ended, _) = receive(body, Silent, Duration::from_millis(200), abort).await;
+        assert!(matches!(ended, Ended::TimedOut), "{ended:?}");
+        assert_eq!(body.size(), 0);
+    });
 }
