@@ -133,7 +133,9 @@ impl Session {
                         .await
                         .map(|_| Flow::Continue),
                     Frame::Line(line) => match Command::parse(&line) {
-                        Ok(cmd) => self.dispatch(cmd).await,
+                        // Boxed: a command's future lives only while it runs, and an
+                        // idle session's task stays small (DESIGN §10).
+                        Ok(cmd) => Box::pin(self.dispatch(cmd)).await,
                         Err(e) => self
                             .reply(Reply::new(e.code(), format!("{e}.")))
                             .await
@@ -166,7 +168,9 @@ impl Session {
         if let Some(f) = self.pending.pop_front() {
             return Ok(Some(f));
         }
-        let mut buf = [0u8; 2048];
+        // Command lines are short: a small read buffer keeps an idle session small (the
+        // framer gathers a line of up to 2 KiB across reads).
+        let mut buf = [0u8; 512];
         loop {
             if let Some(f) = self.framer.next_frame() {
                 let now = Instant::now();
