@@ -54,6 +54,7 @@ where
     };
     // The job goes to the thread through a channel, so that it is still ours (and runs
     // on the blocking pool instead) if no thread can be started.
+    let job: Box<dyn FnOnce() + Send> = Box::new(job);
     let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1);
     let started = std::thread::Builder::new()
         .name("ftpgate-recv".into())
@@ -63,20 +64,20 @@ where
                 job()
             }
         });
-    match started {
-        Ok(_) => {
-            job_tx
-                .send(Box::new(job))
-                .expect("the thread waits for its job");
-        }
+    let unsent = match started {
+        Ok(_) => job_tx.send(job).err().map(|e| e.0),
         Err(e) => {
             log::warn!("cannot start a thread for a transfer ({e}); using the shared pool");
-            smol::unblock(job).detach();
+            Some(job)
         }
+    };
+    if let Some(job) = unsent {
+        smol::unblock(job).detach();
     }
     done_rx
         .recv()
         .await
+        // It answers unless it panicked, and a panic aborts the daemon (release profile).
         .expect("the transfer thread always answers")
 }
 
