@@ -122,6 +122,22 @@ async fn reserve_loop(spool: Arc<Spool>) {
     }
 }
 
+/// Shrinks the pool of spare body files a drain left behind, a batch every few seconds
+/// (see `spool::spares`).
+async fn spares_loop(spool: Arc<Spool>) {
+    let mut failing = crate::repeated::Repeated::default();
+    loop {
+        smol::Timer::after(Duration::from_secs(5)).await;
+        let s = spool.clone();
+        match smol::unblock(move || s.trim_spares()).await {
+            Ok(_) => failing.clear(),
+            Err(e) => {
+                failing.error(format!("trimming spare body files: {e}"));
+            }
+        }
+    }
+}
+
 /// Deletes expired partial uploads now and then.
 async fn expiry_loop(spool: Arc<Spool>) {
     loop {
@@ -270,6 +286,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
         smol::spawn(reserve_loop(spool.clone())).detach();
+        smol::spawn(spares_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
             if sig == Signal::Hup {
                 // Reading the files is blocking: off the executor.

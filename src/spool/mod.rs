@@ -173,7 +173,7 @@ impl Spool {
         std::fs::create_dir_all(&tmp)?;
         std::fs::create_dir_all(&ready)?;
         let used = recover::recover(&*disk, &tmp, &ready, &store)?;
-        let spares = spares::Spares::open(&*disk, state.spool_spare(), spares::affordable(&ready))?;
+        let spares = spares::Spares::open(&*disk, state.spool_spare(), spares::LISTED)?;
         let committer =
             commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone());
         let reserve = reserve::Reserve::new(state.spool_reserve());
@@ -385,6 +385,13 @@ impl Spool {
                 Err(e) => log::warn!("spool: deleting body {id}: {e}"),
             }
         }
+    }
+
+    /// Deletes some of the spare files a drain left beyond what uploads need, if uploads
+    /// have not been taking them faster than deliveries release them (see [`spares`]).
+    /// Blocking; meant to run every few seconds. Returns how many went.
+    pub fn trim_spares(&self) -> io::Result<usize> {
+        self.spares.trim(&*self.disk, spares::TRIM_BATCH)
     }
 
     /// Deletes bodies the store has listed as garbage (after the commit that listed

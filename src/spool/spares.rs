@@ -6,19 +6,34 @@
 //! minutes (`recently_deleted`, up to 300 s while the table's blocks are dirty), and does
 //! so holding the directory's lock. A gateway that delivers while devices upload deletes
 //! a body for every one it creates, and its ingest fell to half (measured with
-//! `scripts/bench-backlog`: 0.5× with the destination up, 1.0× with it down). Reusing an
-//! inode skips the allocation; on other filesystems a reuse costs about what a delete
-//! and a create do.
+//! `scripts/bench-backlog`). Reusing an inode skips the allocation; on other filesystems
+//! a reuse costs about what a delete and a create do.
+//!
+//! A fixed bound was not enough: when a backlog drains while devices upload, the drain
+//! releases bodies more slowly than uploads take them, and every body released beyond
+//! the bound earlier in the drain had been deleted, so the uploads after that paid the
+//! scan again (0.57× of ingest alone with a 100k backlog). So:
 //!
 //! * A spare is empty: it is truncated before it is moved to `spool/spare/`, so no stored
 //!   byte stays there.
 //! * A new body takes a spare by renaming it into `tmp/`. From there it is a body like any
 //!   other: fsynced before its `226`, its name made durable by the commit's fsync of `tmp/`.
-//! * At most [`SPARES`] are kept (fewer where inodes are scarce, see [`affordable`]). At start-up the empty ones are kept up to that bound and
-//!   the rest deleted (a crash can lose a truncation, or keep the spare's old name beside
-//!   its new one in `tmp/`: a file with two names is a body): bounded work, whatever the
-//!   backlog.
+//! * Every released body is kept while the filesystem has room for it ([`has_room`]: an
+//!   eighth of its inodes stays free for everything else), so the pool never holds more
+//!   files than the spool held at its fullest.
+//! * At most [`LISTED`] names are held in memory; the rest stay in the directory,
+//!   unlisted, and are read in batches of that size when the listed ones are gone.
+//!   Start-up reads one batch: bounded work, whatever the pool's size.
+//! * When the pool is not being drawn down (since the last [`Spares::trim`], no more
+//!   spares were taken than kept), the unlisted ones are deleted a few hundred at a
+//!   time until only the listed ones remain: a pool a long outage left behind shrinks
+//!   back over the following hours without slowing the uploads meanwhile.
+//! * Reading a batch deletes what is no spare: a file a crash left with its bytes (a
+//!   truncation lost), or with a second name (a power cut during a take kept the spare's
+//!   old name beside its new one in `tmp/`: a file with two names is a body, and only
+//!   the spare's name goes).
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -27,57 +42,95 @@ use std::sync::Mutex;
 
 use super::Disk;
 
-/// Spare files kept at most: enough for a burst of uploads after a drain that released
-/// thousands of bodies (each costs an inode and a name, no data block).
-pub const SPARES: usize = 4096;
+/// Spare names held in memory at most (about 60 bytes each); more spares stay in the
+/// directory, unlisted.
+pub const LISTED: usize = 4096;
 
-/// How many spares a filesystem can afford: [`SPARES`], or a sixteenth of its free inodes
-/// if that is less (a small flash partition has few). Filesystems without a fixed number
-/// of inodes report none: they get [`SPARES`].
-pub(super) fn affordable(dir: &Path) -> usize {
+/// Unlisted spares deleted at most per [`Spares::trim`].
+pub const TRIM_BATCH: usize = 500;
+
+/// Whether a filesystem with `files` inodes, `free` of them free, can keep one more
+/// spare: while more than an eighth stay free. Filesystems without a fixed number of
+/// inodes report none and always have room.
+pub(super) fn has_room(files: u64, free: u64) -> bool {
+    files == 0 || free > files / 8
+}
+
+fn room_in(dir: &Path) -> bool {
     match rustix::fs::statvfs(dir) {
-        Ok(st) if st.f_files > 0 => SPARES.min((st.f_ffree / 16) as usize),
-        _ => SPARES,
+        Ok(st) => has_room(st.f_files, st.f_ffree),
+        Err(_) => false,
     }
 }
 
 pub(super) struct Spares {
     dir: PathBuf,
-    names: Mutex<Vec<String>>,
-    /// Kept at most ([`SPARES`] in a daemon).
-    max: usize,
+    pool: Mutex<Pool>,
+    /// Names held in memory at most ([`LISTED`] in a daemon).
+    listed: usize,
+}
+
+#[derive(Default)]
+struct Pool {
+    /// Spares known by name.
+    names: Vec<String>,
+    /// The directory holds spares that are not in `names`.
+    unlisted: bool,
+    /// Spares kept minus spares taken since the last trim.
+    net: i64,
 }
 
 impl Spares {
-    /// Opens `dir`, keeping the empty files in it (up to `max`) and deleting the rest.
-    pub(super) fn open(disk: &dyn Disk, dir: PathBuf, max: usize) -> io::Result<Spares> {
+    /// Opens `dir`, listing up to `listed` of the spares in it.
+    pub(super) fn open(disk: &dyn Disk, dir: PathBuf, listed: usize) -> io::Result<Spares> {
         std::fs::create_dir_all(&dir)?;
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&dir)? {
+        let spares = Spares {
+            dir,
+            pool: Mutex::default(),
+            listed,
+        };
+        let mut pool = spares.lock();
+        spares.refill(disk, &mut pool)?;
+        drop(pool);
+        Ok(spares)
+    }
+
+    /// Lists the next batch of spares from the directory (the listed ones are gone, so
+    /// every spare in it is unlisted), deleting on the way what is no spare.
+    fn refill(&self, disk: &dyn Disk, pool: &mut Pool) -> io::Result<()> {
+        debug_assert!(pool.names.is_empty());
+        pool.unlisted = false;
+        for entry in std::fs::read_dir(&self.dir)? {
             let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            // A power cut can keep both names of a spare that was being taken: the file
-            // is then also a body (linked twice), and only this name goes.
             let spare = entry
                 .metadata()
                 .is_ok_and(|m| m.is_file() && m.len() == 0 && m.nlink() == 1);
-            if spare && names.len() < max {
-                names.push(name);
-            } else {
+            if !spare {
                 disk.remove(&entry.path())?;
+            } else if pool.names.len() < self.listed {
+                pool.names
+                    .push(entry.file_name().to_string_lossy().into_owned());
+            } else {
+                pool.unlisted = true;
+                break;
             }
         }
-        Ok(Spares {
-            dir,
-            names: Mutex::new(names),
-            max,
-        })
+        Ok(())
     }
 
     /// A spare renamed to `path`, empty and open for writing; `None` if there is none (or
     /// taking it failed: the caller creates a new file).
     pub(super) fn take(&self, disk: &dyn Disk, path: &Path) -> Option<File> {
-        let name = self.lock().pop()?;
+        let mut pool = self.lock();
+        if pool.names.is_empty()
+            && pool.unlisted
+            && let Err(e) = self.refill(disk, &mut pool)
+        {
+            log::debug!("spool: listing spares: {e}");
+        }
+        let name = pool.names.pop()?;
+        pool.net -= 1;
+        drop(pool);
         let taken = disk.rename(&self.dir.join(&name), path).and_then(|()| {
             let file = disk.open(path)?;
             // Emptied when it was kept; a crash may have lost that.
@@ -96,14 +149,12 @@ impl Spares {
         }
     }
 
-    /// Keeps body `id` (no record needs it; in `ready/` or else `tmp/`) as a spare if there
-    /// is room: empties it and moves it here. Returns the bytes that freed once the body is
-    /// gone from its place (kept, or deleted here if keeping failed half-way), or `None` if
-    /// nothing was done (the caller deletes it). The list stays locked throughout, so
-    /// concurrent releases cannot overshoot the bound.
+    /// Keeps body `id` (no record needs it; in `ready/` or else `tmp/`) as a spare if the
+    /// filesystem has room: empties it and moves it here. Returns the bytes that freed
+    /// once the body is gone from its place (kept, or deleted here if keeping failed
+    /// half-way), or `None` if nothing was done (the caller deletes it).
     pub(super) fn keep(&self, disk: &dyn Disk, dirs: [&Path; 2], id: &str) -> Option<u64> {
-        let mut names = self.lock();
-        if names.len() >= self.max {
+        if !room_in(&self.dir) {
             return None;
         }
         let (path, file) = dirs
@@ -111,24 +162,56 @@ impl Spares {
             .map(|d| d.join(id))
             .find_map(|p| disk.open(&p).ok().map(|f| (p, f)))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut pool = self.lock();
         let moved = file
             .set_len(0)
             .and_then(|()| disk.rename(&path, &self.dir.join(id)));
         match moved {
             Ok(()) => {
-                names.push(id.to_string());
+                pool.net += 1;
+                if pool.names.len() < self.listed {
+                    pool.names.push(id.to_string());
+                } else {
+                    pool.unlisted = true;
+                }
                 Some(len)
             }
             Err(e) => {
                 log::debug!("spool: keeping {id} as a spare: {e}");
-                drop(names);
+                drop(pool);
                 disk.remove(&path).ok().map(|()| len)
             }
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.names.lock().unwrap_or_else(|p| p.into_inner())
+    /// Deletes up to `batch` unlisted spares if the pool has not been drawn down since
+    /// the last trim. Returns how many went.
+    pub(super) fn trim(&self, disk: &dyn Disk, batch: usize) -> io::Result<usize> {
+        let mut pool = self.lock();
+        let net = std::mem::take(&mut pool.net);
+        if net < 0 || !pool.unlisted {
+            return Ok(0);
+        }
+        let listed: HashSet<&str> = pool.names.iter().map(String::as_str).collect();
+        let mut gone = 0;
+        for entry in std::fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if listed.contains(entry.file_name().to_string_lossy().as_ref()) {
+                continue;
+            }
+            if gone == batch {
+                return Ok(gone);
+            }
+            disk.remove(&entry.path())?;
+            gone += 1;
+        }
+        drop(listed);
+        pool.unlisted = false;
+        Ok(gone)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
+        self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -137,40 +220,81 @@ mod tests {
     use super::*;
     use crate::spool::disk::Os;
 
+    fn empty_files(dir: &Path, names: impl IntoIterator<Item = String>) {
+        std::fs::create_dir_all(dir).unwrap();
+        for name in names {
+            std::fs::write(dir.join(name), b"").unwrap();
+        }
+    }
+
+    fn count(dir: &Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
     #[test]
-    fn spares_are_bounded_and_reopening_keeps_only_empty_ones() {
+    fn every_released_body_is_kept_and_only_a_batch_is_listed_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
         let (spare, bodies) = (dir.path().join("spare"), dir.path().join("ready"));
-        std::fs::create_dir_all(&spare).unwrap();
-        std::fs::create_dir_all(&bodies).unwrap();
-        for i in 0..5 {
-            std::fs::write(spare.join(format!("e{i}")), b"").unwrap();
-        }
+        empty_files(&spare, (0..5).map(|i| format!("e{i}")));
         // A crash lost the truncation of one.
         std::fs::write(spare.join("full"), b"bytes of a delivered upload").unwrap();
         let s = Spares::open(&Os, spare.clone(), 3).unwrap();
-        let left: Vec<u64> = std::fs::read_dir(&spare)
-            .unwrap()
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .collect();
-        assert_eq!(left, [0, 0, 0], "three empty spares kept, the rest deleted");
-        // Full: a released body is not kept (the caller deletes it).
-        std::fs::write(bodies.join("b1"), b"12345").unwrap();
-        assert_eq!(s.keep(&Os, [&bodies, &bodies], "b1"), None);
-        assert!(bodies.join("b1").exists());
-        // One taken: room for one, emptied on the way.
-        let taken = dir.path().join("new");
-        assert_eq!(s.take(&Os, &taken).unwrap().metadata().unwrap().len(), 0);
-        assert_eq!(s.keep(&Os, [&bodies, &bodies], "b1"), Some(5));
-        assert_eq!(std::fs::metadata(spare.join("b1")).unwrap().len(), 0);
-        assert!(!bodies.join("b1").exists());
+        assert_eq!(s.lock().names.len(), 3, "one batch listed");
+        assert!(s.lock().unlisted);
+        // Far more released bodies than a batch: all kept, none deleted.
+        std::fs::create_dir_all(&bodies).unwrap();
+        for i in 0..10 {
+            std::fs::write(bodies.join(format!("b{i}")), b"12345").unwrap();
+            assert_eq!(s.keep(&Os, [&bodies, &bodies], &format!("b{i}")), Some(5));
+        }
+        assert_eq!(count(&bodies), 0);
+        assert_eq!(std::fs::metadata(spare.join("b9")).unwrap().len(), 0);
         // A body that is nowhere: nothing done.
         assert_eq!(s.keep(&Os, [&bodies, &bodies], "gone"), None);
-        for _ in 0..3 {
-            assert!(s.take(&Os, &taken).is_some());
+        // Every one is taken in turn, the unlisted read a batch at a time, and the full
+        // one is deleted on the way, not handed out.
+        let taken = dir.path().join("new");
+        for n in 0..15 {
+            let file = s.take(&Os, &taken).unwrap_or_else(|| panic!("spare {n}"));
+            assert_eq!(file.metadata().unwrap().len(), 0);
             std::fs::remove_file(&taken).unwrap();
         }
         assert!(s.take(&Os, &taken).is_none(), "all taken");
+        assert_eq!(count(&spare), 0);
+    }
+
+    #[test]
+    fn the_unlisted_are_trimmed_only_while_uploads_do_not_draw_the_pool_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = dir.path().join("spare");
+        empty_files(&spare, (0..20).map(|i| format!("e{i}")));
+        let s = Spares::open(&Os, spare.clone(), 4).unwrap();
+        // Uploads took two since the last trim, nothing was kept: no trim.
+        let taken = dir.path().join("new");
+        for _ in 0..2 {
+            s.take(&Os, &taken).unwrap();
+            std::fs::remove_file(&taken).unwrap();
+        }
+        assert_eq!(s.trim(&Os, 5).unwrap(), 0);
+        assert_eq!(count(&spare), 18);
+        // Quiet since: trimmed a batch at a time down to the listed ones.
+        for batch in [5, 5, 5, 1, 0] {
+            assert_eq!(s.trim(&Os, 5).unwrap(), batch);
+        }
+        assert_eq!(count(&spare), 2, "the listed ones stay");
+        for _ in 0..2 {
+            s.take(&Os, &taken).unwrap();
+            std::fs::remove_file(&taken).unwrap();
+        }
+        assert!(s.take(&Os, &taken).is_none());
+    }
+
+    #[test]
+    fn a_filesystem_keeps_an_eighth_of_its_inodes_free() {
+        assert!(has_room(0, 0), "no fixed number of inodes");
+        assert!(has_room(800, 101));
+        assert!(!has_room(800, 100));
+        assert!(!has_room(800, 0));
     }
 
     #[test]
