@@ -35,12 +35,20 @@ fn main() {
     let sizes: Vec<usize> = std::env::var("OUTBOX_BACKLOG")
         .unwrap_or_else(|_| "10000,100000".into())
         .split(',')
-        .map(|s| s.trim().parse().expect("OUTBOX_BACKLOG: comma-separated counts"))
+        .map(|s| {
+            s.trim()
+                .parse()
+                .expect("OUTBOX_BACKLOG: comma-separated counts")
+        })
         .collect();
     let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     println!(
         "{:>9}  {:>12}  {:>30}  {:>30}  {:>8}",
-        "backlog", "build, ops/s", "drain: ops/s (CPU, written/op)", "drain + ingest: the same", "db, MiB"
+        "backlog",
+        "build, ops/s",
+        "drain: ops/s (CPU, written/op)",
+        "drain + ingest: the same",
+        "db, MiB"
     );
     for n in sizes {
         let dir = tempfile::tempdir_in(&base).unwrap();
@@ -83,7 +91,12 @@ fn setup(store: &Store) {
         .write(|w| {
             w.put_pipe(&pipe)?;
             for s in 0..SESSIONS {
-                w.mkdir("cams", &VPath::from_normalised(&format!("/load-s{s}")), "cam", 0)?;
+                w.mkdir(
+                    "cams",
+                    &VPath::from_normalised(&format!("/load-s{s}")),
+                    "cam",
+                    0,
+                )?;
             }
             Ok(())
         })
@@ -124,7 +137,10 @@ fn drain(store: &Store, count: usize, mut ingest: Option<&mut usize>) -> Rate {
                     .collect())
             })
             .unwrap();
-        assert!(!claimed.is_empty(), "the backlog ran out: raise OUTBOX_BACKLOG");
+        assert!(
+            !claimed.is_empty(),
+            "the backlog ran out: raise OUTBOX_BACKLOG"
+        );
         if let Some(next) = ingest.as_deref_mut() {
             let first = *next;
             store
