@@ -6,7 +6,8 @@
 //! ## Invariants
 //!
 //! 1. **Order per key.** An op starts only after every earlier op on the same path, on
-//!    one of its ancestors, or (for `RmDir`) below it, has been delivered or cancelled.
+//!    one of its ancestors (but an ancestor's `MkDir`: destinations make directories on
+//!    the way to a file), or (for `RmDir`) below it, has been delivered or cancelled.
 //!    At enqueue each op records the earlier ops it waits for ([`schema::WAITERS`]) and
 //!    how many remain; an op whose count is zero, not parked and not in flight is in
 //!    [`schema::READY`] under its due time. The forwarder reads that index from the front:

@@ -256,17 +256,24 @@ impl Writer {
         self.put_op(&op)
     }
 
-    /// The queued ops `op` must wait for: the last op on each of its keys and on each of
-    /// their ancestors (each waits for the one before it on its key in turn), and for
-    /// `RmDir` every op below it.
+    /// The queued ops `op` must wait for: the last op on each of its keys (each waits for
+    /// the one before it on its key in turn), the last op other than a `MkDir` on each of
+    /// their ancestors, and for `RmDir` every op below it.
+    ///
+    /// An ancestor's `MkDir` is no dependency: destinations make the directories above a
+    /// file as they write it (S3 has none to make), so nothing below goes wrong when the
+    /// marker comes later. Waiting for it would make every upload into a directory made
+    /// during an outage its waiter, and its delivery would wake them all in one
+    /// transaction: O(backlog) for one op.
     fn earlier_ops_blocking(&self, op: &Op) -> Result<BTreeSet<u64>> {
         let pipe = op.pipe.as_str();
         let by_key = self.txn.open_table(KEY_OPS)?;
         let mut deps = BTreeSet::new();
         for key in op.action.keys() {
-            for k in parents(key).chain([key]) {
-                deps.extend(last_in(&by_key, pipe, k)?);
+            for k in parents(key) {
+                deps.extend(self.last_but_mkdir(&by_key, pipe, k)?);
             }
+            deps.extend(last_in(&by_key, pipe, key)?);
         }
         if let Action::RmDir { path } = &op.action {
             // Every key below `path` starts with `path/`; '0' is the character after '/'.
@@ -277,6 +284,24 @@ impl Writer {
         }
         deps.remove(&op.id);
         Ok(deps)
+    }
+
+    /// The last queued op on (pipe, dir) that is not its `MkDir`. A directory has at most
+    /// one `MkDir` since its last other op (a second `MKD` of it is refused), so this reads
+    /// one or two ops.
+    fn last_but_mkdir(
+        &self,
+        by_key: &impl ReadableTable<(&'static str, &'static str, u64), ()>,
+        pipe: &str,
+        dir: &str,
+    ) -> Result<Option<u64>> {
+        for row in by_key.range((pipe, dir, 0)..=(pipe, dir, u64::MAX))?.rev() {
+            let id = row?.0.value().2;
+            if !matches!(self.existing_op(id)?.action, Action::MkDir { .. }) {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
     }
 
     /// Takes an op out of the queue with every index entry, and lets its waiters go.

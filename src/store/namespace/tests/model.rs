@@ -68,6 +68,22 @@ impl Destination {
     /// Carries out one op as S3 would; `Rename` of a missing source that is already at
     /// its target counts as done, as the real sinks do.
     pub(super) fn apply(&mut self, op: &Op) {
+        // A directory destination cannot make a file or directory below a file.
+        let made = match &op.action {
+            Action::Put { path, .. } | Action::MkDir { path } => Some(path),
+            Action::Rename { to, .. } => Some(to),
+            Action::Delete { .. } | Action::RmDir { .. } => None,
+        };
+        if let Some(path) = made {
+            let mut above = path.as_str();
+            while let Some(i) = above.rfind('/') {
+                above = &above[..i];
+                if self.ns.files.contains_key(above) {
+                    self.violations
+                        .push(format!("op {}: {path} below the file {above}", op.id));
+                }
+            }
+        }
         let ns = &mut self.ns;
         match &op.action {
             Action::Put { path, body, .. } => {
