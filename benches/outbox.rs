@@ -59,14 +59,7 @@ fn main() {
         setup(&store);
         while next < n {
             let k = BUILD_GROUP.min(n - next);
-            store
-                .write(|w| {
-                    for i in next..next + k {
-                        upload(w, i)?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
+            uploads(&store, next..next + k);
             next += k;
         }
         let build = n as f64 / t.elapsed().as_secs_f64();
@@ -117,6 +110,13 @@ fn upload(w: &ftpgate::store::Writer, i: usize) -> ftpgate::store::Result<()> {
         .map(|_| ())
 }
 
+/// Uploads `range` in one group commit.
+fn uploads(store: &Store, range: std::ops::Range<usize>) {
+    store
+        .write(|w| range.clone().try_for_each(|i| upload(w, i)))
+        .unwrap();
+}
+
 /// Delivers `count` ops as the forwarder does (each commit settles the last batch and
 /// claims the next); with `ingest`, one group of uploads is committed between rounds.
 /// Returns delivered ops per second, and CPU (µs) and disk writes (KiB) per op.
@@ -142,15 +142,7 @@ fn drain(store: &Store, count: usize, mut ingest: Option<&mut usize>) -> Rate {
             "the backlog ran out: raise OUTBOX_BACKLOG"
         );
         if let Some(next) = ingest.as_deref_mut() {
-            let first = *next;
-            store
-                .write(|w| {
-                    for i in first..first + INGEST_GROUP {
-                        upload(w, i)?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
+            uploads(store, *next..*next + INGEST_GROUP);
             *next += INGEST_GROUP;
         }
     }

@@ -310,18 +310,25 @@ fn the_destination_ends_as_the_namespace_says_whatever_the_order_of_events() {
     }
 }
 
-#[test]
-fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
-    // The camera's replace-a-snapshot sequence from issue 9, step by step.
-    let mut w = World::new(1);
-    let v = |s: &str| VPath::from_normalised(s);
-    let up = |b: &str| Upload {
+fn v(s: &str) -> VPath {
+    VPath::from_normalised(s)
+}
+
+/// A one-byte upload whose body is `b`.
+fn up(b: &str) -> Upload {
+    Upload {
         body: b.into(),
         size: 1,
         sum: crate::checksum::Checksum::Crc32c(0),
         mtime: 0,
         sender: "s".into(),
-    };
+    }
+}
+
+#[test]
+fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
+    // The camera's replace-a-snapshot sequence from issue 9, step by step.
+    let mut w = World::new(1);
     let s = &w.store;
     s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b1"), 0))
         .unwrap();
@@ -358,14 +365,6 @@ fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
 #[test]
 fn uploads_into_a_new_directory_do_not_wait_for_its_marker() {
     let w = World::new(1);
-    let v = |s: &str| VPath::from_normalised(s);
-    let up = |b: &str| Upload {
-        body: b.into(),
-        size: 1,
-        sum: crate::checksum::Checksum::Crc32c(0),
-        mtime: 0,
-        sender: "s".into(),
-    };
     let s = &w.store;
     s.write(|w| w.mkdir("pipa", &v("/day"), "s", 0)).unwrap();
     for f in ["/day/a.jpg", "/day/b.jpg"] {
@@ -380,14 +379,6 @@ fn uploads_into_a_new_directory_do_not_wait_for_its_marker() {
 #[test]
 fn an_upload_still_waits_for_the_delete_of_a_file_in_its_directorys_place() {
     let w = World::new(1);
-    let v = |s: &str| VPath::from_normalised(s);
-    let up = |b: &str| Upload {
-        body: b.into(),
-        size: 1,
-        sum: crate::checksum::Checksum::Crc32c(0),
-        mtime: 0,
-        sender: "s".into(),
-    };
     let s = &w.store;
     s.write(|w| w.publish("pipa", &v("/d"), Overwrite::Replace, false, up("b1"), 0))
         .unwrap();
