@@ -43,6 +43,7 @@ pub mod ftp;
 pub mod metrics;
 pub mod names;
 pub mod net;
+pub mod ops;
 pub mod repeated;
 pub mod secret;
 pub mod spool;

@@ -329,6 +329,14 @@ impl Session {
             .expect("the core only asks for this work after login")
     }
 
+    /// The namespace operations of this session's Pipe.
+    pub(super) fn ops(&self) -> crate::ops::PipeOps<'_> {
+        crate::ops::PipeOps {
+            srv: &self.srv,
+            login: self.login(),
+        }
+    }
+
     pub(super) fn data_timeout(&self) -> Duration {
         self.srv.config.data_timeout
     }

@@ -24,8 +24,12 @@ pub struct Body {
     pub(super) spool: Arc<Spool>,
     pub id: String,
     pub(super) file: File,
-    sum: Hasher,
-    size: u64,
+    pub(super) sum: Hasher,
+    /// Bytes in the file: its end, whatever order they were written in.
+    pub(super) size: u64,
+    /// A write landed somewhere other than the end ([`Body::write_at`]): `sum` no longer
+    /// describes the file and is computed again from it before the commit.
+    pub(super) sum_stale: bool,
     /// Committed or kept as a partial: nothing to clean up on drop.
     settled: bool,
     /// The partial this body continues (Pipe, path): dropping the body drops its record.
@@ -145,7 +149,7 @@ impl Drop for Body {
 }
 
 /// Hashes the first `len` bytes of `file` and leaves it positioned at `len`.
-fn rehash(file: &mut File, len: u64) -> io::Result<Hasher> {
+pub(super) fn rehash(file: &mut File, len: u64) -> io::Result<Hasher> {
     let mut sum = Hasher::crc32c();
     file.seek(SeekFrom::Start(0))?;
     read_exactly(file, len, |chunk| {
@@ -233,6 +237,7 @@ impl Spool {
                     file,
                     sum,
                     size: offset,
+                    sum_stale: false,
                     settled: false,
                     continues: Some((pipe, path)),
                     first_grant: spool.grant(FIRST_GRANT).ok(),
@@ -293,6 +298,7 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         file,
         sum: Hasher::crc32c(),
         size: 0,
+        sum_stale: false,
         settled: false,
         continues: None,
         first_grant: spool.grant(FIRST_GRANT).ok(),

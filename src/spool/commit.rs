@@ -158,7 +158,8 @@ impl Spool {
         publish: Publish,
     ) -> Result<(Published, u64, Checksum), (Body, Error)> {
         let (body, synced) = smol::unblock(move || {
-            let r = body.sync();
+            let mut body = body;
+            let r = body.fresh_checksum().and_then(|_| body.sync());
             (body, r)
         })
         .await;

@@ -31,6 +31,7 @@
 mod body;
 mod commit;
 pub mod disk;
+mod offset;
 pub mod partials;
 mod receive;
 mod recover;

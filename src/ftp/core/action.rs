@@ -58,15 +58,7 @@ pub struct Upload {
     pub resume: Resume,
 }
 
-/// A change to the namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Mkd(VPath),
-    Rmd(VPath),
-    Dele(VPath),
-    Rename { from: VPath, to: VPath },
-    Mfmt { path: VPath, mtime: u64 },
-}
+pub use crate::ops::Change;
 
 /// A question about one path, answered from the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -36,6 +36,7 @@ fn login_with(overwrite: Overwrite) -> Login {
     Login {
         sender,
         pipe: spec.build("line1".into(), None, 0).unwrap(),
+        key: None,
     }
 }
 

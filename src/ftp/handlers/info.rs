@@ -7,8 +7,8 @@ use crate::ftp::listing::mlsx_line;
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::time::format_timeval;
 use crate::ftp::session::Session;
+use crate::store;
 use crate::store::catalog::{Entry, Kind};
-use crate::store::{self, View};
 use crate::vfs::VPath;
 
 impl Session {
@@ -40,21 +40,10 @@ impl Session {
 
     /// `SIZE`: a partial (what a resuming client asks about) wins over the finished file.
     pub(crate) async fn size(&self, path: VPath) -> Reply {
-        let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
-        let found = self
-            .srv
-            .read(move |r| Ok((r.partial(&pipe, &p)?, r.entry(&pipe, &p)?)))
-            .await;
-        let e = match found {
-            Ok((Some(partial), _)) => return Reply::new(213, partial.size.to_string()),
-            Ok((None, Some(e))) if e.kind == Kind::File => {
-                return Reply::new(213, e.size.to_string());
-            }
-            Ok((None, Some(_))) => store::Error::IsADirectory(path.to_string()),
-            Ok((None, None)) => store::Error::NotFound(path.to_string()),
-            Err(e) => e,
-        };
-        crate::ftp::errors::store(&e)
+        match self.ops().upload_size(&path).await {
+            Ok(size) => Reply::new(213, size.to_string()),
+            Err(e) => crate::ftp::errors::store(&e),
+        }
     }
 
     /// `MDTM`

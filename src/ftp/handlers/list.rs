@@ -9,7 +9,6 @@ use crate::clock::now_secs;
 use crate::ftp::listing::{Style, ls_line, render};
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
-use crate::store::View;
 use crate::store::catalog::{Entry, Kind};
 use crate::vfs::VPath;
 
@@ -37,9 +36,8 @@ impl Session {
             };
             return Ok(vec![(name, e)]);
         }
-        let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
-        self.srv
-            .read(move |r| r.children(&pipe, &p))
+        self.ops()
+            .list(path)
             .await
             .map_err(|e| crate::ftp::errors::store(&e))
     }

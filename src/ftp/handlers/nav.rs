@@ -4,8 +4,8 @@
 use crate::ftp::core::Query;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
+use crate::store;
 use crate::store::catalog::{Entry, Kind};
-use crate::store::{self, View};
 use crate::vfs::VPath;
 
 impl Session {
@@ -31,8 +31,7 @@ impl Session {
 
     /// The catalog entry of `path`, or the reply to give.
     pub(crate) async fn lookup(&self, path: &VPath) -> Result<Entry, Reply> {
-        let (pipe, p) = (self.login().pipe.id.clone(), path.clone());
-        match self.srv.read(move |r| r.entry(&pipe, &p)).await {
+        match self.ops().entry(path).await {
             Ok(Some(e)) => Ok(e),
             Ok(None) => Err(crate::ftp::errors::store(&store::Error::NotFound(
                 path.to_string(),

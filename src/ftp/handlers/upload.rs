@@ -12,14 +12,12 @@ use std::time::{Duration, Instant};
 
 use smol::io::AsyncWriteExt;
 
-use crate::clock::now_secs;
 use crate::ftp::core::{Resume, Upload, UploadKind};
 use crate::ftp::datachan::Conn;
 use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
-use crate::spool::{Body, Ended, Publish, receive};
-use crate::store::View;
+use crate::spool::{Body, Ended, receive};
 use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;
 
@@ -39,14 +37,12 @@ impl Session {
             Ok(p) => p,
             Err(r) => return Ok(r),
         };
-        let spool = self.srv.spool.clone();
-        let pipe = self.login().pipe.id.clone();
-        let body = match u.resume {
-            Resume::End => spool.resume(&pipe, &path, None).await,
-            Resume::At(n) => spool.resume(&pipe, &path, Some(n)).await,
-            Resume::No => spool.start().await,
+        let resume = match u.resume {
+            Resume::End => Some(None),
+            Resume::At(n) => Some(Some(n)),
+            Resume::No => None,
         };
-        let body = match body {
+        let body = match self.ops().start_body(&path, resume).await {
             Ok(b) => b,
             Err(e) => return Ok(errors::spool(&e)),
         };
@@ -77,20 +73,8 @@ impl Session {
     /// Checks the upload against the catalog: the path it lands on (STOU picks a free
     /// one), or the refusal.
     async fn upload_target(&self, u: &Upload) -> Result<VPath, Reply> {
-        let (id, p, policy) = (self.login().pipe.id.clone(), u.path.clone(), u.policy);
-        let create_dirs = self.login().pipe.create_dirs;
         let resumes = u.resume != Resume::No;
-        let checked = self
-            .srv
-            .read(move |r| {
-                // Continuing one's own partial is not an overwrite.
-                if resumes && policy == Overwrite::Refuse && r.entry(&id, &p)?.is_none() {
-                    return r.check_upload(&id, &p, Overwrite::Replace, create_dirs);
-                }
-                r.check_upload(&id, &p, policy, create_dirs)
-            })
-            .await;
-        match checked {
+        match self.ops().check_upload(&u.path, u.policy, resumes).await {
             Ok(target) if u.kind == UploadKind::Stou => Ok(target),
             Ok(_) => Ok(u.path.clone()),
             Err(e) => Err(errors::store(&e)),
@@ -130,27 +114,17 @@ impl Session {
     /// What becomes of the body: committed (`226`), refused (`452`/`451`), or kept as a
     /// partial (`426`).
     async fn settle(&mut self, body: Body, ended: Ended, t: Transfer) -> io::Result<Reply> {
-        let publish = Publish {
-            pipe: self.login().pipe.id.clone(),
-            path: t.path.clone(),
-            policy: t.policy,
-            create_dirs: self.login().pipe.create_dirs,
-            sender: self.login().sender.name.clone(),
-            mtime: now_secs(),
-        };
         let reply = match ended {
-            Ended::Complete => match self.srv.spool.commit(body, publish).await {
-                Ok((published, size, sum)) => {
-                    self.srv.wake_forwarder();
-                    self.log_upload(&t, &published.path, "ok");
+            Ended::Complete => match self
+                .ops()
+                .publish(body, &t.path, t.policy, t.received)
+                .await
+            {
+                Ok(stored) => {
+                    self.log_upload(&t, &stored.path, "ok");
                     self.uploads += 1;
                     self.bytes += t.received;
-                    self.srv.stats.uploads.fetch_add(1, Ordering::Relaxed);
-                    self.srv
-                        .stats
-                        .bytes
-                        .fetch_add(t.received, Ordering::Relaxed);
-                    let path = &published.path;
+                    let (path, size, sum) = (&stored.path, stored.size, &stored.sum);
                     let text = format!(
                         "Stored {path} ({size} bytes, {} {}), safe on disk.",
                         sum.algorithm(),
@@ -158,9 +132,8 @@ impl Session {
                     );
                     Reply::new(226, text)
                 }
-                Err((body, e)) => {
+                Err(e) => {
                     self.log_upload(&t, &t.path, &format!("failed: {e}"));
-                    body.discard().await;
                     errors::spool(&e)
                 }
             },
@@ -194,11 +167,7 @@ impl Session {
     /// `ABOR`, `226` for the abort itself).
     async fn broken(&mut self, body: Body, t: &Transfer, why: String) -> io::Result<Reply> {
         self.log_upload(t, &t.path, &format!("broken ({why})"));
-        let login = self.login().clone();
-        let kept = body
-            .keep_partial(&login.pipe.id, &t.path, &login.sender.name)
-            .await
-            .unwrap_or(0);
+        let kept = self.ops().keep_partial(body, &t.path).await;
         let text = format!(
             "Transfer aborted ({why}); {kept} bytes kept: resume with REST {kept} and STOR, or APPE."
         );
@@ -211,23 +180,14 @@ impl Session {
 
     fn log_upload(&self, t: &Transfer, path: &VPath, result: &str) {
         let secs = t.started.elapsed().as_secs_f64();
-        log::info!(
-            "upload sender={} pipe={} path={path} bytes={} seconds={secs:.3} rate={:.1}MB/s result={result}",
-            self.login().sender.name,
-            self.login().pipe.id,
-            t.received,
-            t.received as f64 / secs.max(1e-6) / 1e6
-        );
+        self.ops().log_upload("ftp", path, t.received, secs, result);
     }
 
     /// A transfer that never started: a continued partial stays as it was; a new body
     /// goes.
     async fn drop_or_keep(&self, body: Body, path: &VPath) {
         if body.size() > 0 {
-            let login = self.login();
-            let _ = body
-                .keep_partial(&login.pipe.id, path, &login.sender.name)
-                .await;
+            self.ops().keep_partial(body, path).await;
         } else {
             body.discard().await;
         }

@@ -229,5 +229,6 @@ fn bytes(n: usize) -> Vec<u8> {
 
 mod faults;
 mod lifecycle;
+mod offsets;
 mod receiving;
 mod spares;
