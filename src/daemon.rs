@@ -37,6 +37,8 @@ pub enum Error {
     Io { what: String, source: io::Error },
     #[error("TLS: {0}")]
     Tls(#[from] crate::ftp::tls::Error),
+    #[error("SFTP: {0}")]
+    HostKey(#[from] crate::sftp::hostkey::Error),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
@@ -53,6 +55,10 @@ pub struct Options {
     pub metrics: Option<std::net::SocketAddr>,
     /// `--cert` and `--key`; without them `state/tls/` is used (generated if missing).
     pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// `--sftp-listen`: SFTP is off when empty.
+    pub sftp_listen: Vec<std::net::SocketAddr>,
+    /// `--sftp-host-key`; without it `state/ssh_host_ed25519_key` (made if missing).
+    pub sftp_host_key: Option<std::path::PathBuf>,
 }
 
 /// Opens the store for the daemon; says plainly when another daemon owns it.
@@ -180,6 +186,20 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         ),
         None => None,
     };
+    let sftp_listeners =
+        crate::sftp::server::bind(&opts.sftp_listen).map_err(io_err("SFTP listener"))?;
+    let sftp_addrs: Vec<String> = sftp_listeners
+        .iter()
+        .filter_map(|l| l.local_addr().ok())
+        .map(|a| a.to_string())
+        .collect();
+    let host_key = match sftp_listeners.is_empty() {
+        true => None,
+        false => Some(crate::sftp::hostkey::load_or_create(
+            state,
+            opts.sftp_host_key.as_deref(),
+        )?),
+    };
     let control = bind_control(state)?;
     let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .map_err(io_err("cannot watch signals"))?;
@@ -222,6 +242,17 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         tls.clone(),
     );
     let _ = srv.forwarder.set(forwarder.clone());
+    let sftp_thread = match host_key {
+        Some(key) => {
+            log::info!("SSH host key fingerprint {}", key.fingerprint);
+            let _ = srv.ssh_fingerprint.set(key.fingerprint.clone());
+            Some(
+                crate::sftp::server::start(srv.clone(), sftp_listeners, key)
+                    .map_err(io_err("cannot start the SFTP thread"))?,
+            )
+        }
+        None => None,
+    };
     let started = std::time::Instant::now();
     let hooks = Arc::new(Hooks {
         after_change: Box::new({
@@ -251,8 +282,12 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         .filter_map(|l| l.local_addr().ok())
         .map(|a| a.to_string())
         .collect();
+    let sftp = match sftp_addrs.is_empty() {
+        true => String::new(),
+        false => format!(" sftp={}", sftp_addrs.join(",")),
+    };
     log::info!(
-        "ftpgate {} ready: ftp={} state={} control={} spool_bytes={}",
+        "ftpgate {} ready: ftp={}{sftp} state={} control={} spool_bytes={}",
         env!("CARGO_PKG_VERSION"),
         addrs.join(","),
         state.root().display(),
@@ -316,6 +351,9 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         drop(forward_task);
         drop(expiry_task);
     });
+    if let Some(t) = sftp_thread {
+        let _ = t.join();
+    }
     let _ = std::fs::remove_file(state.control_socket());
     log::info!("ftpgate stopped");
     Ok(())
@@ -327,6 +365,7 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
     view.daemon_running = true;
     view.uptime_secs = Some(started.elapsed().as_secs());
     view.sessions = Some(srv.stats.sessions.load(Ordering::Relaxed));
+    view.sftp_sessions = Some(srv.stats.sftp_sessions.load(Ordering::Relaxed));
     view.sessions_waiting = Some(srv.session_counts().1);
     view.uploads_received = Some(srv.stats.uploads.load(Ordering::Relaxed));
     view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
@@ -341,6 +380,7 @@ fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: st
         })
     });
     view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
+    view.ssh_fingerprint = srv.ssh_fingerprint.get().cloned();
     let health = fwd.health();
     let now_ms = crate::clock::now_secs() * 1000;
     for p in &mut view.pipes {

@@ -43,6 +43,9 @@ pub struct SenderSpec {
     pub allow: Vec<Cidr>,
     #[serde(default)]
     pub pipes: Vec<String>,
+    /// OpenSSH public keys for SFTP logins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_keys: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -73,6 +76,10 @@ impl Fleet {
             check_sender_name(&s.name)?;
             check_hash(s.password_hash.expose())
                 .map_err(|e| Invalid(format!("sender {}: {}", s.name, e.0)))?;
+            for k in &s.ssh_keys {
+                crate::auth::keys::SshKey::parse(k)
+                    .map_err(|e| Invalid(format!("sender {}: ssh key: {}", s.name, e.0)))?;
+            }
             if !names.insert(s.name.as_str()) {
                 return Err(Invalid(format!(
                     "fleet file: sender {:?} appears twice",
@@ -105,6 +112,7 @@ pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
             require_tls: s.require_tls,
             tls_reuse: s.tls_reuse,
             allow: s.allow,
+            ssh_keys: s.ssh_keys,
         });
     }
     let body = toml::to_string(&fleet).expect("fleet specs serialize to TOML");
@@ -167,6 +175,7 @@ pub fn apply(w: &Writer, fleet: &Fleet) -> store::Result<Vec<String>> {
             tls_reuse: spec.tls_reuse,
             allow: spec.allow.clone(),
             created: old.map_or_else(now_secs, |s| s.created),
+            ssh_keys: spec.ssh_keys.clone(),
         };
         match old {
             Some(o) if *o == sender => continue,

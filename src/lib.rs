@@ -46,6 +46,7 @@ pub mod net;
 pub mod ops;
 pub mod repeated;
 pub mod secret;
+pub mod sftp;
 pub mod spool;
 pub mod state;
 pub mod store;

@@ -40,8 +40,15 @@ pub fn render(v: &StatusView, c: &Counters) -> String {
         &mut out,
         "sessions",
         "gauge",
-        "FTP sessions open now.",
+        "Sessions open now (FTP and SFTP connections).",
         &one(v.sessions.unwrap_or(0) as f64),
+    );
+    metric(
+        &mut out,
+        "sftp_sessions",
+        "gauge",
+        "Of the sessions, those running SFTP.",
+        &one(v.sftp_sessions.unwrap_or(0) as f64),
     );
     metric(
         &mut out,

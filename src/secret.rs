@@ -86,6 +86,7 @@ mod tests {
         let login = crate::auth::Login {
             sender: sender.clone(),
             pipe: pipe.clone(),
+            key: None,
         };
         let request: crate::admin::Request = serde_json::from_value(serde_json::json!({
             "op": "sender_add", "name": "cam", "password_hash": HASH,

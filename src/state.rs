@@ -57,6 +57,11 @@ impl StateDir {
         self.tls_dir().join("key.pem")
     }
 
+    /// The SFTP host key (ed25519, OpenSSH format, mode 0600), made at first start.
+    pub fn ssh_host_key(&self) -> PathBuf {
+        self.root.join("ssh_host_ed25519_key")
+    }
+
     pub fn spool_tmp(&self) -> PathBuf {
         self.root.join("spool").join("tmp")
     }

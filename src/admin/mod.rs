@@ -10,8 +10,9 @@ mod protocol;
 pub mod socket;
 pub mod status;
 
-pub use protocol::{Error, PipeChanges, PipeView, Request, Response, SenderView};
+pub use protocol::{Error, KeyView, PipeChanges, PipeView, Request, Response, SenderView};
 
+use crate::auth::keys::SshKey;
 use crate::clock::now_secs;
 use crate::names::{Invalid, check_sender_name, random_token};
 use crate::net::Cidr;
@@ -33,6 +34,12 @@ fn sender_view(s: &Sender, pipes: Vec<String>) -> SenderView {
         allow: s.allow.iter().map(ToString::to_string).collect(),
         pipes,
         created: s.created,
+        ssh_keys: s
+            .ssh_keys
+            .iter()
+            .filter_map(|l| SshKey::parse(l).ok())
+            .map(|k| k.fingerprint)
+            .collect(),
     }
 }
 
@@ -124,6 +131,20 @@ fn read(r: &impl View, req: Request) -> store::Result<Response> {
                 sender: sender_view(&s, r.grants_of(&name)?),
             })
         }
+        Request::SenderKeyList { name } => {
+            let s = r.existing_sender(&name)?;
+            let keys = s
+                .ssh_keys
+                .iter()
+                .filter_map(|l| SshKey::parse(l).ok())
+                .map(|k| KeyView {
+                    fingerprint: k.fingerprint.clone(),
+                    algorithm: k.algorithm(),
+                    comment: k.comment(),
+                })
+                .collect();
+            Ok(Response::Keys { keys })
+        }
         Request::PipeList => {
             let mut out = Vec::new();
             for p in r.pipes()? {
@@ -174,6 +195,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 tls_reuse: TlsReuse::default(),
                 allow,
                 created: now_secs(),
+                ssh_keys: Vec::new(),
             })?;
             done(format!("added sender {name}"))
         }
@@ -207,6 +229,39 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             s.tls_reuse = tls_reuse.unwrap_or(s.tls_reuse);
             w.put_sender(&s)?;
             done(format!("updated sender {name}"))
+        }
+        Request::SenderKeyAdd { name, keys } => {
+            let mut s = w.existing_sender(&name)?;
+            if keys.is_empty() {
+                return Err(Invalid("no public key given on stdin".into()).into());
+            }
+            let mut added = Vec::new();
+            for line in &keys {
+                let k = SshKey::parse(line)?;
+                if crate::auth::keys::find(&s.ssh_keys, &k.key).is_none() {
+                    s.ssh_keys.push(k.line());
+                    added.push(k.fingerprint);
+                }
+            }
+            w.put_sender(&s)?;
+            match added.is_empty() {
+                true => done(format!("sender {name} already has that key")),
+                false => done(format!("added key {} to sender {name}", added.join(", "))),
+            }
+        }
+        Request::SenderKeyRemove { name, fingerprint } => {
+            let mut s = w.existing_sender(&name)?;
+            let before = s.ssh_keys.len();
+            s.ssh_keys
+                .retain(|l| SshKey::parse(l).map_or(true, |k| k.fingerprint != fingerprint));
+            if s.ssh_keys.len() == before {
+                return Err(Invalid(format!(
+                    "sender {name} has no key {fingerprint}: see 'ftpgate sender key list {name}'"
+                ))
+                .into());
+            }
+            w.put_sender(&s)?;
+            done(format!("removed key {fingerprint} from sender {name}"))
         }
         Request::SenderRemove { name } => {
             w.remove_sender(&name)?;

@@ -43,6 +43,19 @@ pub enum Request {
         name: String,
         enabled: bool,
     },
+    /// OpenSSH public key lines to add to a Sender (for SFTP logins).
+    SenderKeyAdd {
+        name: String,
+        keys: Vec<String>,
+    },
+    SenderKeyList {
+        name: String,
+    },
+    /// Removes the key with this fingerprint (`SHA256:...`).
+    SenderKeyRemove {
+        name: String,
+        fingerprint: String,
+    },
     Grant {
         name: String,
         pipe: String,
@@ -103,6 +116,7 @@ impl Request {
             Request::Ping
                 | Request::SenderList
                 | Request::SenderShow { .. }
+                | Request::SenderKeyList { .. }
                 | Request::PipeList
                 | Request::PipeShow { .. }
                 | Request::Export { .. }
@@ -145,6 +159,9 @@ pub struct SenderView {
     pub allow: Vec<String>,
     pub pipes: Vec<String>,
     pub created: u64,
+    /// Fingerprints of the Sender's SFTP public keys.
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 /// A Pipe as shown by `list`/`show`: whether a secret is set, never the secret.
@@ -189,6 +206,9 @@ pub enum Response {
     },
     Sender {
         sender: SenderView,
+    },
+    Keys {
+        keys: Vec<KeyView>,
     },
     Pipes {
         pipes: Vec<PipeView>,
@@ -247,4 +267,12 @@ impl From<Invalid> for Error {
             usage: true,
         }
     }
+}
+
+/// One of a Sender's public keys, as `sender key list` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyView {
+    pub fingerprint: String,
+    pub algorithm: String,
+    pub comment: String,
 }

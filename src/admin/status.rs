@@ -39,6 +39,9 @@ pub struct StatusView {
     /// Of `sessions`, the connections that have not logged in (yet).
     #[serde(default)]
     pub sessions_waiting: Option<usize>,
+    /// Of `sessions`, those running SFTP.
+    #[serde(default)]
+    pub sftp_sessions: Option<usize>,
     pub uploads_received: Option<u64>,
     pub bytes_received: Option<u64>,
     pub spool_bytes: u64,
@@ -49,6 +52,9 @@ pub struct StatusView {
     pub trouble: Option<String>,
     /// SHA-256 of the FTPS certificate, to pin in devices.
     pub tls_fingerprint: Option<String>,
+    /// SHA-256 of the SSH host key (`SHA256:...`), when SFTP is on.
+    #[serde(default)]
+    pub ssh_fingerprint: Option<String>,
     pub pipes: Vec<PipeStatus>,
 }
 

@@ -26,6 +26,7 @@ use smol::lock::Semaphore;
 
 use crate::names::random_token;
 
+pub mod keys;
 mod password;
 
 use crate::store::{Pipe, Sender, Store, View};
@@ -71,6 +72,10 @@ pub enum Refusal {
     NoPipe,
     /// The Sender's password changed since this session logged in.
     PasswordChanged,
+    /// The public key is not one of the Sender's.
+    WrongKey,
+    /// The key this session logged in with was removed from the Sender.
+    KeyRemoved,
     /// The store could not be read.
     Store(String),
 }
@@ -96,6 +101,8 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NoPipe => f.write_str("sender has no pipe granted"),
             Refusal::PasswordChanged => f.write_str("the sender's password was changed"),
+            Refusal::WrongKey => f.write_str("the public key is not one of the sender's"),
+            Refusal::KeyRemoved => f.write_str("the sender's key was removed"),
             Refusal::Store(e) => write!(f, "store error: {e}"),
         }
     }
@@ -106,6 +113,9 @@ impl fmt::Display for Refusal {
 pub struct Login {
     pub sender: Sender,
     pub pipe: Pipe,
+    /// The fingerprint of the public key an SFTP session logged in with (else it used the
+    /// password).
+    pub key: Option<String>,
 }
 
 /// Tuning for [`Authenticator`].
@@ -260,6 +270,23 @@ impl Authenticator {
         authorise(name, lookup, peer, tls)
     }
 
+    /// Resolves an SFTP login with a public key whose ownership SSH has verified. Over
+    /// SSH the connection is encrypted, so Senders that require TLS may use it.
+    pub async fn login_key(
+        &self,
+        user: &str,
+        offered: &russh::keys::PublicKey,
+        peer: IpAddr,
+    ) -> Result<Login, Refusal> {
+        let name = LoginName::parse(user);
+        let lookup = self.lookup(name).await?;
+        let sender = lookup.sender.as_ref().ok_or(Refusal::UnknownSender)?;
+        let fingerprint = keys::find(&sender.ssh_keys, offered).ok_or(Refusal::WrongKey)?;
+        let mut login = authorise(name, lookup, peer, true)?;
+        login.key = Some(fingerprint);
+        Ok(login)
+    }
+
     /// Checks a session's login again after an admin change: the same rules as at login,
     /// against the Sender, Grants and Pipe as they are now, and the same password. The
     /// returned login carries the current settings (overwrite policy, TLS reuse...).
@@ -269,14 +296,25 @@ impl Authenticator {
             pipe: Some(&login.pipe.id),
         };
         let lookup = self.lookup(name).await?;
-        if lookup
-            .sender
-            .as_ref()
-            .is_some_and(|s| s.password_hash != login.sender.password_hash)
-        {
-            return Err(Refusal::PasswordChanged);
+        match (&login.key, lookup.sender.as_ref()) {
+            (Some(fp), Some(s)) => {
+                let still = s
+                    .ssh_keys
+                    .iter()
+                    .filter_map(|l| keys::SshKey::parse(l).ok())
+                    .any(|k| &k.fingerprint == fp);
+                if !still {
+                    return Err(Refusal::KeyRemoved);
+                }
+            }
+            (None, Some(s)) if s.password_hash != login.sender.password_hash => {
+                return Err(Refusal::PasswordChanged);
+            }
+            _ => {}
         }
-        authorise(name, lookup, peer, tls)
+        let mut fresh = authorise(name, lookup, peer, tls)?;
+        fresh.key = login.key.clone();
+        Ok(fresh)
     }
 
     /// Reads what a login needs in one snapshot (off the executor).
@@ -337,7 +375,11 @@ fn authorise(name: LoginName, lookup: Lookup, peer: IpAddr, tls: bool) -> Result
     if !pipe.enabled {
         return Err(Refusal::PipeDisabled(pipe.id));
     }
-    Ok(Login { sender, pipe })
+    Ok(Login {
+        sender,
+        pipe,
+        key: None,
+    })
 }
 
 #[cfg(test)]

@@ -29,6 +29,52 @@ enum Cmd {
     Disable(Disable),
     Grant(Grant),
     Revoke(Revoke),
+    Key(Key),
+}
+
+/// manage a Sender's public keys for SFTP logins
+#[derive(FromArgs)]
+#[argh(subcommand, name = "key")]
+struct Key {
+    #[argh(subcommand)]
+    cmd: KeyCmd,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+enum KeyCmd {
+    Add(KeyAdd),
+    List(KeyList),
+    Remove(KeyRemove),
+}
+
+/// add OpenSSH public keys, one per line on standard input (e.g. < id_ed25519.pub)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "add")]
+struct KeyAdd {
+    #[argh(positional)]
+    name: String,
+}
+
+/// list a Sender's public keys
+#[derive(FromArgs)]
+#[argh(subcommand, name = "list")]
+struct KeyList {
+    #[argh(positional)]
+    name: String,
+    /// print JSON
+    #[argh(switch)]
+    json: bool,
+}
+
+/// remove a public key by its fingerprint (SHA256:..., as 'sender key list' shows)
+#[derive(FromArgs)]
+#[argh(subcommand, name = "remove")]
+struct KeyRemove {
+    #[argh(positional)]
+    name: String,
+    #[argh(positional)]
+    fingerprint: String,
 }
 
 /// add a Sender; without --password-stdin a strong password is generated and printed once
@@ -215,6 +261,7 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
                 println!("tls_reuse:   {}", s.tls_reuse);
                 println!("allow:       {}", list_or(&s.allow, "anywhere"));
                 println!("pipes:       {}", list_or(&s.pipes, "none"));
+                println!("ssh keys:    {}", list_or(&s.ssh_keys, "none"));
             }),
             other => Err(unexpected(other)),
         },
@@ -234,6 +281,47 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
         Cmd::Revoke(a) => ctx.change(Request::Revoke {
             name: a.name,
             pipe: a.pipe_id,
+        }),
+        Cmd::Key(k) => keys(ctx, k.cmd),
+    }
+}
+
+fn keys(ctx: &Ctx, cmd: KeyCmd) -> Outcome {
+    match cmd {
+        KeyCmd::Add(a) => {
+            check_sender_name(&a.name)?;
+            let text = read_secret_stdin("public key", "sender key add")?;
+            let keys = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| {
+                    crate::auth::keys::SshKey::parse(l)
+                        .map(|k| k.line())
+                        .map_err(|e| Failure::usage(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            ctx.change(Request::SenderKeyAdd { name: a.name, keys })
+        }
+        KeyCmd::List(a) => match ctx.request(Request::SenderKeyList {
+            name: a.name.clone(),
+        })? {
+            Response::Keys { keys } => output(a.json, &keys, |keys| {
+                if keys.is_empty() {
+                    println!(
+                        "sender {} has no keys: add one with 'ftpgate sender key add {} < id_ed25519.pub'",
+                        a.name, a.name
+                    );
+                }
+                for k in keys {
+                    println!("{} {} {}", k.fingerprint, k.algorithm, k.comment);
+                }
+            }),
+            other => Err(unexpected(other)),
+        },
+        KeyCmd::Remove(a) => ctx.change(Request::SenderKeyRemove {
+            name: a.name,
+            fingerprint: a.fingerprint,
         }),
     }
 }

@@ -66,6 +66,12 @@ pub struct ServeArgs {
     /// required|optional: must TLS data connections resume the control session (default required)
     #[argh(option, default = "crate::store::senders::TlsReuse::Required")]
     tls_reuse: crate::store::senders::TlsReuse,
+    /// address to serve SFTP (SSH) on, e.g. 0.0.0.0:22 (repeatable; default: SFTP off)
+    #[argh(option)]
+    sftp_listen: Vec<SocketAddr>,
+    /// the SSH host key, an OpenSSH private key without passphrase (default: STATE/ssh_host_ed25519_key, made on first start)
+    #[argh(option)]
+    sftp_host_key: Option<std::path::PathBuf>,
 }
 
 /// Parses `LO-HI`.
@@ -144,6 +150,8 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             limits,
             metrics: a.metrics,
             cert,
+            sftp_listen: a.sftp_listen,
+            sftp_host_key: a.sftp_host_key,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))
@@ -157,6 +165,9 @@ pub struct DemoArgs {
     /// port to listen on at 127.0.0.1 (default 2121)
     #[argh(option, default = "2121")]
     port: u16,
+    /// port to serve SFTP on at 127.0.0.1 (default 2222)
+    #[argh(option, default = "2222")]
+    sftp_port: u16,
 }
 
 pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
@@ -191,7 +202,8 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
     println!("  state:     {}", state.root().display());
     println!("  pipe:      demo -> file://{}", delivered.display());
     println!("  sender:    demo   password: {password}");
-    println!("  listening: ftp://{addr}");
+    let sftp_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port);
+    println!("  listening: ftp://{addr}  sftp://{sftp_addr}");
     println!();
     println!("Upload a file with:");
     println!("  curl -T /etc/hostname ftp://demo:{password}@{addr}/");
@@ -200,6 +212,11 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         state.root().display()
     );
     println!("list it with: curl ftp://demo:{password}@{addr}/");
+    println!(
+        "Over SFTP: sftp -P {} demo@{} (the same password)",
+        sftp_addr.port(),
+        sftp_addr.ip()
+    );
     println!("Stop with Ctrl-C.");
     let ftp = Config {
         listen: vec![addr],
@@ -214,6 +231,8 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             limits: Limits::default(),
             metrics: None,
             cert: None,
+            sftp_listen: vec![sftp_addr],
+            sftp_host_key: None,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))

@@ -77,9 +77,10 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
     }
     match s.uptime_secs {
         Some(up) => println!(
-            "daemon:   running for {up}s, {} session(s) ({} not logged in), {} upload(s) received",
+            "daemon:   running for {up}s, {} session(s) ({} not logged in, {} SFTP), {} upload(s) received",
             s.sessions.unwrap_or(0),
             s.sessions_waiting.unwrap_or(0),
+            s.sftp_sessions.unwrap_or(0),
             s.uploads_received.unwrap_or(0)
         ),
         None => println!("daemon:   not running (delivery health is known only while it runs)"),
@@ -93,6 +94,9 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
     }
     if let Some(fp) = &s.tls_fingerprint {
         println!("tls:      certificate SHA-256 {fp}");
+    }
+    if let Some(fp) = &s.ssh_fingerprint {
+        println!("sftp:     host key {fp}");
     }
     println!(
         "spool:    {} file(s) waiting, {} held{free}",

@@ -79,6 +79,8 @@ pub struct Stats {
     pub bytes: AtomicU64,
     pub logins_ok: AtomicU64,
     pub logins_failed: AtomicU64,
+    /// SFTP subsystems running (each inside one of `sessions`).
+    pub sftp_sessions: AtomicUsize,
 }
 
 /// What every session shares.
@@ -101,6 +103,8 @@ pub struct Server {
     /// Counts admin changes (Senders, Grants, Pipes): a session that has seen fewer checks
     /// its login again before its next command.
     pub admin_changes: AtomicU64,
+    /// The SSH host key's fingerprint, when SFTP is on.
+    pub ssh_fingerprint: std::sync::OnceLock<String>,
     /// Woken after each upload and namespace change.
     pub forwarder: std::sync::OnceLock<Arc<crate::forward::Forwarder>>,
     /// Closed when the server shuts down: sessions stop between commands.
@@ -258,6 +262,7 @@ impl Server {
             verifying: Mutex::new(HashMap::new()),
             tls_sessions: Mutex::new(HashMap::new()),
             admin_changes: AtomicU64::new(0),
+            ssh_fingerprint: std::sync::OnceLock::new(),
             forwarder: std::sync::OnceLock::new(),
             shutdown: rx,
             shutdown_tx: Mutex::new(Some(tx)),

@@ -24,6 +24,9 @@ pub struct Sender {
     pub allow: Vec<Cidr>,
     #[serde(default)]
     pub created: u64,
+    /// OpenSSH public key lines for SFTP logins (see [`crate::auth::keys`]).
+    #[serde(default)]
+    pub ssh_keys: Vec<String>,
 }
 
 impl Sender {

@@ -1,0 +1,539 @@
+//! The SSH side of the SFTP source: russh on a single-threaded tokio runtime of its own
+//! (russh needs tokio; everything else in the daemon runs on smol). It shares the FTP
+//! server's context ([`Server`]): the same session limits, bans, password checks,
+//! Senders, Pipes and spool.
+//!
+//! Only what an upload needs is served: password (and public key) login, one `session`
+//! channel kind, and on it the `sftp` subsystem. Shells, commands, terminals, agent and
+//! X11 forwarding, port forwarding and every other subsystem are refused, each with a
+//! log line. Algorithms: curve25519 (and its ML-KEM hybrid) key exchange,
+//! ed25519/ECDSA/RSA-SHA2 keys, chacha20-poly1305 and AES-GCM first, AES-CTR with SHA-2
+//! HMACs last for older libssh2 clients; no SHA-1, no CBC, no compression.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use russh::keys::Algorithm;
+use russh::keys::ssh_key::{EcdsaCurve, HashAlg};
+use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession};
+use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred, SshId, cipher, kex, mac};
+
+use crate::auth::Login;
+use crate::ftp::server::{Server, Slot};
+use crate::sftp::hostkey::HostKey;
+
+/// Session channels one connection may open (clients open one).
+const MAX_CHANNELS: usize = 4;
+
+/// Key exchange: the ML-KEM hybrid, curve25519, and the extension markers (server
+/// signature algorithms, strict key exchange against the Terrapin attack).
+const KEX: &[kex::Name] = &[
+    kex::MLKEM768X25519_SHA256,
+    kex::CURVE25519,
+    kex::CURVE25519_PRE_RFC_8731,
+    kex::EXTENSION_SUPPORT_AS_SERVER,
+    kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+];
+
+/// Host and user key algorithms: no `ssh-rsa` (SHA-1) signatures.
+const KEYS: &[Algorithm] = &[
+    Algorithm::Ed25519,
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP256,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP384,
+    },
+    Algorithm::Ecdsa {
+        curve: EcdsaCurve::NistP521,
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha512),
+    },
+    Algorithm::Rsa {
+        hash: Some(HashAlg::Sha256),
+    },
+];
+
+/// AEAD ciphers first; AES-CTR last, for libssh2 before 1.11 (Debian 12's curl, many
+/// cameras and scanners), which has no AEAD cipher. Never CBC.
+const CIPHERS: &[cipher::Name] = &[
+    cipher::CHACHA20_POLY1305,
+    cipher::AES_256_GCM,
+    cipher::AES_128_GCM,
+    cipher::AES_256_CTR,
+    cipher::AES_128_CTR,
+];
+
+/// Used only with AES-CTR: SHA-2 HMACs, encrypt-then-MAC first; the plain HMAC-SHA2 ones
+/// for libssh2 before 1.11. Never SHA-1.
+const MACS: &[mac::Name] = &[
+    mac::HMAC_SHA512_ETM,
+    mac::HMAC_SHA256_ETM,
+    mac::HMAC_SHA512,
+    mac::HMAC_SHA256,
+];
+
+/// Binds every `--sftp-listen` address before anything is served.
+pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<std::net::TcpListener>> {
+    addrs
+        .iter()
+        .map(|a| {
+            let l = std::net::TcpListener::bind(a).map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {a} for SFTP: {e}"))
+            })?;
+            l.set_nonblocking(true)?;
+            Ok(l)
+        })
+        .collect()
+}
+
+/// Serves SFTP on `listeners` on a thread of its own until the server shuts down and the
+/// last SFTP connection has ended (or the shutdown grace has passed).
+pub fn start(
+    srv: Arc<Server>,
+    listeners: Vec<std::net::TcpListener>,
+    key: HostKey,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let config = Arc::new(ssh_config(&srv, key));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("ftpgate-sftp".into())
+        .spawn(move || runtime.block_on(serve(srv, listeners, config)))
+}
+
+fn ssh_config(srv: &Server, key: HostKey) -> russh::server::Config {
+    let mut methods = MethodSet::empty();
+    methods.push(MethodKind::PublicKey);
+    methods.push(MethodKind::Password);
+    let preferred = Preferred {
+        kex: Cow::Borrowed(KEX),
+        key: Cow::Borrowed(KEYS),
+        host_key_certificates: Cow::Borrowed(&[]),
+        cipher: Cow::Borrowed(CIPHERS),
+        mac: Cow::Borrowed(MACS),
+        compression: Cow::Borrowed(&[russh::compression::NONE]),
+    };
+    russh::server::Config {
+        server_id: SshId::Standard(Cow::Borrowed("SSH-2.0-ftpgate")),
+        methods,
+        auth_rejection_time: srv.config.login_fail_delay,
+        // OpenSSH clients first try "none" to learn the methods: no delay for that.
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        keys: vec![key.key],
+        max_auth_attempts: 3,
+        inactivity_timeout: Some(srv.config.idle_timeout),
+        keepalive_interval: Some(Duration::from_secs(60)),
+        keepalive_max: 3,
+        preferred,
+        nodelay: true,
+        ..Default::default()
+    }
+}
+
+async fn serve(
+    srv: Arc<Server>,
+    listeners: Vec<std::net::TcpListener>,
+    config: Arc<russh::server::Config>,
+) {
+    let live = Arc::new(AtomicUsize::new(0));
+    for l in listeners {
+        match tokio::net::TcpListener::from_std(l) {
+            Ok(l) => {
+                tokio::spawn(accept_loop(srv.clone(), l, config.clone(), live.clone()));
+            }
+            Err(e) => log::error!("sftp: cannot use a listener: {e}"),
+        }
+    }
+    let _ = srv.shutdown.recv().await;
+    // Connections end by themselves at shutdown (their sessions see it); give them the
+    // grace FTP transfers get to finish.
+    let deadline = Instant::now() + srv.config.shutdown_grace;
+    while live.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn accept_loop(
+    srv: Arc<Server>,
+    listener: tokio::net::TcpListener,
+    config: Arc<russh::server::Config>,
+    live: Arc<AtomicUsize>,
+) {
+    if let Ok(a) = listener.local_addr() {
+        log::info!("sftp listening on {a}");
+    }
+    loop {
+        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
+            let _ = srv.shutdown.recv().await;
+            None
+        })
+        .await;
+        let (stream, peer) = match accepted {
+            None => return,
+            Some(Ok(x)) => x,
+            Some(Err(e)) => {
+                log::warn!("sftp accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let slot = match srv.admit(peer.ip()) {
+            Ok(slot) => slot,
+            Err(reply) => {
+                log::info!("refused sftp connection from {peer}: {}", reply.lines[0]);
+                continue;
+            }
+        };
+        let (srv, config, live) = (srv.clone(), config.clone(), live.clone());
+        live.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            connection(srv, config, stream, peer, slot).await;
+            live.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+}
+
+/// One SSH connection, from the version exchange to its end. A connection that has not
+/// logged in within the login timeout, or whose place is needed by another waiting one,
+/// is disconnected.
+async fn connection(
+    srv: Arc<Server>,
+    config: Arc<russh::server::Config>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+) {
+    let evicted = slot.evicted.clone();
+    let logged_in = Arc::new(AtomicBool::new(false));
+    let login_timeout = srv.config.login_timeout;
+    let conn = Conn {
+        srv,
+        peer,
+        slot,
+        login: None,
+        access_seen: 0,
+        channels: HashMap::new(),
+        serving: Default::default(),
+        logged_in: logged_in.clone(),
+    };
+    let running = match russh::server::run_stream(config, stream, conn).await {
+        Ok(r) => r,
+        Err(e) => {
+            log::info!("sftp connection from {peer} failed: {e}");
+            return;
+        }
+    };
+    let handle = running.handle();
+    let watchdog = async {
+        let timeout = async {
+            tokio::time::sleep(login_timeout).await;
+            "did not log in in time"
+        };
+        let evict = async {
+            let _ = evicted.recv().await;
+            "its place was needed by another connection waiting to log in"
+        };
+        let why = smol::future::or(timeout, evict).await;
+        if logged_in.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        log::info!("sftp connection from {peer} closed: {why}");
+        let _ = handle
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                why.to_string(),
+                "en".into(),
+            )
+            .await;
+        std::future::pending::<()>().await;
+    };
+    let ended = smol::future::or(async { Some(running.await) }, async {
+        watchdog.await;
+        None
+    })
+    .await;
+    if let Some(Err(e)) = ended {
+        log::info!("sftp connection from {peer} ended: {e}");
+    }
+}
+
+/// russh's view of one connection.
+struct Conn {
+    srv: Arc<Server>,
+    peer: SocketAddr,
+    /// The connection's place in the session limits, for as long as it lasts.
+    slot: Slot,
+    login: Option<Login>,
+    access_seen: u64,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    /// Channels running the SFTP subsystem: closed by it, after its exit status.
+    serving: std::collections::HashSet<ChannelId>,
+    logged_in: Arc<AtomicBool>,
+}
+
+impl Conn {
+    /// One login attempt, scored like FTP's: refused while the address is banned, counted
+    /// as a failure unless the store could not be read; on success the connection takes
+    /// a logged-in place in the limits.
+    async fn attempt(
+        &mut self,
+        user: &str,
+        how: &str,
+        check: impl std::future::Future<Output = Result<Login, crate::auth::Refusal>>,
+    ) -> Result<Auth, russh::Error> {
+        let attempt = match self.srv.login_attempt(self.peer.ip()).await {
+            Ok(a) => a,
+            Err(_) => {
+                log::warn!(
+                    "sftp login refused peer={}: too many failed logins from this address",
+                    self.peer
+                );
+                return Ok(Auth::reject());
+            }
+        };
+        let changes = self.srv.admin_changes.load(Ordering::SeqCst);
+        match check.await {
+            Ok(login) => {
+                attempt.succeeded();
+                if let Err(full) = self.slot.promote() {
+                    log::warn!(
+                        "sftp login refused peer={} sender={}: {}",
+                        self.peer,
+                        login.sender.name,
+                        full.lines[0]
+                    );
+                    return Ok(Auth::reject());
+                }
+                self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
+                log::info!(
+                    "login ok proto=sftp peer={} sender={} pipe={} with={how}",
+                    self.peer,
+                    login.sender.name,
+                    login.pipe.id
+                );
+                self.login = Some(login);
+                self.access_seen = changes;
+                self.logged_in.store(true, Ordering::SeqCst);
+                Ok(Auth::Accept)
+            }
+            Err(refusal) => {
+                if matches!(refusal, crate::auth::Refusal::Store(_)) {
+                    attempt.void();
+                } else {
+                    attempt.failed();
+                }
+                log::warn!(
+                    "sftp login failed peer={} user={:?} with={how} reason: {refusal}",
+                    self.peer,
+                    crate::ftp::proto::reply::sanitize(user)
+                );
+                Ok(Auth::reject())
+            }
+        }
+    }
+
+    fn refuse(
+        &self,
+        what: &str,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), russh::Error> {
+        log::warn!(
+            "sftp peer={} sender={}: refused {what}: this gateway serves the sftp subsystem only",
+            self.peer,
+            self.login.as_ref().map_or("-", |l| l.sender.name.as_str())
+        );
+        session.channel_failure(channel)
+    }
+}
+
+impl russh::server::Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let (auth, ip) = (self.srv.auth.clone(), self.peer.ip());
+        self.attempt(user, "password", auth.login(user, password, ip, true))
+            .await
+    }
+
+    /// A key offered before it is used: accepted only if it is one of the Sender's, so
+    /// the client can go on to sign with it. Clients offer every key they hold, so an
+    /// unknown one here does not count as a failed login.
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: russh::server::PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let known = self
+            .srv
+            .auth
+            .login_key(user, offer.public_key, self.peer.ip())
+            .await;
+        Ok(match known {
+            Ok(_) => Auth::Accept,
+            Err(_) => Auth::reject(),
+        })
+    }
+
+    /// The client proved it holds the key.
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: russh::server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let (auth, ip, public) = (
+            self.srv.auth.clone(),
+            self.peer.ip(),
+            key.public_key.clone(),
+        );
+        let check = async move { auth.login_key(user, &public, ip).await };
+        self.attempt(user, "key", check).await
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        if self.login.is_none() || self.channels.len() >= MAX_CHANNELS {
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+            return Ok(());
+        }
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        let (Some(login), true) = (self.login.clone(), name == "sftp") else {
+            return self.refuse(&format!("subsystem {name:?}"), channel, session);
+        };
+        let Some(ch) = self.channels.remove(&channel) else {
+            return session.channel_failure(channel);
+        };
+        session.channel_success(channel)?;
+        self.serving.insert(channel);
+        let sftp = crate::sftp::session::Session::new(
+            self.srv.clone(),
+            login,
+            self.peer,
+            self.access_seen,
+        );
+        let (srv, handle) = (self.srv.clone(), session.handle());
+        tokio::spawn(async move {
+            srv.stats.sftp_sessions.fetch_add(1, Ordering::Relaxed);
+            let status = sftp.run(ch.into_stream()).await;
+            srv.stats.sftp_sessions.fetch_sub(1, Ordering::Relaxed);
+            // Like sshd: the subsystem's exit status (scp checks it), then the close.
+            let _ = handle.exit_status_request(channel, status).await;
+            let _ = handle.close(channel).await;
+        });
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        match self.serving.contains(&channel) {
+            // The subsystem sees the end of its input, answers, and closes the channel.
+            true => Ok(()),
+            false => session.close(channel),
+        }
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.refuse("a shell", channel, session)
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.refuse("a command", channel, session)
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.refuse("a terminal", channel, session)
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        self.refuse("X11 forwarding", channel, session)
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        _variable_name: &str,
+        _variable_value: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        // OpenSSH clients send LANG; refusing is quiet and harmless.
+        session.channel_failure(channel)
+    }
+
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        log::warn!(
+            "sftp peer={}: refused agent forwarding on {channel}",
+            self.peer
+        );
+        Ok(false)
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut SshSession,
+    ) -> Result<bool, Self::Error> {
+        log::warn!(
+            "sftp peer={}: refused port forwarding from {address}:{port}",
+            self.peer
+        );
+        Ok(false)
+    }
+}
