@@ -234,6 +234,25 @@ impl Daemon {
             .expect("ftp address")
     }
 
+    /// The first SFTP address from the "ready" log line (the daemon was started with
+    /// `--sftp-listen`).
+    pub fn sftp(&self) -> std::net::SocketAddr {
+        let line = self.listening_line().expect("ready line");
+        let addrs = line
+            .split(" sftp=")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no sftp= in ready line {line:?}"))
+            .split_whitespace()
+            .next()
+            .unwrap();
+        addrs
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .expect("sftp address")
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
