@@ -188,11 +188,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     };
     let sftp_listeners =
         crate::sftp::server::bind(&opts.sftp_listen).map_err(io_err("SFTP listener"))?;
-    let sftp_addrs: Vec<String> = sftp_listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect();
+    let sftp_addrs = addresses(sftp_listeners.iter().map(|l| l.local_addr()));
     let host_key = match sftp_listeners.is_empty() {
         true => None,
         false => Some(crate::sftp::hostkey::load_or_create(
@@ -277,11 +273,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }),
     });
 
-    let addrs: Vec<String> = listeners
-        .iter()
-        .filter_map(|l| l.local_addr().ok())
-        .map(|a| a.to_string())
-        .collect();
+    let addrs = addresses(listeners.iter().map(|l| l.local_addr()));
     let sftp = match sftp_addrs.is_empty() {
         true => String::new(),
         false => format!(" sftp={}", sftp_addrs.join(",")),
@@ -357,6 +349,14 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let _ = std::fs::remove_file(state.control_socket());
     log::info!("ftpgate stopped");
     Ok(())
+}
+
+/// The addresses listeners are bound to, for the ready line.
+fn addresses(bound: impl Iterator<Item = io::Result<std::net::SocketAddr>>) -> Vec<String> {
+    bound
+        .filter_map(Result::ok)
+        .map(|a| a.to_string())
+        .collect()
 }
 
 /// Adds what only the running daemon knows to a status view.

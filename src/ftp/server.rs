@@ -207,6 +207,15 @@ impl LoginAttempt {
         self.server.bans().succeeded(self.ip, Instant::now());
     }
 
+    /// A login was refused: a failure against the address, unless the store could not
+    /// be read (then the check was not made).
+    pub fn refused(self, why: &crate::auth::Refusal) {
+        match why {
+            crate::auth::Refusal::Store(_) => self.void(),
+            _ => self.failed(),
+        }
+    }
+
     pub fn failed(self) {
         self.server
             .stats

@@ -324,11 +324,7 @@ impl Conn {
                 Ok(Auth::Accept)
             }
             Err(refusal) => {
-                if matches!(refusal, crate::auth::Refusal::Store(_)) {
-                    attempt.void();
-                } else {
-                    attempt.failed();
-                }
+                attempt.refused(&refusal);
                 log::warn!(
                     "sftp login failed peer={} user={:?} with={how} reason: {refusal}",
                     self.peer,

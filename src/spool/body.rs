@@ -30,6 +30,8 @@ pub struct Body {
     /// A write landed somewhere other than the end ([`Body::write_at`]): `sum` no longer
     /// describes the file and is computed again from it before the commit.
     pub(super) sum_stale: bool,
+    /// Write-behind for bodies written with [`Body::write_at`].
+    pub(super) behind: super::offset::WriteBehind,
     /// Committed or kept as a partial: nothing to clean up on drop.
     settled: bool,
     /// The partial this body continues (Pipe, path): dropping the body drops its record.
@@ -238,6 +240,7 @@ impl Spool {
                     sum,
                     size: offset,
                     sum_stale: false,
+                    behind: Default::default(),
                     settled: false,
                     continues: Some((pipe, path)),
                     first_grant: spool.grant(FIRST_GRANT).ok(),
@@ -299,6 +302,7 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         sum: Hasher::crc32c(),
         size: 0,
         sum_stale: false,
+        behind: Default::default(),
         settled: false,
         continues: None,
         first_grant: spool.grant(FIRST_GRANT).ok(),

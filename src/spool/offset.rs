@@ -16,6 +16,16 @@ use crate::checksum::Checksum;
 
 /// Free space is checked when the body's end crosses a multiple of this.
 const STATVFS_EVERY: u64 = 8 << 20;
+/// Write-behind, as for FTP: after this many bytes, what is written so far is flushed in
+/// the background, so the fsync before `CLOSE` is answered has only the tail left.
+const FLUSH_EVERY: u64 = 16 << 20;
+
+/// Bytes written since the last background flush, and that flush.
+#[derive(Default)]
+pub(crate) struct WriteBehind {
+    since: u64,
+    flushing: Option<smol::Task<()>>,
+}
 
 impl Body {
     /// Writes `data` at `offset` (blocking: call it off the executor). The body grows to
@@ -29,6 +39,7 @@ impl Body {
         if grows > 0 {
             self.room_for(end, grows)?;
         }
+        self.write_behind(data.len() as u64);
         if offset == self.size {
             return Ok(self.write_chunk(data)?);
         }
@@ -46,6 +57,20 @@ impl Body {
         self.spool.add_used(grows);
         self.size = new_end;
         Ok(())
+    }
+
+    /// Starts an early fdatasync on a clone of the descriptor every [`FLUSH_EVERY`] bytes
+    /// (never two at once); a failure shows again in the final fsync, which decides.
+    fn write_behind(&mut self, n: u64) {
+        let b = &mut self.behind;
+        b.since += n;
+        if b.since < FLUSH_EVERY || b.flushing.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        b.since = 0;
+        if let Ok(file) = self.file.try_clone() {
+            b.flushing = Some(smol::unblock(move || drop(file.sync_data())));
+        }
     }
 
     /// Refuses growth past the quota (after partials made room) or into the last free

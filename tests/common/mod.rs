@@ -218,39 +218,26 @@ impl Daemon {
 
     /// The first FTP address from the "ready" log line.
     pub fn ftp(&self) -> std::net::SocketAddr {
-        let line = self.listening_line().expect("ready line");
-        let addrs = line
-            .split("ftp=")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no ftp= in ready line {line:?}; log: {}", self.log_text()))
-            .split_whitespace()
-            .next()
-            .unwrap();
-        addrs
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("ftp address")
+        self.ready_address("ftp")
     }
 
     /// The first SFTP address from the "ready" log line (the daemon was started with
     /// `--sftp-listen`).
     pub fn sftp(&self) -> std::net::SocketAddr {
+        self.ready_address("sftp")
+    }
+
+    /// The first address after ` KEY=` in the "ready" log line.
+    fn ready_address(&self, key: &str) -> std::net::SocketAddr {
         let line = self.listening_line().expect("ready line");
         let addrs = line
-            .split(" sftp=")
+            .split(&format!(" {key}="))
             .nth(1)
-            .unwrap_or_else(|| panic!("no sftp= in ready line {line:?}"))
+            .unwrap_or_else(|| panic!("no {key}= in ready line {line:?}; log: {}", self.log_text()))
             .split_whitespace()
             .next()
             .unwrap();
-        addrs
-            .split(',')
-            .next()
-            .unwrap()
-            .parse()
-            .expect("sftp address")
+        addrs.split(',').next().unwrap().parse().expect("address")
     }
 
     pub fn pid(&self) -> u32 {

@@ -58,11 +58,7 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Err(refusal) => {
-                if matches!(refusal, crate::auth::Refusal::Store(_)) {
-                    attempt.void();
-                } else {
-                    attempt.failed();
-                }
+                attempt.refused(&refusal);
                 log::warn!(
                     "login failed peer={} user={:?} reason: {refusal}",
                     self.peer,

@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -29,8 +28,10 @@ use crate::store::catalog::Entry;
 
 use upload::{Batch, Upload};
 
-/// Bytes read from the channel at once.
-const READ_BUF: usize = 64 * 1024;
+/// Bytes read from the channel before they are handled: what has arrived, up to this.
+/// Many pipelined WRITEs then go to the disk in one trip (DESIGN §10: at most 256 KiB
+/// per active transfer).
+const READ_BUF: usize = 256 * 1024;
 
 /// An open handle.
 enum Handle {
@@ -130,12 +131,19 @@ impl Session {
         let mut framer = PacketFramer::new();
         let mut buf = vec![0u8; READ_BUF];
         let idle = self.srv.config.idle_timeout;
+        // One timer for the session, pushed back after each read (a timer per read cost
+        // a wake-up of another thread each time).
+        let idle_timer = tokio::time::sleep(idle);
+        tokio::pin!(idle_timer);
         loop {
-            let n = match self.read(stream, &mut buf, idle).await {
+            let (n, closed) = match self.read(stream, &mut buf, idle_timer.as_mut()).await {
                 Ok(0) => return End::Closed,
-                Ok(n) => n,
+                Ok(n) => take_arrived(stream, &mut buf, n).await,
                 Err(end) => return end,
             };
+            idle_timer
+                .as_mut()
+                .reset(tokio::time::Instant::now() + idle);
             framer.push(&buf[..n]);
             if let Some(end) = self.recheck_access().await {
                 return end;
@@ -154,7 +162,7 @@ impl Session {
                     return End::Protocol(why);
                 }
                 // Later WRITEs wait in the batch; others have been answered.
-                if self.pending_writes() >= upload::MAX_BATCH {
+                if self.batch_is_full() {
                     self.write_batch().await;
                 }
             }
@@ -162,23 +170,26 @@ impl Session {
             if let Err(e) = self.flush(stream).await {
                 return End::Network(e);
             }
+            if let Some(end) = closed {
+                return end;
+            }
         }
     }
 
-    /// Reads what the client sent, waiting at most `idle`. At shutdown the session stops
-    /// once no file is open for writing: uploads under way may finish within the
-    /// daemon's shutdown grace, as FTP transfers do.
+    /// Reads what the client sent, until the session's idle timer fires. At shutdown the
+    /// session stops once no file is open for writing: uploads under way may finish
+    /// within the daemon's shutdown grace, as FTP transfers do.
     async fn read<S: AsyncRead + Unpin>(
         &self,
         stream: &mut S,
         buf: &mut [u8],
-        idle: Duration,
+        idle: std::pin::Pin<&mut tokio::time::Sleep>,
     ) -> Result<usize, End> {
         let shutdown = self.srv.shutdown.clone();
         let uploading = self.handles.values().any(|h| matches!(h, Handle::Write(_)));
         let read = async { stream.read(buf).await.map_err(End::Network) };
         let idle_out = async {
-            smol::Timer::after(idle).await;
+            idle.await;
             Err(End::Idle)
         };
         let stop = async {
@@ -295,6 +306,25 @@ impl Session {
 /// The handle number a client sent back, if it is one of ours.
 fn handle_number(h: &[u8]) -> Option<u32> {
     <[u8; 4]>::try_from(h).ok().map(u32::from_be_bytes)
+}
+
+/// After a read put `n` bytes into `buf`, takes what has already arrived behind them
+/// without waiting. Returns the bytes now in `buf`, and how the session ends if the
+/// stream ended or failed meanwhile (handled once those bytes are).
+async fn take_arrived<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+    mut n: usize,
+) -> (usize, Option<End>) {
+    while n < buf.len() {
+        match smol::future::poll_once(stream.read(&mut buf[n..])).await {
+            Some(Ok(0)) => return (n, Some(End::Closed)),
+            Some(Ok(more)) => n += more,
+            Some(Err(e)) => return (n, Some(End::Network(e))),
+            None => break,
+        }
+    }
+    (n, None)
 }
 
 fn frame_error(e: FrameError) -> String {

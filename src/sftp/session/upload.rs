@@ -19,8 +19,9 @@ use crate::store::catalog::{Entry, Kind};
 use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;
 
-/// Most `WRITE`s written in one trip to the blocking pool.
-pub(super) const MAX_BATCH: usize = 64;
+/// Most `WRITE`s, and bytes, written in one trip to the blocking pool.
+const MAX_BATCH: usize = 64;
+const MAX_BATCH_BYTES: usize = 256 * 1024;
 
 /// A file open for writing.
 pub(super) struct Upload {
@@ -40,16 +41,18 @@ pub(super) struct Upload {
     failed: Option<Refusal>,
 }
 
-/// `WRITE`s to one handle, waiting to be written together.
+/// `WRITE`s to one handle, waiting to be written together: each write's request id and
+/// file offset, its bytes one after another in `data`.
 #[derive(Default)]
 pub(super) struct Batch {
     handle: u32,
-    writes: Vec<(u32, u64, Vec<u8>)>,
+    writes: Vec<(u32, u64, std::ops::Range<usize>)>,
+    data: Vec<u8>,
 }
 
 impl Session {
-    pub(super) fn pending_writes(&self) -> usize {
-        self.batch.writes.len()
+    pub(super) fn batch_is_full(&self) -> bool {
+        self.batch.writes.len() >= MAX_BATCH || self.batch.data.len() >= MAX_BATCH_BYTES
     }
 
     pub(super) async fn open(
@@ -142,8 +145,11 @@ impl Session {
             self.status(id, refusal);
             return;
         };
-        self.batch.handle = n;
-        self.batch.writes.push((id, offset, data.to_vec()));
+        let b = &mut self.batch;
+        b.handle = n;
+        let at = b.data.len();
+        b.data.extend_from_slice(data);
+        b.writes.push((id, offset, at..b.data.len()));
     }
 
     /// Writes the queued batch off the executor and queues its replies.
@@ -151,7 +157,11 @@ impl Session {
         if self.batch.writes.is_empty() {
             return;
         }
-        let Batch { handle, writes } = std::mem::take(&mut self.batch);
+        let Batch {
+            handle,
+            writes,
+            data,
+        } = std::mem::take(&mut self.batch);
         let Some(Handle::Write(up)) = self.handles.get_mut(&handle) else {
             return;
         };
@@ -163,7 +173,7 @@ impl Session {
             return;
         };
         let append = up.append;
-        let (body, results) = smol::unblock(move || write_all(body, writes, append)).await;
+        let (body, results) = smol::unblock(move || write_all(body, &writes, &data, append)).await;
         let Some(Handle::Write(up)) = self.handles.get_mut(&handle) else {
             return;
         };
@@ -309,25 +319,46 @@ impl Session {
 /// Each write's request id, and the range it wrote or its refusal.
 type Written = Vec<(u32, Result<(u64, u64), Refusal>)>;
 
-/// Writes a batch at its offsets (blocking). After a failure the rest are refused the
-/// same way.
-fn write_all(mut body: Body, writes: Vec<(u32, u64, Vec<u8>)>, append: bool) -> (Body, Written) {
+/// Writes a batch at its offsets (blocking). Writes that follow each other in the file
+/// (pipelined in order, nearly always) go to the disk as one. After a failure the rest
+/// are refused the same way.
+fn write_all(
+    mut body: Body,
+    writes: &[(u32, u64, std::ops::Range<usize>)],
+    data: &[u8],
+    append: bool,
+) -> (Body, Written) {
     let mut results = Vec::with_capacity(writes.len());
     let mut failed: Option<Refusal> = None;
-    for (id, offset, data) in writes {
-        if let Some(f) = &failed {
-            results.push((id, Err(f.clone())));
-            continue;
+    let mut i = 0;
+    while i < writes.len() {
+        let at = if append { body.size() } else { writes[i].1 };
+        // The run of writes that continue this one in the file and in `data`.
+        let mut end = i + 1;
+        let mut file_end = at + writes[i].2.len() as u64;
+        while end < writes.len()
+            && (append || writes[end].1 == file_end)
+            && writes[end].2.start == writes[end - 1].2.end
+        {
+            file_end += writes[end].2.len() as u64;
+            end += 1;
         }
-        let at = if append { body.size() } else { offset };
-        match body.write_at(at, &data) {
-            Ok(()) => results.push((id, Ok((at, at + data.len() as u64)))),
-            Err(e) => {
-                let refusal = errors::spool(&e);
-                failed = Some(refusal.clone());
-                results.push((id, Err(refusal)));
-            }
+        let bytes = &data[writes[i].2.start..writes[end - 1].2.end];
+        if failed.is_none()
+            && let Err(e) = body.write_at(at, bytes)
+        {
+            failed = Some(errors::spool(&e));
         }
+        let mut pos = at;
+        for (id, _, range) in &writes[i..end] {
+            let len = range.len() as u64;
+            results.push(match &failed {
+                Some(f) => (*id, Err(f.clone())),
+                None => (*id, Ok((pos, pos + len))),
+            });
+            pos += len;
+        }
+        i = end;
     }
     (body, results)
 }
