@@ -23,14 +23,14 @@ use crate::auth::Login;
 use crate::ftp::server::Server;
 use crate::ops::PipeOps;
 use crate::sftp::errors::Refusal;
-use crate::sftp::proto::{self, Decoded, FrameError, PacketFramer, Status, response};
+use crate::sftp::proto::{self, Decoded, PacketFramer, Status, response};
 use crate::store::catalog::Entry;
 
 use upload::{Batch, Upload};
 
-/// Bytes read from the channel before they are handled: what has arrived, up to this.
-/// Many pipelined WRITEs then go to the disk in one trip (DESIGN §10: at most 256 KiB
-/// per active transfer).
+/// Bytes read from the channel before they are handled: what has arrived, up to this,
+/// so many pipelined WRITEs go to the disk in one trip. An active upload holds this, the
+/// framer's copy and a batch of at most as much (see `upload::MAX_BATCH_BYTES`).
 const READ_BUF: usize = 256 * 1024;
 
 /// An open handle.
@@ -154,7 +154,7 @@ impl Session {
                     Ok(None) => break,
                     Err(e) => {
                         let _ = self.flush(stream).await;
-                        return End::Protocol(frame_error(e));
+                        return End::Protocol(e.to_string());
                     }
                 };
                 if let Err(why) = self.handle(packet).await {
@@ -325,8 +325,4 @@ async fn take_arrived<S: AsyncRead + Unpin>(
         }
     }
     (n, None)
-}
-
-fn frame_error(e: FrameError) -> String {
-    e.to_string()
 }

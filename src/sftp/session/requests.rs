@@ -14,13 +14,18 @@ use crate::vfs::VPath;
 /// Entries per `SSH_FXP_NAME` reply to `READDIR` (OpenSSH sends 100).
 const NAMES_PER_REPLY: usize = 100;
 
+/// `st_mode` of a directory: `rwx------`, as in FTP listings.
+pub(super) const DIR_MODE: u32 = 0o040_700;
+/// `st_mode` of a file that may be written: `-w-------` (nothing is read back).
+pub(super) const FILE_MODE: u32 = 0o100_200;
+
 /// What a client sees of an entry: directories `rwx------`, files write-only (or no
 /// permission at all where the Pipe refuses overwrites), as in FTP listings.
 pub(super) fn attrs_of(e: &Entry, policy: Overwrite) -> FileAttrs {
     let mode = match (e.kind, policy) {
-        (Kind::Dir, _) => 0o040_700,
+        (Kind::Dir, _) => DIR_MODE,
         (Kind::File, Overwrite::Refuse) => 0o100_000,
-        (Kind::File, _) => 0o100_200,
+        (Kind::File, _) => FILE_MODE,
     };
     FileAttrs {
         size: e.size,
@@ -103,7 +108,7 @@ impl Session {
             Ok(None) => match self.ops().upload_size(&p).await {
                 Ok(size) => FileAttrs {
                     size,
-                    mode: 0o100_200,
+                    mode: FILE_MODE,
                     mtime: now_secs(),
                 },
                 Err(e) => return Err(errors::store(&e)),

@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use super::requests::{attrs_of, bad_handle, size_change};
+use super::requests::{DIR_MODE, FILE_MODE, bad_handle, size_change};
 use super::{Handle, Session, handle_number};
 use crate::clock::now_secs;
 use crate::ops::Change;
@@ -15,7 +15,6 @@ use crate::sftp::errors::{self, Refusal};
 use crate::sftp::proto::request::open_flags;
 use crate::sftp::proto::{Attrs, FileAttrs, Status, response};
 use crate::spool::{self, Body};
-use crate::store::catalog::{Entry, Kind};
 use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;
 
@@ -101,14 +100,9 @@ impl Session {
             mtime: attrs.times.map(|(_, m)| m.into()),
             failed: None,
         };
-        let h = self.new_handle(Handle::Write(Box::new(upload)));
-        match h {
-            Ok(h) => {
-                self.out.extend_from_slice(&response::handle(id, &h));
-                Ok(())
-            }
-            Err(refusal) => Err(refusal),
-        }
+        let h = self.new_handle(Handle::Write(Box::new(upload)))?;
+        self.out.extend_from_slice(&response::handle(id, &h));
+        Ok(())
     }
 
     /// A new body, or (without `TRUNC`) one that continues what is there: a partial, or
@@ -266,14 +260,17 @@ impl Session {
     }
 
     pub(super) fn fstat(&mut self, id: u32, handle: &[u8]) -> Result<(), Refusal> {
-        let policy = self.login.pipe.overwrite;
         let attrs = match handle_number(handle).and_then(|n| self.handles.get(&n)) {
             Some(Handle::Write(up)) => FileAttrs {
                 size: up.body.as_ref().map_or(0, |b| b.size()),
-                mode: 0o100_200,
+                mode: FILE_MODE,
                 mtime: up.mtime.unwrap_or_else(now_secs),
             },
-            Some(Handle::Dir { .. }) => attrs_of(&dir_entry(), policy),
+            Some(Handle::Dir { .. }) => FileAttrs {
+                size: 0,
+                mode: DIR_MODE,
+                mtime: now_secs(),
+            },
             None => return Err(bad_handle()),
         };
         self.out.extend_from_slice(&response::attrs(id, &attrs));
@@ -361,17 +358,4 @@ fn write_all(
         i = end;
     }
     (body, results)
-}
-
-fn dir_entry() -> Entry {
-    Entry {
-        kind: Kind::Dir,
-        size: 0,
-        mtime: now_secs(),
-        state: Default::default(),
-        body: None,
-        sum: None,
-        sender: String::new(),
-        remote: false,
-    }
 }
