@@ -4,9 +4,9 @@
 //! of every delivery that ended since the last round (a group commit: many settled ops,
 //! one durable commit) and claims the ready ops each Pipe has room for
 //! ([`crate::store::Writer::claim_ready`] reads the front of an index, so a round costs
-//! the same with ten queued ops or ten million). Deliveries run off the executor, up to
-//! each Pipe's `parallel` at a time; ops on one key are never ready together, so order
-//! per key holds however many run.
+//! the same with ten queued ops or ten million). Deliveries run on their own threads,
+//! below the uploads' priority ([`workers`]), up to each Pipe's `parallel` at a time; ops
+//! on one key are never ready together, so order per key holds however many run.
 //!
 //! Completion is crash-safe and in this order: the destination confirmed → the round's
 //! commit marks the catalog and removes the op → the spool body is deleted. A crash in
@@ -28,6 +28,7 @@ pub mod s3;
 pub mod sink;
 #[cfg(test)]
 mod tests;
+mod workers;
 
 pub use health::Health;
 
@@ -84,6 +85,8 @@ pub struct Forwarder {
     journals: Mutex<HashMap<String, Arc<journal::Journal>>>,
     /// Claims wait for a durable commit: the store's commits wake the loop.
     awaiting_disk: std::sync::atomic::AtomicBool,
+    /// Where deliveries run: below the uploads' priority.
+    workers: workers::Workers,
 }
 
 /// How often what interrupted deliveries left at a destination is cleaned up (S3: see
@@ -195,6 +198,7 @@ impl Forwarder {
             sinks: Mutex::default(),
             journals: Mutex::default(),
             awaiting_disk: Default::default(),
+            workers: Default::default(),
         });
         let weak = Arc::downgrade(&me);
         me.store.on_durable(move || {
@@ -471,15 +475,13 @@ impl Forwarder {
         }
     }
 
-    /// Starts a claimed op's delivery off the executor; its end is sent to `done`.
+    /// Starts a claimed op's delivery on a delivery thread; its end is sent to `done`.
     fn start(self: &Arc<Self>, pipe: Pipe, op: Op, done: &smol::channel::Sender<Ended>) {
         let (me, done) = (self.clone(), done.clone());
-        smol::spawn(async move {
-            let job = op.clone();
-            let result = smol::unblock(move || me.execute(&pipe, &job)).await;
-            let _ = done.send((op, result)).await;
-        })
-        .detach();
+        self.workers.run(move || {
+            let result = me.execute(&pipe, &op);
+            let _ = done.send_blocking((op, result));
+        });
     }
 
     /// One round, blocking: claim what every Pipe has room for and, if the round is
