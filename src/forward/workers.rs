@@ -6,10 +6,11 @@
 //! drain. A `226` never waits for a delivery: on a two-core gateway draining a month's
 //! backlog, the cameras keep their upload rate.
 //!
-//! Measured (scripts/bench-backlog, 100k queued, 2 cores): uploads while the backlog
-//! drains went from 0.72× to 0.93× of their rate alone with `SCHED_IDLE` over nice +10
-//! alone; nice only shares the CPU about 1:9, and a niced delivery holding the CPU still
-//! delays every upload thread that wakes up behind it.
+//! Measured (scripts/bench-backlog, 100k queued, 2 cores, one run each): uploads while
+//! the backlog drains ran at 0.61–0.74× their rate alone with nice +10 only (median 0.72×
+//! of five runs) and 0.70–0.93× with `SCHED_IDLE` (median 0.84× of four). Nice only shares
+//! the CPU about 1:9, and a niced delivery on the CPU still delays every upload thread
+//! that wakes up behind it.
 //!
 //! Threads are started when a delivery finds none free and then kept, so there are at
 //! most as many as deliveries ever ran at once (bounded by the Pipes' `parallel`). They
