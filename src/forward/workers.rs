@@ -20,9 +20,16 @@
 
 use std::sync::{Arc, Mutex};
 
+#[cfg(target_os = "linux")]
+use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+
 /// How much higher the delivery threads' nice value is: where `SCHED_IDLE` is refused,
 /// CPU time under contention is still shared about 1:9 with a thread at the default one.
 pub(super) const NICE: i32 = 10;
+
+/// The policy delivery threads run under (Linux's `SCHED_IDLE`).
+#[cfg(target_os = "linux")]
+const IDLE: ThreadSchedulePolicy = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -93,18 +100,16 @@ fn target(nice: i32) -> i32 {
 fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
-        use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
         let me = rustix::thread::gettid();
         let now = rustix::process::getpriority_process(Some(me)).unwrap_or(0);
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
         // It also sets nice 0, which fails (after setting the policy) for a daemon started
         // at a higher nice value without privileges: the policy is what tells.
         let set = thread_priority::set_thread_priority_and_policy(
             thread_priority::thread_native_id(),
             thread_priority::ThreadPriority::Min,
-            idle,
+            IDLE,
         );
-        if thread_priority::thread_schedule_policy().ok() != Some(idle) {
+        if thread_priority::thread_schedule_policy().ok() != Some(IDLE) {
             refused(format!("SCHED_IDLE: {:?}", set.err()));
         }
         if let Err(e) = rustix::process::setpriority_process(Some(me), target(now)) {
@@ -129,7 +134,6 @@ fn refused(what: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
 
     #[test]
     fn jobs_run_on_threads_below_the_daemons_priority() {
@@ -148,11 +152,10 @@ mod tests {
         let mut seen: Vec<_> = (0..20).map(|_| rx.recv().unwrap()).collect();
         seen.sort();
         let base = rustix::process::getpriority_process(None).unwrap();
-        let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
         for (i, (n, nice, policy, name)) in seen.into_iter().enumerate() {
             assert_eq!(n, i);
             assert_eq!(nice, target(base), "job {i}");
-            assert_eq!(policy, idle, "job {i}");
+            assert_eq!(policy, IDLE, "job {i}");
             assert_eq!(name.as_deref(), Some("ftpgate-deliver"));
         }
         // This thread, like the daemon's others, keeps its priority.
@@ -160,7 +163,7 @@ mod tests {
             rustix::process::getpriority_process(Some(rustix::thread::gettid())).unwrap(),
             base
         );
-        assert_ne!(thread_priority::thread_schedule_policy().unwrap(), idle);
+        assert_ne!(thread_priority::thread_schedule_policy().unwrap(), IDLE);
     }
 
     #[test]
