@@ -36,7 +36,10 @@ use view::{all_records, decode, encode, one_record};
 
 use schema::{META, SCHEMA_VERSION};
 
-/// Memory redb may use to cache pages.
+/// Memory redb may use to cache pages. More does not help a long outage's drain:
+/// `OUTBOX_BACKLOG=10000,1000000 cargo bench --bench outbox` gave 47 → 68 µs per op
+/// with 4 MiB and 39 → 83 µs with 12 MiB (the deep pages come from the OS page cache
+/// either way).
 const CACHE_BYTES: usize = 4 << 20;
 
 /// The open database (one process at a time may hold it: redb locks the file),
