@@ -6,7 +6,9 @@
 //! ([`crate::store::Writer::claim_ready`] reads the front of an index, so a round costs
 //! the same with ten queued ops or ten million). Deliveries run on their own threads,
 //! below the uploads' priority ([`workers`]), up to each Pipe's `parallel` at a time; ops
-//! on one key are never ready together, so order per key holds however many run.
+//! on one key are never ready together, so order per key holds however many run. The
+//! bodies of claimed puts are read ahead ([`prefetch`]): a long outage's backlog is on the
+//! disk, not in memory, and a delivery should not wait for its read.
 //!
 //! Completion is crash-safe and in this order: the destination confirmed → the round's
 //! commit marks the catalog and removes the op → the spool body is deleted. A crash in
@@ -24,6 +26,7 @@ mod deliver;
 pub mod dir;
 mod health;
 pub mod journal;
+mod prefetch;
 pub mod s3;
 pub mod sink;
 #[cfg(test)]
@@ -87,6 +90,8 @@ pub struct Forwarder {
     awaiting_disk: std::sync::atomic::AtomicBool,
     /// Where deliveries run: below the uploads' priority.
     workers: workers::Workers,
+    /// Reads claimed bodies ahead of their deliveries.
+    prefetch: prefetch::Prefetch,
 }
 
 /// How often what interrupted deliveries left at a destination is cleaned up (S3: see
@@ -190,6 +195,7 @@ impl Forwarder {
         let (wake_tx, wake_rx) = smol::channel::bounded(1);
         let me = Arc::new(Forwarder {
             store,
+            prefetch: prefetch::Prefetch::new(spool.clone()),
             spool,
             config,
             health: Mutex::default(),
@@ -427,9 +433,12 @@ impl Forwarder {
                         pending.clear();
                         pending_since = Instant::now();
                     }
+                    let mut bodies = Vec::new();
                     for (_, op) in &round.claimed {
                         running.claimed(&op.pipe);
+                        bodies.extend(op.action.body().map(str::to_string));
                     }
+                    self.prefetch.ask(bodies);
                     held.add(round.unsynced, round.claimed);
                     self.start_queued(&mut held, &mut running, &mut pending, &done_tx);
                     self.awaiting_disk

@@ -97,7 +97,7 @@ fn target(nice: i32) -> i32 {
 /// Puts the calling thread under `SCHED_IDLE` and gives it the nice value [`NICE`] (on
 /// Linux both are per thread). A system that refuses either leaves the thread where it
 /// was, which is only slower to share.
-fn lower_priority() {
+pub(super) fn lower_priority() {
     #[cfg(target_os = "linux")]
     {
         let me = rustix::thread::gettid();

@@ -451,3 +451,9 @@ pub fn new_id() -> String {
     let ms = crate::clock::now_ms() & 0xffff_ffff_ffff;
     format!("{ms:012x}{}", crate::support::random_hex(10))
 }
+
+/// When body `id` was made, in milliseconds since the epoch, as [`new_id`] wrote it (ids
+/// of 0.1, all random, give a meaningless time).
+pub fn id_created_ms(id: &str) -> Option<u64> {
+    u64::from_str_radix(id.get(..12)?, 16).ok()
+}

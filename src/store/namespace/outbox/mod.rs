@@ -87,7 +87,7 @@ impl Action {
         }
     }
 
-    fn body(&self) -> Option<&str> {
+    pub fn body(&self) -> Option<&str> {
         match self {
             Action::Put { body, .. } => Some(body),
             _ => None,
