@@ -154,8 +154,7 @@ mod tests {
         };
         let spool = Spool::open(&state, store, limits).unwrap();
         // An upload of two minutes ago.
-        let made = crate::clock::now_ms() - 2 * FRESH_MS;
-        let id = format!("{made:012x}{}", crate::support::random_hex(10));
+        let id = crate::spool::id_made_at(crate::clock::now_ms() - 2 * FRESH_MS);
         let path = spool.ready_path(&id);
         std::fs::write(&path, vec![7u8; 3 * HEAD as usize]).unwrap();
         let file = File::open(&path).unwrap();
@@ -177,7 +176,7 @@ mod tests {
     #[test]
     fn bodies_of_the_last_minute_are_left_alone() {
         let now = 1_800_000_000_000;
-        let id = |made: u64| format!("{made:012x}{}", "0".repeat(20));
+        let id = crate::spool::id_made_at;
         assert!(fresh(&id(now), now));
         assert!(fresh(&id(now - FRESH_MS + 1), now));
         assert!(!fresh(&id(now - FRESH_MS), now));

@@ -448,8 +448,16 @@ pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
 /// instead of one scattered page per body: at a million queued bodies that is most of
 /// what a delivery writes. A clock set back only costs that order, never uniqueness.
 pub fn new_id() -> String {
-    let ms = crate::clock::now_ms() & 0xffff_ffff_ffff;
-    format!("{ms:012x}{}", crate::support::random_hex(10))
+    id_made_at(crate::clock::now_ms())
+}
+
+/// A body id as [`new_id`] would have made it at `ms` (milliseconds since the epoch).
+pub fn id_made_at(ms: u64) -> String {
+    format!(
+        "{:012x}{}",
+        ms & 0xffff_ffff_ffff,
+        crate::support::random_hex(10)
+    )
 }
 
 /// When body `id` was made, in milliseconds since the epoch, as [`new_id`] wrote it (ids
