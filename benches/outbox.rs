@@ -84,12 +84,7 @@ fn setup(store: &Store) {
         .write(|w| {
             w.put_pipe(&pipe)?;
             for s in 0..SESSIONS {
-                w.mkdir(
-                    "cams",
-                    &VPath::from_normalised(&format!("/load-s{s}")),
-                    "cam",
-                    0,
-                )?;
+                w.mkdir("cams", &VPath::from_normalised(&format!("/load-s{s}")), 0)?;
             }
             Ok(())
         })

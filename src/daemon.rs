@@ -59,6 +59,8 @@ pub struct Options {
     pub sftp_listen: Vec<std::net::SocketAddr>,
     /// `--sftp-host-key`; without it `state/ssh_host_ed25519_key` (made if missing).
     pub sftp_host_key: Option<std::path::PathBuf>,
+    /// `--keep-delivered-max`: remembered delivered entries the gateway keeps at most.
+    pub keep_delivered_max: u64,
 }
 
 /// Opens the store for the daemon; says plainly when another daemon owns it.
@@ -144,6 +146,31 @@ async fn spares_loop(spool: Arc<Spool>) {
     }
 }
 
+/// Forgets delivered files and empty directories past their Pipe's retention window, and
+/// the oldest beyond the gateway-wide cap (see `store::catalog::expire`): a batch per
+/// transaction, so uploads wait at most for one batch. The commits are not made durable
+/// by themselves: a crash only means the same entries are forgotten again.
+async fn retention_loop(store: Arc<Store>, cap: u64) {
+    const BATCH: usize = 2000;
+    let mut failing = crate::repeated::Repeated::default();
+    loop {
+        let s = store.clone();
+        match smol::unblock(move || s.write_volatile(|w| w.expire(cap, BATCH))).await {
+            Ok((done, _)) => {
+                failing.clear();
+                if done.more {
+                    smol::future::yield_now().await;
+                    continue;
+                }
+            }
+            Err(e) => {
+                failing.error(format!("forgetting expired catalog entries: {e}"));
+            }
+        }
+        smol::Timer::after(Duration::from_secs(10)).await;
+    }
+}
+
 /// Deletes expired partial uploads now and then.
 async fn expiry_loop(spool: Arc<Spool>) {
     loop {
@@ -161,7 +188,18 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         "cannot create state directory {}",
         state.root().display()
     )))?;
-    let store = Arc::new(open_store(state)?);
+    let store = open_store(state)?;
+    // Never while serving: compaction holds the database for its whole run.
+    match store.compact_if_sparse() {
+        Ok(Some((before, after))) => log::info!(
+            "state file compacted from {:.1} to {:.1} MiB (more than half of it was free)",
+            before as f64 / 1048576.0,
+            after as f64 / 1048576.0
+        ),
+        Ok(None) => {}
+        Err(e) => log::warn!("state file not compacted: {e}"),
+    }
+    let store = Arc::new(store);
     let spool = Spool::open(state, store.clone(), opts.limits)?;
     {
         let spool = Arc::downgrade(&spool);
@@ -312,6 +350,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             smol::spawn(crate::metrics::serve(listener, view)).detach();
         }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
+        let retention_task = smol::spawn(retention_loop(store.clone(), opts.keep_delivered_max));
         smol::spawn(reserve_loop(spool.clone())).detach();
         smol::spawn(spares_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
@@ -342,6 +381,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         drop(control_task);
         drop(forward_task);
         drop(expiry_task);
+        drop(retention_task);
     });
     if let Some(t) = sftp_thread {
         let _ = t.join();

@@ -27,7 +27,8 @@
 //! * [`clock`]: the wall clock, in one place (tests can move it).
 //! * [`support`]: hex, random names and directory fsync, written once.
 //! * [`repeated`]: identical errors logged once with a count.
-//! * [`names`], [`net`]: pure validation of names, ids and CIDR lists.
+//! * [`names`], [`net`], [`duration`]: pure validation of names, ids, CIDR lists and
+//!   durations.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -37,6 +38,7 @@ pub mod checksum;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
+pub mod duration;
 pub mod fleet;
 pub mod forward;
 pub mod ftp;

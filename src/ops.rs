@@ -64,15 +64,17 @@ impl PipeOps<'_> {
         self.srv.read(move |r| r.entry(&pipe, &p)).await
     }
 
-    /// A directory's entries in name order; a file is a listing of itself.
-    pub async fn list(&self, path: &VPath) -> store::Result<Vec<(String, Entry)>> {
+    /// Up to `limit` entries of the directory `path` after the name `after`, in name
+    /// order. A listing asks page by page, so it holds a page, never the directory.
+    pub async fn list_page(
+        &self,
+        path: &VPath,
+        after: Option<String>,
+        limit: usize,
+    ) -> store::Result<Vec<(String, Entry)>> {
         let (pipe, p) = (self.pipe(), path.clone());
         self.srv
-            .read(move |r| match r.entry(&pipe, &p)? {
-                None => Err(store::Error::NotFound(p.to_string())),
-                Some(e) if e.kind == Kind::File => Ok(vec![(p.name().to_string(), e)]),
-                Some(_) => r.children(&pipe, &p),
-            })
+            .read(move |r| r.children_page(&pipe, &p, after.as_deref(), limit))
             .await
     }
 
@@ -187,14 +189,13 @@ impl PipeOps<'_> {
     /// spool bodies it cancels, and logs it.
     pub async fn change(&self, change: &Change) -> store::Result<()> {
         let pipe = self.pipe();
-        let sender = self.login.sender.name.clone();
         let c = change.clone();
         let freed = self
             .srv
             .write(move |w| {
                 let now = now_secs();
                 match &c {
-                    Change::Mkdir(p) => w.mkdir(&pipe, p, &sender, now).map(|_| Vec::new()),
+                    Change::Mkdir(p) => w.mkdir(&pipe, p, now).map(|_| Vec::new()),
                     Change::Rmdir(p) => w.rmdir(&pipe, p, now).map(|_| Vec::new()),
                     Change::Delete(p) => w.delete(&pipe, p, now),
                     Change::Rename { from, to } => w.rename(&pipe, from, to, now),

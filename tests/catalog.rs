@@ -56,13 +56,13 @@ fn put(path: &str, body: &str, size: u64) -> Action {
 #[test]
 fn namespace_rules() {
     let (_d, s) = store();
-    s.write(|w| w.mkdir(P, &v("/a"), "cam1", 1)).unwrap();
+    s.write(|w| w.mkdir(P, &v("/a"), 1)).unwrap();
     assert!(matches!(
-        s.write(|w| w.mkdir(P, &v("/a"), "cam1", 1)),
+        s.write(|w| w.mkdir(P, &v("/a"), 1)),
         Err(ftpgate::store::Error::Exists(_))
     ));
     assert!(matches!(
-        s.write(|w| w.mkdir(P, &v("/x/y"), "cam1", 1)),
+        s.write(|w| w.mkdir(P, &v("/x/y"), 1)),
         Err(ftpgate::store::Error::NoParent(_))
     ));
     s.write(|w| {
@@ -93,19 +93,21 @@ fn namespace_rules() {
         Err(ftpgate::store::Error::IsADirectory(_))
     ));
     let r = s.read().unwrap();
-    let kids = r.children(P, &v("/a")).unwrap();
+    let kids = r.children_page(P, &v("/a"), None, 100).unwrap();
     assert_eq!(kids.len(), 1);
     assert_eq!(
         (kids[0].0.as_str(), kids[0].1.kind, kids[0].1.size),
         ("f.jpg", Kind::File, 10)
     );
     assert_eq!(
-        r.children(P, &VPath::root()).unwrap().len(),
+        r.children_page(P, &VPath::root(), None, 100).unwrap().len(),
         1,
         "only direct children"
     );
     assert!(
-        r.children("other", &VPath::root()).unwrap().is_empty(),
+        r.children_page("other", &VPath::root(), None, 100)
+            .unwrap()
+            .is_empty(),
         "pipes are separate"
     );
 }
@@ -176,7 +178,7 @@ fn an_in_flight_put_is_never_rewritten() {
 #[test]
 fn delivered_files_are_deleted_and_renamed_at_the_destination() {
     let (_d, s) = store();
-    s.write(|w| w.mkdir(P, &v("/d"), "cam1", 1)).unwrap();
+    s.write(|w| w.mkdir(P, &v("/d"), 1)).unwrap();
     s.write(|w| w.publish(P, &v("/d/f"), Overwrite::Replace, false, up("b1", 1), 0))
         .unwrap();
     // The put does not wait for the MKD of its directory (destinations make it).
@@ -293,7 +295,7 @@ fn keep_both_continues_from_the_last_suffix() {
 #[test]
 fn an_upload_creates_missing_directories_when_the_pipe_says_so() {
     let (_d, s) = store();
-    s.write(|w| w.mkdir(P, &v("/cam7"), "cam1", 1)).unwrap();
+    s.write(|w| w.mkdir(P, &v("/cam7"), 1)).unwrap();
     s.write(|w| {
         w.publish(
             P,

@@ -62,6 +62,7 @@ fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
         overwrite: p.overwrite.to_string(),
         create_dirs: p.create_dirs,
         parallel: p.parallel(),
+        keep_delivered: crate::duration::format(p.keep_delivered_ms() / 1000),
         enabled: p.enabled,
         senders,
         created: p.created,
@@ -328,6 +329,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.overwrite = c.overwrite.unwrap_or(spec.overwrite);
             spec.create_dirs = c.create_dirs.unwrap_or(spec.create_dirs);
             spec.parallel = c.parallel.or(spec.parallel);
+            spec.keep_delivered = c.keep_delivered.or(spec.keep_delivered);
             let pipe = spec.build(id.clone(), None, old.created)?;
             w.put_pipe(&pipe)?;
             // A changed Pipe gets another chance at what it parked.

@@ -147,6 +147,9 @@ pub struct PipeChanges {
     pub create_dirs: Option<bool>,
     #[serde(default)]
     pub parallel: Option<u32>,
+    /// A duration such as `12h`.
+    #[serde(default)]
+    pub keep_delivered: Option<String>,
 }
 
 /// A Sender as shown by `list`/`show`: no password hash.
@@ -187,6 +190,9 @@ pub struct PipeView {
     pub create_dirs: bool,
     /// Deliveries at once.
     pub parallel: usize,
+    /// How long delivered files stay listed (`12h`).
+    #[serde(default)]
+    pub keep_delivered: String,
     pub enabled: bool,
     pub senders: Vec<String>,
     pub created: u64,

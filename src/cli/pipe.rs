@@ -89,6 +89,10 @@ struct Add {
     /// deliveries at once, 1-64 (default 8 for S3, 2 for a directory)
     #[argh(option)]
     parallel: Option<u32>,
+    /// how long delivered files stay listed and visible to SIZE, e.g. 0s, 90s, 12h, 7d
+    /// (default 1d); undelivered files are always kept
+    #[argh(option, from_str_fn(duration))]
+    keep_delivered: Option<String>,
 }
 
 /// change a Pipe's settings
@@ -134,6 +138,9 @@ struct Set {
     /// deliveries at once, 1-64
     #[argh(option)]
     parallel: Option<u32>,
+    /// how long delivered files stay listed, e.g. 0s, 90s, 12h, 7d
+    #[argh(option, from_str_fn(duration))]
+    keep_delivered: Option<String>,
 }
 
 /// list Pipes
@@ -203,6 +210,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
                 overwrite: a.overwrite,
                 create_dirs: a.create_dirs,
                 parallel: a.parallel,
+                keep_delivered: a.keep_delivered,
             };
             ctx.change(Request::PipeSet { id: a.id, changes })
         }
@@ -257,6 +265,7 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
         create_dirs: a.create_dirs,
         enabled: true,
         parallel: a.parallel,
+        keep_delivered: a.keep_delivered,
     };
     match ctx.request(Request::PipeAdd { spec })? {
         Response::Pipe { pipe } => {
@@ -328,6 +337,13 @@ impl RouteArgs {
     }
 }
 
+/// Checks a duration argument (`--keep-delivered 12h`) as argh reads it.
+fn duration(text: &str) -> Result<String, String> {
+    crate::duration::parse(text)
+        .map(|_| text.to_string())
+        .map_err(|e| e.0)
+}
+
 fn print_pipe(p: &PipeView) {
     println!("id:         {}", p.id);
     println!("name:       {}", p.name);
@@ -360,6 +376,7 @@ fn print_pipe(p: &PipeView) {
     println!("overwrite:  {}", p.overwrite);
     println!("create_dirs: {}", yes_no(p.create_dirs));
     println!("parallel:   {}", p.parallel);
+    println!("keep_delivered: {}", p.keep_delivered);
     println!("enabled:    {}", yes_no(p.enabled));
     println!("senders:    {}", list_or(&p.senders, "none"));
 }

@@ -54,6 +54,10 @@ pub struct ServeArgs {
     /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9121
     #[argh(option)]
     metrics: Option<SocketAddr>,
+    /// delivered files remembered at most, all Pipes together, oldest forgotten first
+    /// (default 200000; each Pipe's --keep-delivered window applies below it)
+    #[argh(option, default = "crate::store::catalog::expire::DEFAULT_CAP")]
+    keep_delivered_max: u64,
     /// off|optional|required: explicit FTPS (AUTH TLS) policy (default optional)
     #[argh(option, default = "crate::ftp::tls::Policy::Optional")]
     tls: crate::ftp::tls::Policy,
@@ -152,6 +156,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             cert,
             sftp_listen: a.sftp_listen,
             sftp_host_key: a.sftp_host_key,
+            keep_delivered_max: a.keep_delivered_max,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))
@@ -233,6 +238,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             cert: None,
             sftp_listen: vec![sftp_addr],
             sftp_host_key: None,
+            keep_delivered_max: crate::store::catalog::expire::DEFAULT_CAP,
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))

@@ -82,8 +82,8 @@ mod tests {
             state: Delivery::Pending,
             body: None,
             sum: None,
-            sender: String::new(),
             remote: false,
+            kept_since: None,
         }
     }
 

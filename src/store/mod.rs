@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redb::{Database, Durability, ReadableDatabase};
+use redb::{Database, Durability, ReadableDatabase, ReadableTable};
 
 pub use error::{Error, Failure, Result};
 pub use namespace::{catalog, outbox};
@@ -65,6 +65,8 @@ pub struct Store {
     durable_done: AtomicU64,
     /// Times the database was opened again (a non-durable commit does not survive it).
     generation: AtomicU64,
+    /// The steady clock: (ms it read when this process opened the store, and when).
+    steady: Mutex<(u64, Instant)>,
     /// Tests: the database lives on this disk instead of the file at `path`.
     #[cfg(test)]
     disk: Option<power_cut::Disk>,
@@ -129,9 +131,69 @@ impl Store {
             durable_begun: AtomicU64::new(0),
             durable_done: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            steady: Mutex::new((0, Instant::now())),
             #[cfg(test)]
             disk: None,
         }
+        .with_steady_clock()
+    }
+
+    /// Starts the steady clock where the last run left it.
+    fn with_steady_clock(self) -> Store {
+        let stored = self
+            .read()
+            .and_then(|r| {
+                Ok(r.table(schema::COUNTERS)?
+                    .get("steady_ms")?
+                    .map_or(0, |v| v.value()))
+            })
+            .unwrap_or(0);
+        *self.steady.lock().unwrap_or_else(|e| e.into_inner()) = (stored, Instant::now());
+        self
+    }
+
+    /// The steady clock, in ms: how long the gateway has run, summed over every run of
+    /// this state directory (each write of [`Writer::expire`] stores it). Retention is
+    /// measured on it, so a wall clock that jumps by years when NTP first answers, or
+    /// back to 1970 on a box without a real-time clock, neither forgets everything at
+    /// once nor keeps it forever. Time while the gateway is off does not count.
+    pub fn steady_ms(&self) -> u64 {
+        let (base, at) = *self.steady.lock().unwrap_or_else(|e| e.into_inner());
+        base.saturating_add(at.elapsed().as_millis() as u64)
+    }
+
+    /// Compacts the state file when more than half of it is free (and it is over 4 MiB),
+    /// returning its size before and after. redb reuses free pages but never gives them
+    /// back to the file system; this does, at start-up only, before anything else uses
+    /// the database.
+    pub fn compact_if_sparse(&self) -> Result<Option<(u64, u64)>> {
+        let before = self.file_bytes();
+        let used = self.with_db(false, |db| {
+            let txn = db.begin_write()?;
+            let stats = txn.stats()?;
+            txn.abort()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        })?;
+        if before < 4 << 20 || used * 2 >= before {
+            return Ok(None);
+        }
+        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(db) = db.as_mut() {
+            db.compact().map_err(|e| Error::Db(e.into()))?;
+        }
+        drop(db);
+        Ok(Some((before, self.file_bytes())))
+    }
+
+    /// The state file's size on disk.
+    pub fn file_bytes(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
+    /// Moves the steady clock forward (tests of retention, and `bench-state`).
+    pub fn advance_steady(&self, by: Duration) {
+        let mut s = self.steady.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = s.0.saturating_add(by.as_millis() as u64);
     }
 
     /// Tests: opens (or creates) the database on a disk that can lose power.
@@ -140,7 +202,7 @@ impl Store {
         let path = Path::new("<power-cut disk>");
         let mut store = Self::with(path, Self::open_disk(path, disk)?);
         store.disk = Some(disk.clone());
-        Ok(store)
+        Ok(store.with_steady_clock())
     }
 
     #[cfg(test)]
@@ -193,9 +255,12 @@ impl Store {
             });
         }
         if found < SCHEMA_VERSION {
-            let w = Writer {
-                txn: db.begin_write()?,
+            let txn = db.begin_write()?;
+            let steady_ms = match txn.open_table(schema::COUNTERS) {
+                Ok(t) => t.get("steady_ms")?.map_or(0, |v| v.value()),
+                Err(_) => 0,
             };
+            let w = Writer { txn, steady_ms };
             schema::migrate(&w, found)?;
             w.txn.commit()?;
             if found > 0 {
@@ -347,7 +412,10 @@ impl Store {
         self.with_db(true, |db| {
             let mut txn = db.begin_write()?;
             txn.set_durability(Durability::None)?;
-            let w = Writer { txn };
+            let w = Writer {
+                txn,
+                steady_ms: self.steady_ms(),
+            };
             let r = f(&w)?;
             w.txn.commit()?;
             // Read after the commit: every durable commit numbered above this began later,
@@ -387,7 +455,10 @@ impl Store {
             // Each durable commit saves redb's allocator state, so that opening the
             // database after a crash or power cut takes a moment, not a walk of every page.
             txn.set_quick_repair(true);
-            let w = Writer { txn };
+            let w = Writer {
+                txn,
+                steady_ms: self.steady_ms(),
+            };
             let r = f(&w)?;
             if commit {
                 w.txn.commit()?;

@@ -49,6 +49,10 @@ pub struct Pipe {
     /// Deliveries at once; `None`: the destination's default ([`Pipe::parallel`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel: Option<u32>,
+    /// Seconds delivered files stay in the namespace (`--keep-delivered`); `None`: the
+    /// default, [`crate::store::catalog::expire::DEFAULT_KEEP_MS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_delivered: Option<u64>,
 }
 
 /// Most deliveries at once a Pipe may ask for.
@@ -62,6 +66,14 @@ impl Pipe {
     pub fn parallel(&self) -> usize {
         let default = if self.dest.is_s3() { 8 } else { 2 };
         self.parallel.map_or(default, |n| n.clamp(1, MAX_PARALLEL)) as usize
+    }
+
+    /// How long delivered files stay in this Pipe's namespace, in ms.
+    pub fn keep_delivered_ms(&self) -> u64 {
+        self.keep_delivered
+            .map_or(crate::store::catalog::expire::DEFAULT_KEEP_MS, |s| {
+                s.saturating_mul(1000)
+            })
     }
 }
 
@@ -137,6 +149,9 @@ pub struct PipeSpec {
     pub enabled: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel: Option<u32>,
+    /// How long delivered files stay listed, as a duration (`0s`, `90s`, `12h`, `7d`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_delivered: Option<String>,
 }
 
 fn yes() -> bool {
@@ -170,6 +185,7 @@ impl PipeSpec {
             create_dirs: p.create_dirs,
             enabled: p.enabled,
             parallel: p.parallel,
+            keep_delivered: p.keep_delivered.map(crate::duration::format),
         }
     }
 
@@ -186,6 +202,13 @@ impl PipeSpec {
         check_pipe_id(&id)?;
         check_pipe_name(&self.name)?;
         let dest = Destination::parse(&self.dest)?;
+        let keep_delivered = match &self.keep_delivered {
+            Some(d) => Some(
+                crate::duration::parse(d)
+                    .map_err(|e| Invalid(format!("keep-delivered: {}", e.0)))?,
+            ),
+            None => None,
+        };
         if let Some(n) = self.parallel
             && !(1..=MAX_PARALLEL).contains(&n)
         {
@@ -264,6 +287,7 @@ impl PipeSpec {
             enabled: self.enabled,
             created,
             parallel: self.parallel,
+            keep_delivered,
         })
     }
 }

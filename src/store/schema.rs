@@ -12,8 +12,10 @@ use super::{Error, Writer};
 /// table that was never used: older databases keep it, empty, and nothing reads it);
 /// 2 = catalog, outbox, put index, partial uploads, counters; 3 = the outbox's indexes
 /// (ops per key, dependencies, ready queue, per-Pipe ops, parked, in flight), per-Pipe
-/// counters, spool bodies and garbage, keep-both suffixes; the put index is gone.
-pub const SCHEMA_VERSION: u64 = 3;
+/// counters, spool bodies and garbage, keep-both suffixes; the put index is gone;
+/// 4 = the catalog keyed by directory (`entries`, compact records) with the index of
+/// remembered entries that expire (`remembered`); the JSON `catalog` is gone.
+pub const SCHEMA_VERSION: u64 = 4;
 
 /// `schema_version` (decimal) and `written_by` (`ftpgate X.Y.Z`).
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -24,8 +26,13 @@ pub const PIPES: TableDefinition<&str, &[u8]> = TableDefinition::new("pipes");
 /// (Sender name, Pipe id) → nothing: the Grants.
 pub const GRANTS: TableDefinition<(&str, &str), ()> = TableDefinition::new("grants");
 
-/// (Pipe id, path) → JSON [`super::catalog::Entry`]: each Pipe's namespace.
-pub const CATALOG: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
+/// (Pipe id, parent directory, name) → [`super::catalog::Entry`] in its compact format:
+/// each Pipe's namespace. Keyed by directory, so a listing reads only its children.
+pub const ENTRIES: TableDefinition<(&str, &str, &str), &[u8]> = TableDefinition::new("entries");
+/// (Pipe id, steady ms, path) → nothing: entries that expire, by the time they are
+/// remembered from (delivered files; empty directories). Bounded by the retention window
+/// and the gateway-wide cap; see [`super::catalog::expire`].
+pub const REMEMBERED: TableDefinition<(&str, u64, &str), ()> = TableDefinition::new("remembered");
 /// Op id → JSON [`super::outbox::Op`], in acknowledgement order.
 pub const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("outbox");
 /// (Pipe id, path, op id) → nothing: the queued ops that touch each path, in order.
@@ -50,11 +57,14 @@ pub const GARBAGE: TableDefinition<&str, ()> = TableDefinition::new("garbage");
 pub const KEEP_BOTH: TableDefinition<(&str, &str), u64> = TableDefinition::new("keep_both");
 /// (Pipe id, path) → JSON [`super::partials::Partial`]: resumable broken uploads.
 pub const PARTIALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("partials");
-/// Named counters (`next_op`).
+/// Named counters (`next_op`, `steady_ms`: the steady clock, see [`super::Store`]).
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 /// Version 2's index of coalescable puts, dropped by the migration to version 3.
 const PUT_INDEX_V2: TableDefinition<(&str, &str), u64> = TableDefinition::new("put_index");
+/// Versions 2 and 3's catalog: (Pipe id, path) → JSON entry; moved to [`ENTRIES`] by the
+/// migration to version 4.
+pub(super) const CATALOG_V3: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("catalog");
 
 pub const WRITTEN_BY: &str = concat!("ftpgate ", env!("CARGO_PKG_VERSION"));
 
@@ -72,7 +82,7 @@ pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
                 txn.open_table(GRANTS)?;
             }
             1 => {
-                txn.open_table(CATALOG)?;
+                txn.open_table(CATALOG_V3)?;
                 txn.open_table(OUTBOX)?;
                 txn.open_table(PUT_INDEX_V2)?;
                 txn.open_table(PARTIALS)?;
@@ -91,6 +101,12 @@ pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
                 txn.open_table(GARBAGE)?;
                 txn.delete_table(PUT_INDEX_V2)?;
                 w.rebuild_outbox_indexes()?;
+            }
+            3 => {
+                txn.open_table(ENTRIES)?;
+                txn.open_table(REMEMBERED)?;
+                w.move_catalog_v3()?;
+                txn.delete_table(CATALOG_V3)?;
             }
             _ => unreachable!("every version below SCHEMA_VERSION has a step"),
         }

@@ -16,15 +16,22 @@ pub struct Reader {
 /// A view inside a write transaction: reads see its own writes.
 pub struct Writer {
     pub(super) txn: WriteTransaction,
+    /// The store's steady clock when the transaction began ([`super::Store::steady_ms`]).
+    pub(crate) steady_ms: u64,
 }
 
 #[cfg(test)]
 impl Writer {
     /// Overwrites the catalog record of (pipe, path) with bytes no version can read.
     pub(crate) fn corrupt_entry(&self, pipe: &str, path: &str) -> Result<()> {
-        self.txn
-            .open_table(schema::CATALOG)?
-            .insert((pipe, path), &b"\xffnot a record"[..])?;
+        self.txn.open_table(schema::ENTRIES)?.insert(
+            (
+                pipe,
+                super::catalog::split(path).0,
+                super::catalog::split(path).1,
+            ),
+            &b"\xffnot a record"[..],
+        )?;
         Ok(())
     }
 }
@@ -81,9 +88,21 @@ pub trait View: Sized {
         catalog::entry(self, pipe, path)
     }
 
-    /// Direct children of `dir`, in name order.
-    fn children(&self, pipe: &str, dir: &VPath) -> Result<Vec<(String, catalog::Entry)>> {
-        catalog::list(self, pipe, dir)
+    /// Up to `limit` children of `dir` after the name `after`, in name order: a listing
+    /// reads a page at a time, so its memory is a page's, not the directory's.
+    fn children_page(
+        &self,
+        pipe: &str,
+        dir: &VPath,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, catalog::Entry)>> {
+        catalog::list_page(self, pipe, dir, after, limit)
+    }
+
+    /// Entries that expire in time (delivered files, empty directories), all Pipes.
+    fn remembered(&self) -> Result<u64> {
+        catalog::remembered(self)
     }
 
     /// Where an upload to `path` may go under `policy` (making missing directories with

@@ -12,9 +12,13 @@ use crate::ftp::session::Session;
 use crate::store::catalog::{Entry, Kind};
 use crate::vfs::VPath;
 
+/// Entries read from the catalog at a time: a listing holds one page, however large the
+/// directory (docs/ARCHITECTURE.md, "Bounds").
+const PAGE: usize = 512;
+
 impl Session {
-    /// The entries a listing of `path` (as the client named it: `arg`) shows: a
-    /// directory's children, or the file itself.
+    /// The first page of what a listing of `path` (as the client named it: `arg`)
+    /// shows: a directory's children, or the file itself.
     async fn entries(
         &self,
         path: &VPath,
@@ -37,7 +41,7 @@ impl Session {
             return Ok(vec![(name, e)]);
         }
         self.ops()
-            .list(path)
+            .list_page(path, None, PAGE)
             .await
             .map_err(|e| crate::ftp::errors::store(&e))
     }
@@ -57,9 +61,24 @@ impl Session {
             Ok(d) => d,
             Err(r) => return Ok(r),
         };
-        let body = render(&entries, style, now_secs(), self.login().pipe.overwrite);
+        let policy = self.login().pipe.overwrite;
+        let mut sent_entries = 0;
         let sent = async {
-            data.write_all(&body).await?;
+            let mut page = entries;
+            loop {
+                data.write_all(&render(&page, style, now_secs(), policy))
+                    .await?;
+                sent_entries += page.len();
+                if page.len() < PAGE {
+                    break;
+                }
+                let after = page.last().map(|(name, _)| name.clone());
+                page = self
+                    .ops()
+                    .list_page(&path, after, PAGE)
+                    .await
+                    .map_err(|e| io::Error::other(format!("the catalog failed: {e}")))?;
+            }
             data.flush().await?;
             data.close().await
         };
@@ -70,13 +89,15 @@ impl Session {
         })
         .await;
         Ok(match result {
-            Ok(()) => Reply::new(226, format!("Listing sent ({} entries).", entries.len())),
+            Ok(()) => Reply::new(226, format!("Listing sent ({sent_entries} entries).")),
             Err(e) => crate::ftp::errors::interrupted(&format!("Listing interrupted: {e}.")),
         })
     }
 
     /// `STAT path`: the listing over the control connection (RFC 959 §4.1.3).
     pub(crate) async fn stat_path(&self, path: VPath, arg: &str) -> Reply {
+        // One page at most: a reply on the control connection is no place for a
+        // directory of thousands (LIST streams them).
         match self.entries(&path, Some(arg), Style::Long).await {
             Ok(entries) => {
                 let now = now_secs();

@@ -24,7 +24,7 @@ use crate::ftp::server::Server;
 use crate::ops::PipeOps;
 use crate::sftp::errors::Refusal;
 use crate::sftp::proto::{self, Decoded, PacketFramer, Status, response};
-use crate::store::catalog::Entry;
+use crate::vfs::VPath;
 
 use upload::{Batch, Upload};
 
@@ -36,11 +36,11 @@ const READ_BUF: usize = 256 * 1024;
 /// An open handle.
 enum Handle {
     Write(Box<Upload>),
-    /// A directory listing, taken when it was opened; `at`: how far `READDIR` has
-    /// returned it.
+    /// A directory being listed: each `READDIR` reads the next page from the catalog
+    /// after the last name it returned, so a handle holds a name, not the directory.
     Dir {
-        entries: Vec<(String, Entry)>,
-        at: usize,
+        path: VPath,
+        after: Option<String>,
     },
 }
 

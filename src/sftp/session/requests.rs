@@ -67,7 +67,7 @@ impl Session {
             Request::Lstat { path } | Request::Stat { path } => self.stat(id, path).await,
             Request::Setstat { path, attrs } => self.setstat(id, path, attrs).await,
             Request::Opendir { path } => self.opendir(id, path).await,
-            Request::Readdir { handle } => self.readdir(id, handle),
+            Request::Readdir { handle } => self.readdir(id, handle).await,
             Request::Remove { path } => self.change(id, path, Change::Delete).await,
             Request::Mkdir { path, .. } => self.change(id, path, Change::Mkdir).await,
             Request::Rmdir { path } => self.change(id, path, Change::Rmdir).await,
@@ -158,33 +158,41 @@ impl Session {
             Ok(None) => return Err(errors::store(&crate::store::Error::NotFound(p.to_string()))),
             Err(e) => return Err(errors::store(&e)),
         }
-        let entries = self.ops().list(&p).await.map_err(|e| errors::store(&e))?;
-        let h = self.new_handle(Handle::Dir { entries, at: 0 })?;
+        let h = self.new_handle(Handle::Dir {
+            path: p,
+            after: None,
+        })?;
         self.out.extend_from_slice(&response::handle(id, &h));
         Ok(())
     }
 
-    fn readdir(&mut self, id: u32, handle: &[u8]) -> Result<(), Refusal> {
+    async fn readdir(&mut self, id: u32, handle: &[u8]) -> Result<(), Refusal> {
         let policy = self.login.pipe.overwrite;
         let now = now_secs();
-        let Some(Handle::Dir { entries, at }) =
-            handle_number(handle).and_then(|n| self.handles.get_mut(&n))
-        else {
+        let number = handle_number(handle).ok_or_else(bad_handle)?;
+        let Some(Handle::Dir { path, after }) = self.handles.get(&number) else {
             return Err(bad_handle());
         };
-        if *at >= entries.len() {
+        let (path, after) = (path.clone(), after.clone());
+        let page = self
+            .ops()
+            .list_page(&path, after, NAMES_PER_REPLY)
+            .await
+            .map_err(|e| errors::store(&e))?;
+        let Some((last, _)) = page.last() else {
             return Err((Status::Eof, "end of the listing".into()));
+        };
+        if let Some(Handle::Dir { after, .. }) = self.handles.get_mut(&number) {
+            *after = Some(last.clone());
         }
-        let names: Vec<NameEntry> = entries[*at..]
+        let names: Vec<NameEntry> = page
             .iter()
-            .take(NAMES_PER_REPLY)
             .map(|(name, e)| NameEntry {
                 name: name.clone(),
                 long: ls_line(name, e, now, policy),
                 attrs: attrs_of(e, policy),
             })
             .collect();
-        *at += names.len();
         self.out.extend_from_slice(&response::names(id, &names));
         Ok(())
     }

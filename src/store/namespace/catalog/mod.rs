@@ -11,17 +11,20 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 use super::outbox::{Action, Op};
-use super::schema::{CATALOG, KEEP_BOTH, PARTIALS};
+use super::schema::{ENTRIES, KEEP_BOTH, PARTIALS, REMEMBERED};
 use crate::checksum::Checksum;
 use crate::store::namespace::Overwrite;
-use crate::store::{Error, Result, View, Writer, decode, encode};
+use crate::store::{Error, Result, View, Writer, decode};
 use crate::vfs::VPath;
 
+mod codec;
+pub mod expire;
+mod migrate;
 mod read;
 mod rename;
 
-use read::subtree;
-pub(crate) use read::{entry, list};
+pub(crate) use read::{entry, list_page, remembered, split};
+use read::{has_children, subtree};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -54,12 +57,15 @@ pub struct Entry {
     /// The newest version's checksum (`md5` in version 0.1's records).
     #[serde(default, alias = "md5")]
     pub sum: Option<Checksum>,
-    #[serde(default)]
-    pub sender: String,
     /// Some version of this key has reached (or is being sent to) the destination, so a
     /// delete or rename must be sent there too.
     #[serde(default)]
     pub remote: bool,
+    /// Remembered from this steady-clock time (ms) and forgotten one retention window
+    /// later: a delivered file, or a directory with nothing under it. `None`: kept until
+    /// something changes (undelivered files are never forgotten). See [`expire`].
+    #[serde(default)]
+    pub kept_since: Option<u64>,
 }
 
 /// What an upload adds to the catalog.
@@ -166,17 +172,52 @@ fn free_name(v: &impl View, pipe: &str, path: &VPath) -> Result<(VPath, u64)> {
 }
 
 impl Writer {
+    /// Writes the entry at `path`, keeping [`REMEMBERED`] in step with its `kept_since`.
     fn put_entry(&self, pipe: &str, path: &VPath, e: &Entry) -> Result<()> {
-        self.txn
-            .open_table(CATALOG)?
-            .insert((pipe, path.as_str()), encode(e).as_slice())?;
+        let (parent, name) = split(path.as_str());
+        let old = self
+            .txn
+            .open_table(ENTRIES)?
+            .insert((pipe, parent, name), codec::encode(e).as_slice())?
+            .map(|v| codec::decode(v.value()).ok().and_then(|o| o.kept_since));
+        let mut remembered = self.txn.open_table(REMEMBERED)?;
+        if let Some(Some(since)) = old
+            && Some(since) != e.kept_since
+        {
+            remembered.remove((pipe, since, path.as_str()))?;
+        }
+        if let Some(since) = e.kept_since {
+            remembered.insert((pipe, since, path.as_str()), ())?;
+        }
         Ok(())
     }
 
+    /// Removes the entry at `path` with its index rows; a directory left with nothing
+    /// under it is remembered from now, so it expires like a delivered file.
     fn remove_entry(&self, pipe: &str, path: &VPath) -> Result<()> {
+        let (parent, name) = split(path.as_str());
+        let old = self
+            .txn
+            .open_table(ENTRIES)?
+            .remove((pipe, parent, name))?
+            .map(|v| codec::decode(v.value()).ok().and_then(|o| o.kept_since));
+        if let Some(Some(since)) = old {
+            self.txn
+                .open_table(REMEMBERED)?
+                .remove((pipe, since, path.as_str()))?;
+        }
         self.txn
-            .open_table(CATALOG)?
+            .open_table(KEEP_BOTH)?
             .remove((pipe, path.as_str()))?;
+        if parent != "/" && !has_children(&self.txn.open_table(ENTRIES)?, pipe, parent)? {
+            let dir = VPath::from_normalised(parent);
+            if let Some(mut d) = self.entry(pipe, &dir)?
+                && d.kept_since.is_none()
+            {
+                d.kept_since = Some(self.steady_ms);
+                self.put_entry(pipe, &dir, &d)?;
+            }
+        }
         Ok(())
     }
 
@@ -207,7 +248,7 @@ impl Writer {
         if create_dirs {
             for dir in ancestors(&path) {
                 if self.entry(pipe, &dir)?.is_none() {
-                    self.mkdir(pipe, &dir, &up.sender, now_ms / 1000)?;
+                    self.mkdir(pipe, &dir, now_ms / 1000)?;
                 }
             }
         }
@@ -258,14 +299,14 @@ impl Writer {
                 state: Delivery::Pending,
                 body: Some(up.body),
                 sum: Some(up.sum),
-                sender: up.sender,
                 remote,
+                kept_since: None,
             },
         )?;
         Ok(Published { path, freed })
     }
 
-    pub fn mkdir(&self, pipe: &str, path: &VPath, sender: &str, now: u64) -> Result<()> {
+    pub fn mkdir(&self, pipe: &str, path: &VPath, now: u64) -> Result<()> {
         if self.entry(pipe, path)?.is_some() {
             return Err(Error::Exists(path.to_string()));
         }
@@ -280,8 +321,9 @@ impl Writer {
                 state: Delivery::Pending,
                 body: None,
                 sum: None,
-                sender: sender.into(),
                 remote: true,
+                // Kept one window from its making, then forgotten if it holds nothing.
+                kept_since: Some(self.steady_ms),
             },
         )?;
         self.enqueue(
@@ -301,7 +343,7 @@ impl Writer {
             Some(_) if path.is_root() => return Err(Error::NotEmpty(path.to_string())),
             Some(_) => {}
         }
-        if !self.children(pipe, path)?.is_empty() {
+        if has_children(&self.txn.open_table(ENTRIES)?, pipe, path.as_str())? {
             return Err(Error::NotEmpty(path.to_string()));
         }
         self.remove_dir(pipe, path, now)
@@ -379,8 +421,11 @@ impl Writer {
         let mut bodies = self.remove_pipe_ops(pipe)?;
         let all = |p| (p, "")..(p, "\u{10FFFF}");
         self.txn
-            .open_table(CATALOG)?
-            .retain_in(all(pipe), |_, _| false)?;
+            .open_table(ENTRIES)?
+            .retain_in((pipe, "", "")..(pipe, "\u{10FFFF}", ""), |_, _| false)?;
+        self.txn
+            .open_table(REMEMBERED)?
+            .retain_in((pipe, 0, "")..=(pipe, u64::MAX, "\u{10FFFF}"), |_, _| false)?;
         self.txn
             .open_table(KEEP_BOTH)?
             .retain_in(all(pipe), |_, _| false)?;
@@ -399,7 +444,8 @@ impl Writer {
         Ok(bodies)
     }
 
-    /// Marks a delivered put in the catalog, if the entry still holds that body.
+    /// Marks a delivered put in the catalog, if the entry still holds that body: from
+    /// now on it is remembered for the Pipe's retention window.
     pub(super) fn mark_delivered(&self, pipe: &str, path: &str, body: &str) -> Result<()> {
         let path = VPath::from_normalised(path);
         if let Some(mut e) = self.entry(pipe, &path)?
@@ -408,6 +454,7 @@ impl Writer {
             e.state = Delivery::Delivered;
             e.body = None;
             e.remote = true;
+            e.kept_since = Some(self.steady_ms);
             self.put_entry(pipe, &path, &e)?;
         }
         Ok(())

@@ -30,7 +30,7 @@ impl Writer {
             self.move_file(pipe, from, to, e, now)?;
             return Ok(freed);
         }
-        let tree = subtree(&self.txn.open_table(CATALOG)?, pipe, from)?;
+        let tree = subtree(&self.txn.open_table(ENTRIES)?, pipe, from)?;
         // The table must be closed before the calls below open it again.
         for (path, entry) in &tree {
             if entry.kind == Kind::Dir {

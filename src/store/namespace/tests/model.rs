@@ -60,6 +60,13 @@ impl Namespace {
 pub(super) struct Destination {
     pub(super) up: bool,
     pub(super) ns: Namespace,
+    /// What the gateway forgot (delivered, then expired) and the destination keeps: no op
+    /// will touch it again unless a new upload, rename or MKD replaces it.
+    pub(super) forgotten: Namespace,
+    /// Forgotten files whose name a client used again: the gateway may have sent a
+    /// delete for a put that may have reached the destination, so the old object may be
+    /// there or not, unless the namespace says what is there now.
+    pub(super) reused: BTreeSet<String>,
     /// Things a real destination would have refused or lost.
     pub(super) violations: Vec<String>,
 }
@@ -75,12 +82,26 @@ impl Destination {
             Action::Delete { .. } | Action::RmDir { .. } => None,
         };
         if let Some(path) = made {
+            // A marker replaces a forgotten marker (S3 keeps a file and a marker of the
+            // same name side by side).
+            if matches!(op.action, Action::MkDir { .. }) {
+                self.forgotten.dirs.remove(path);
+            }
             let mut above = path.as_str();
             while let Some(i) = above.rfind('/') {
                 above = &above[..i];
-                if self.ns.files.contains_key(above) {
+                // A forgotten file may stand where a directory is made later: S3 keeps
+                // both, and a directory destination parks the op with its reason.
+                if self.ns.files.contains_key(above) && !self.forgotten.files.contains_key(above) {
                     self.violations
                         .push(format!("op {}: {path} below the file {above}", op.id));
+                }
+            }
+        }
+        if !matches!(op.action, Action::MkDir { .. } | Action::RmDir { .. }) {
+            for k in op.action.keys() {
+                if self.forgotten.files.remove(k).is_some() {
+                    self.reused.insert(k.to_string());
                 }
             }
         }
@@ -105,7 +126,16 @@ impl Destination {
                 ns.dirs.insert(path.clone());
             }
             Action::RmDir { path } => {
-                if !ns.is_empty_dir(path) {
+                // What it still holds may only be what the gateway forgot (the sinks
+                // leave a directory that is not empty in place).
+                let prefix = format!("{path}/");
+                let known = ns
+                    .files
+                    .keys()
+                    .filter(|k| !self.forgotten.files.contains_key(*k))
+                    .chain(ns.dirs.iter().filter(|d| !self.forgotten.dirs.contains(*d)))
+                    .any(|k| k.starts_with(&prefix));
+                if known {
                     self.violations.push(format!(
                         "op {}: rmdir {path} while it still holds {:?}",
                         op.id, ns
