@@ -307,7 +307,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }),
         live_status: Box::new({
             let (srv, fwd) = (srv.clone(), forwarder.clone());
-            move |view: &mut StatusView| live_status(view, &srv, &fwd, started)
+            let cap = opts.keep_delivered_max;
+            move |view: &mut StatusView| live_status(view, &srv, &fwd, started, cap)
         }),
     });
 
@@ -334,13 +335,14 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         let forward_task = smol::spawn(forwarder.clone().run());
         if let Some(listener) = metrics {
             let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
+            let cap = opts.keep_delivered_max;
             let view = Arc::new(move || {
                 use std::sync::atomic::Ordering;
                 let mut v = store
                     .read()
                     .and_then(|r| crate::admin::status::from_store(&r))
                     .unwrap_or_default();
-                live_status(&mut v, &srv, &fwd, started);
+                live_status(&mut v, &srv, &fwd, started, cap);
                 let c = crate::metrics::Counters {
                     logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
                     logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
@@ -400,9 +402,16 @@ fn addresses(bound: impl Iterator<Item = io::Result<std::net::SocketAddr>>) -> V
 }
 
 /// Adds what only the running daemon knows to a status view.
-fn live_status(view: &mut StatusView, srv: &Server, fwd: &Forwarder, started: std::time::Instant) {
+fn live_status(
+    view: &mut StatusView,
+    srv: &Server,
+    fwd: &Forwarder,
+    started: std::time::Instant,
+    keep_delivered_max: u64,
+) {
     use std::sync::atomic::Ordering;
     view.daemon_running = true;
+    view.keep_delivered_max = Some(keep_delivered_max);
     view.uptime_secs = Some(started.elapsed().as_secs());
     view.sessions = Some(srv.stats.sessions.load(Ordering::Relaxed));
     view.sftp_sessions = Some(srv.stats.sftp_sessions.load(Ordering::Relaxed));

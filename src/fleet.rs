@@ -128,8 +128,9 @@ pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
 }
 
 /// Makes the state match `fleet` inside `w` and lists the changes, one line each
-/// (`+` added, `~` changed, `-` removed).
-pub fn apply(w: &Writer, fleet: &Fleet) -> store::Result<Vec<String>> {
+/// (`+` added, `~` changed, `-` removed). A Pipe the file drops that still holds
+/// undelivered uploads is refused unless `discard_backlog` (see [`Writer::remove_pipe`]).
+pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<Vec<String>> {
     let mut changes = Vec::new();
     let old_pipes: BTreeMap<String, _> =
         w.pipes()?.into_iter().map(|p| (p.id.clone(), p)).collect();
@@ -215,8 +216,16 @@ pub fn apply(w: &Writer, fleet: &Fleet) -> store::Result<Vec<String>> {
         .keys()
         .filter(|id| !kept_pipes.contains(id.as_str()))
     {
-        w.remove_pipe(id)?;
-        changes.push(format!("- pipe {id}"));
+        let b = w.backlog(id)?;
+        w.remove_pipe(id, discard_backlog)?;
+        changes.push(if b.ops > 0 {
+            format!(
+                "- pipe {id} (discarding {} undelivered file(s), {} byte(s))",
+                b.puts, b.bytes
+            )
+        } else {
+            format!("- pipe {id}")
+        });
     }
     Ok(changes)
 }

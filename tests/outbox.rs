@@ -178,8 +178,28 @@ fn removing_a_pipe_removes_its_namespace_and_queued_uploads() {
     let st = g.status();
     assert_eq!(st["pipes"][0]["backlog_ops"], 4, "{st}");
     assert_eq!(st["spool_bytes"], 30_000, "{st}");
-    let out = g.run(&["pipe", "remove", "line1"]).ok().to_string();
-    assert!(out.contains("4 undelivered operation(s)"), "{out}");
+    // Acknowledged uploads are not thrown away without being asked.
+    g.run(&["pipe", "remove", "line1"]).fails(
+        1,
+        "pipe line1 still holds 3 undelivered file(s), 30000 byte(s)",
+    );
+    g.run(&["pipe", "remove", "line1"]).fails(
+        1,
+        "'ftpgate pipe disable line1' stops it without losing anything",
+    );
+    assert_eq!(
+        g.status()["pipes"][0]["backlog_ops"],
+        4,
+        "nothing was removed"
+    );
+    let out = g
+        .run(&["pipe", "remove", "line1", "--discard-backlog"])
+        .ok()
+        .to_string();
+    assert!(
+        out.contains("discarded its 3 undelivered file(s), 30000 byte(s)"),
+        "{out}"
+    );
     assert_eq!(g.status()["spool_bytes"], 0);
     let ready = std::fs::read_dir(g.state().join("spool/ready"))
         .unwrap()
@@ -203,6 +223,45 @@ fn removing_a_pipe_removes_its_namespace_and_queued_uploads() {
             .next()
             .is_none()
     );
+}
+
+/// A fleet file without a Pipe that still holds uploads (its destination down): `apply`
+/// says what would be lost, in `--dry-run` too, and removes nothing unless told to.
+#[test]
+fn apply_keeps_a_dropped_pipe_that_holds_undelivered_uploads() {
+    let g = Gate::provisioned();
+    g.hold_deliveries();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("queued.jpg", &data(1234, 1)).code, 226);
+    drop(c);
+    let fleet = g.state().join("fleet.toml");
+    let text = g.run(&["export"]).ok().to_string();
+    // The same fleet without the Pipe (and its grant).
+    let senders = &text[text.find("[[sender]]").unwrap()..];
+    let without = senders.replace("pipes = [\"line1\"]", "pipes = []");
+    std::fs::write(&fleet, &without).unwrap();
+    let f = fleet.to_str().unwrap();
+    let lost = "pipe line1 still holds 1 undelivered file(s), 1234 byte(s)";
+    g.run(&["apply", "--dry-run", f]).fails(1, lost);
+    g.run(&["apply", f]).fails(1, lost);
+    assert_eq!(g.status()["pipes"][0]["backlog_ops"], 1, "still queued");
+    let dry = g
+        .run(&["apply", "--dry-run", "--discard-backlog", f])
+        .ok()
+        .to_string();
+    assert!(
+        dry.contains("would: - pipe line1 (discarding 1 undelivered file(s), 1234 byte(s))"),
+        "{dry}"
+    );
+    assert_eq!(
+        g.status()["pipes"][0]["backlog_ops"],
+        1,
+        "a dry run changes nothing"
+    );
+    g.run(&["apply", "--discard-backlog", f]).ok();
+    assert_eq!(g.status()["pipes"].as_array().unwrap().len(), 0);
+    drop(d);
 }
 
 #[test]

@@ -100,14 +100,25 @@ pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
             ))),
         };
     }
-    if let Request::Apply { fleet, dry_run } = req {
+    if let Request::Apply {
+        fleet,
+        dry_run,
+        discard_backlog,
+    } = req
+    {
         let fleet = crate::fleet::Fleet::parse(&fleet)?;
-        let changes = store.write_or_discard(!dry_run, |w| crate::fleet::apply(w, &fleet))?;
+        let changes = store.write_or_discard(!dry_run, |w| {
+            crate::fleet::apply(w, &fleet, discard_backlog)
+        })?;
         return Ok(Response::Applied { changes, dry_run });
     }
     if !req.mutates() {
         // A read snapshot: never waits for, nor holds up, the writers.
-        return Ok(read(&store.read()?, req)?);
+        let mut response = read(&store.read()?, req)?;
+        if let Response::Status { status } = &mut response {
+            status::state_file(store, status);
+        }
+        return Ok(response);
     }
     Ok(store.write(|w| run(w, req))?)
 }
@@ -340,13 +351,16 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 format!("updated pipe {id}")
             })
         }
-        Request::PipeRemove { id } => {
+        Request::PipeRemove {
+            id,
+            discard_backlog,
+        } => {
             let b = w.backlog(&id)?;
-            w.remove_pipe(&id)?;
+            w.remove_pipe(&id, discard_backlog)?;
             done(if b.ops > 0 {
                 format!(
-                    "removed pipe {id} and its {} undelivered operation(s), {} byte(s)",
-                    b.ops, b.bytes
+                    "removed pipe {id} and discarded its {} undelivered file(s), {} byte(s) ({} operation(s))",
+                    b.puts, b.bytes, b.ops
                 )
             } else {
                 format!("removed pipe {id}")

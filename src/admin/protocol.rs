@@ -77,6 +77,9 @@ pub enum Request {
     },
     PipeRemove {
         id: String,
+        /// Remove it even though undelivered uploads are lost with it.
+        #[serde(default)]
+        discard_backlog: bool,
     },
     PipeEnable {
         id: String,
@@ -88,6 +91,9 @@ pub enum Request {
     Apply {
         fleet: String,
         dry_run: bool,
+        /// Pipes the file drops are removed even with undelivered uploads.
+        #[serde(default)]
+        discard_backlog: bool,
     },
     PipeTest {
         id: String,

@@ -28,6 +28,9 @@ pub struct PipeStatus {
     pub delivered_bytes: u64,
     /// Bytes per second over the current minute.
     pub rate_bytes_per_sec: Option<f64>,
+    /// How long delivered files stay listed (`1d`).
+    #[serde(default)]
+    pub keep_delivered: String,
 }
 
 /// The whole gateway.
@@ -55,6 +58,20 @@ pub struct StatusView {
     /// SHA-256 of the SSH host key (`SHA256:...`), when SFTP is on.
     #[serde(default)]
     pub ssh_fingerprint: Option<String>,
+    /// The state file (`ftpgate.redb`): its size, and the free space on its disk.
+    #[serde(default)]
+    pub state_bytes: u64,
+    #[serde(default)]
+    pub state_free_bytes: Option<u64>,
+    /// Catalog entries that expire in time (delivered files, empty directories).
+    #[serde(default)]
+    pub remembered: u64,
+    /// The gateway-wide cap on them (`serve --keep-delivered-max`), while the daemon runs.
+    #[serde(default)]
+    pub keep_delivered_max: Option<u64>,
+    /// Said when the state file would not fit twice in the free space of its disk.
+    #[serde(default)]
+    pub state_warning: Option<String>,
     pub pipes: Vec<PipeStatus>,
 }
 
@@ -134,10 +151,34 @@ pub fn from_store(r: &impl View) -> store::Result<StatusView> {
                 .map(|o| now.saturating_sub(o.queued_ms / 1000)),
             parked_ops: b.parked,
             parked_reason: parked.and_then(|o| o.parked),
+            keep_delivered: crate::duration::format(p.keep_delivered_ms() / 1000),
             ..PipeStatus::default()
         });
         view.spool_files += b.puts;
         view.spool_bytes += b.bytes;
     }
+    view.remembered = r.remembered()?;
     Ok(view)
+}
+
+/// Adds the state file's size and the free space beside it, with a warning when the
+/// file would not fit twice in it (it may grow by what is remembered before the next
+/// compaction at start-up).
+pub fn state_file(store: &store::Store, view: &mut StatusView) {
+    view.state_bytes = store.file_bytes();
+    view.state_free_bytes = store
+        .path()
+        .parent()
+        .and_then(|dir| rustix::fs::statvfs(dir).ok())
+        .map(|st| st.f_bavail.saturating_mul(st.f_frsize));
+    view.state_warning = view
+        .state_free_bytes
+        .filter(|free| *free < view.state_bytes.saturating_mul(2))
+        .map(|free| {
+            format!(
+                "the state file ({:.1} MiB) would not fit twice in the {:.1} MiB free on its disk: free space there, or remember less (pipe set ID --keep-delivered, serve --keep-delivered-max)",
+                view.state_bytes as f64 / 1048576.0,
+                free as f64 / 1048576.0
+            )
+        });
 }

@@ -24,6 +24,9 @@ pub struct ApplyArgs {
     /// print what would change without changing anything
     #[argh(switch)]
     dry_run: bool,
+    /// remove Pipes the file drops even if they hold undelivered uploads (lost with them)
+    #[argh(switch)]
+    discard_backlog: bool,
 }
 
 pub fn export(ctx: &Ctx, args: ExportArgs) -> Outcome {
@@ -54,6 +57,7 @@ pub fn apply(ctx: &Ctx, args: ApplyArgs) -> Outcome {
     match ctx.request(Request::Apply {
         fleet: text,
         dry_run: args.dry_run,
+        discard_backlog: args.discard_backlog,
     })? {
         Response::Applied { changes, dry_run } => {
             if changes.is_empty() {

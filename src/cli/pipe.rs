@@ -163,12 +163,16 @@ struct Show {
     json: bool,
 }
 
-/// remove a Pipe and its Grants
+/// remove a Pipe and its Grants (refused while it holds undelivered uploads; 'pipe
+/// disable' stops a Pipe without losing anything)
 #[derive(FromArgs)]
 #[argh(subcommand, name = "remove")]
 struct Remove {
     #[argh(positional)]
     id: String,
+    /// remove it even if it holds undelivered uploads: they are lost
+    #[argh(switch)]
+    discard_backlog: bool,
 }
 
 /// accept uploads into a Pipe again
@@ -222,7 +226,10 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
             Response::Pipe { pipe } => output(a.json, &pipe, print_pipe),
             other => Err(unexpected(other)),
         },
-        Cmd::Remove(a) => ctx.change(Request::PipeRemove { id: a.id }),
+        Cmd::Remove(a) => ctx.change(Request::PipeRemove {
+            id: a.id,
+            discard_backlog: a.discard_backlog,
+        }),
         Cmd::Enable(a) => ctx.change(Request::PipeEnable {
             id: a.id,
             enabled: true,

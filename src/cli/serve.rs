@@ -201,6 +201,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
     demo_ctx.request(crate::admin::Request::Apply {
         fleet,
         dry_run: false,
+        discard_backlog: false,
     })?;
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port);
     println!("ftpgate demo");

@@ -103,6 +103,17 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
         s.spool_files,
         mib(s.spool_bytes)
     );
+    println!(
+        "state:    {} file, {} delivered entries remembered{}",
+        mib(s.state_bytes),
+        s.remembered,
+        s.keep_delivered_max
+            .map(|m| format!(" (at most {m})"))
+            .unwrap_or_default()
+    );
+    if let Some(w) = &s.state_warning {
+        println!("WARNING:  {w}");
+    }
     if s.pipes.is_empty() {
         println!("pipes:    none yet");
     }
@@ -121,6 +132,10 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
                 .as_ref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default()
+        );
+        println!(
+            "  kept:         delivered files listed for {}",
+            p.keep_delivered
         );
         println!(
             "  backlog:      {} op(s), {}{}",

@@ -54,6 +54,16 @@ pub enum Error {
     IntoItself(String),
     #[error("operation {0} is not in the outbox")]
     NoSuchOp(u64),
+    #[error(
+        "pipe {id} still holds {files} undelivered file(s), {bytes} byte(s) ({ops} operation(s) in all, {parked} parked): removing it would lose them. 'ftpgate pipe disable {id}' stops it without losing anything; add --discard-backlog to remove it and its backlog anyway"
+    )]
+    PipeHasBacklog {
+        id: String,
+        files: u64,
+        bytes: u64,
+        ops: u64,
+        parked: u64,
+    },
     #[error("{}", db_text(.0))]
     Db(#[from] redb::Error),
     #[error("the gateway's database cannot be written ({}); it is reopened by itself once the disk works again", .0.why)]

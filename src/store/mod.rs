@@ -185,6 +185,11 @@ impl Store {
         Ok(Some((before, self.file_bytes())))
     }
 
+    /// Where the state file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The state file's size on disk.
     pub fn file_bytes(&self) -> u64 {
         std::fs::metadata(&self.path).map_or(0, |m| m.len())

@@ -100,7 +100,21 @@ impl Writer {
     /// partial uploads. Returns the spool bodies to delete once this commits (they are in
     /// `GARBAGE` already), so that nothing of it counts against the spool any more and a
     /// new Pipe with the same id starts empty.
-    pub fn remove_pipe(&self, id: &str) -> Result<Vec<String>> {
+    ///
+    /// A Pipe with acknowledged uploads not yet delivered (or any queued op) is removed
+    /// only with `discard_backlog`: otherwise [`Error::PipeHasBacklog`] says what would
+    /// be lost.
+    pub fn remove_pipe(&self, id: &str, discard_backlog: bool) -> Result<Vec<String>> {
+        let b = self.backlog(id)?;
+        if b.ops > 0 && !discard_backlog {
+            return Err(Error::PipeHasBacklog {
+                id: id.to_string(),
+                files: b.puts,
+                bytes: b.bytes,
+                ops: b.ops,
+                parked: b.parked,
+            });
+        }
         if self.txn.open_table(PIPES)?.remove(id)?.is_none() {
             return Err(Error::NoSuchPipe(id.to_string()));
         }
