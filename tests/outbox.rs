@@ -164,6 +164,66 @@ fn a_schema_2_database_keeps_and_delivers_its_queued_operations() {
     assert_eq!(names.lines().count(), 5, "{names}");
 }
 
+/// A state directory written by the release before the compact catalog (schema 3),
+/// made with that release: Pipe `cloud` delivered `/cam/day1/d0..d2.txt` and made
+/// `/empty`, then its endpoint went down; `/cam/day2/q0.txt` and `q1.txt` were uploaded
+/// and `d2.txt` renamed to `renamed.txt`, all four still queued.
+#[test]
+fn a_schema_3_database_lists_what_it_delivered_and_delivers_its_backlog() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::new();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3-state");
+    let copy = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(src.join("."))
+        .arg(g.state())
+        .status()
+        .unwrap();
+    assert!(copy.success());
+    // What that gateway had delivered before its endpoint went down.
+    for i in 0..3 {
+        s3.bucket()
+            .put_object(
+                format!("/cell/cam/day1/d{i}.txt"),
+                format!("delivered {i}\n").as_bytes(),
+            )
+            .unwrap();
+    }
+    g.run(&["pipe", "set", "cloud", "--endpoint", &s3.endpoint()])
+        .ok();
+    let queued: serde_json::Value =
+        serde_json::from_str(g.run(&["spool", "list", "--json"]).ok()).unwrap();
+    let ops: Vec<&str> = queued
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(ops, ["mkdir", "put", "put", "rename"], "{queued}");
+    let d = g.serve(&[]);
+    g.wait_delivered(30);
+    for (key, body) in [
+        ("cell/cam/day2/q0.txt", "queued 0\n"),
+        ("cell/cam/day2/q1.txt", "queued 1\n"),
+        ("cell/cam/day1/renamed.txt", "delivered 2\n"),
+    ] {
+        assert_eq!(s3.get(key).as_deref(), Some(body.as_bytes()), "{key}");
+    }
+    assert_eq!(s3.get("cell/cam/day1/d2.txt"), None, "renamed away");
+    let mut c = Raw::login(d.ftp());
+    let (_, day1) = c.list("NLST cam/day1");
+    assert_eq!(
+        day1, "d0.txt\r\nd1.txt\r\nrenamed.txt\r\n",
+        "what was delivered before the upgrade is still listed"
+    );
+    assert_eq!(c.cmd("SIZE cam/day1/d0.txt").code, 213);
+    let (_, root) = c.list("NLST");
+    assert_eq!(root, "cam\r\nempty\r\n");
+    let st = g.status();
+    assert_eq!(st["remembered"], 6, "5 delivered files and /empty: {st}");
+}
+
 #[test]
 fn removing_a_pipe_removes_its_namespace_and_queued_uploads() {
     let g = Gate::provisioned();
