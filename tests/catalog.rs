@@ -289,6 +289,34 @@ fn keep_both_continues_from_the_last_suffix() {
     assert_eq!(keep("b53"), v("/img-53.jpg"));
 }
 
+/// A name near the 255-byte limit under keep-both: the suffix would push the copy's
+/// name past what any file system or S3 client takes, so the upload is refused before
+/// its data (the check the FTP side runs before `150`), never acknowledged and then
+/// refused by the destination.
+#[test]
+fn a_keep_both_name_longer_than_255_bytes_is_refused_before_the_upload() {
+    let (_d, s) = store();
+    let long = format!("/{}.jpg", "n".repeat(251));
+    s.write(|w| w.publish(P, &v(&long), Overwrite::KeepBoth, false, up("b1", 1), 0))
+        .unwrap();
+    let r = s.read().unwrap();
+    assert!(matches!(
+        r.check_upload(P, &v(&long), Overwrite::KeepBoth, false),
+        Err(ftpgate::store::Error::DerivedNameTooLong(_))
+    ));
+    drop(r);
+    assert!(matches!(
+        s.write(|w| w.publish(P, &v(&long), Overwrite::KeepBoth, false, up("b2", 1), 0)),
+        Err(ftpgate::store::Error::DerivedNameTooLong(_))
+    ));
+    // One byte shorter still fits: `-2` makes it 255.
+    let fits = format!("/{}.jpg", "n".repeat(249));
+    for b in ["c1", "c2"] {
+        s.write(|w| w.publish(P, &v(&fits), Overwrite::KeepBoth, false, up(b, 1), 0))
+            .unwrap();
+    }
+}
+
 /// `create_dirs`: an upload into missing directories makes them in the same transaction,
 /// outermost first, each with its marker queued before the put; a file where a directory
 /// must go is refused and nothing is written.

@@ -15,7 +15,9 @@ pub fn store(e: &store::Error) -> Reply {
     match e {
         NotFound(_) | Exists(_) | NotADirectory(_) | IsADirectory(_) | NotEmpty(_)
         | OverwriteRefused(_) => Reply::new(550, format!("{e}.")),
-        NoParent(_) | IntoItself(_) | Invalid(_) => Reply::new(553, format!("{e}.")),
+        NoParent(_) | IntoItself(_) | Invalid(_) | DerivedNameTooLong(_) => {
+            Reply::new(553, format!("{e}."))
+        }
         _ if e.is_disk_full() => disk_full(),
         Reopening(f) => Reply::new(
             451,

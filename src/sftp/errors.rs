@@ -18,8 +18,13 @@ pub fn store(e: &store::Error) -> Refusal {
     match e {
         NotFound(_) | NoParent(_) => (Status::NoSuchFile, e.to_string()),
         OverwriteRefused(_) => (Status::PermissionDenied, e.to_string()),
-        Exists(_) | NotADirectory(_) | IsADirectory(_) | NotEmpty(_) | IntoItself(_)
-        | Invalid(_) => (Status::Failure, e.to_string()),
+        Exists(_)
+        | NotADirectory(_)
+        | IsADirectory(_)
+        | NotEmpty(_)
+        | IntoItself(_)
+        | Invalid(_)
+        | DerivedNameTooLong(_) => (Status::Failure, e.to_string()),
         _ if e.is_disk_full() => disk_full(),
         Reopening(f) => (
             Status::Failure,

@@ -52,6 +52,10 @@ pub enum Error {
     OverwriteRefused(String),
     #[error("cannot move {0} into itself")]
     IntoItself(String),
+    #[error(
+        "{0} exists, and the -N suffix this pipe's keep-both policy adds would make a name longer than 255 bytes: upload under a shorter name"
+    )]
+    DerivedNameTooLong(String),
     #[error("operation {0} is not in the outbox")]
     NoSuchOp(u64),
     #[error(

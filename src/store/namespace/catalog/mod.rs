@@ -163,7 +163,13 @@ fn free_name(v: &impl View, pipe: &str, path: &VPath) -> Result<(VPath, u64)> {
         .get((pipe, path.as_str()))?
         .map_or(2, |n| n.value());
     for n in start.. {
-        let candidate = parent.child(&format!("{stem}-{n}{ext}"));
+        let name = format!("{stem}-{n}{ext}");
+        // Client names are at most 255 bytes (vfs): the suffix must not make one longer,
+        // or the destination would refuse it long after the 226.
+        if name.len() > crate::vfs::MAX_NAME {
+            return Err(Error::DerivedNameTooLong(path.to_string()));
+        }
+        let candidate = parent.child(&name);
         if v.entry(pipe, &candidate)?.is_none() {
             return Ok((candidate, n + 1));
         }
