@@ -23,7 +23,41 @@ pub fn random_hex(n: usize) -> String {
 
 /// fsyncs a directory: the names created, renamed or removed in it are durable after.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    SYNCED.with(|s| s.borrow_mut().push(dir.to_path_buf()));
     std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the directories this thread fsynced, in order.
+    pub static SYNCED: std::cell::RefCell<Vec<std::path::PathBuf>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// Creates `dir` and every missing directory above it, fsyncing the parent of each one it
+/// creates, so a power cut cannot take back a directory a delivery went into.
+pub fn create_dirs_synced(dir: &Path) -> io::Result<()> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => return Ok(()),
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    create_dirs_synced(parent)?;
+    match std::fs::create_dir(dir) {
+        Ok(()) => sync_dir(parent),
+        // Made meanwhile by another delivery (which syncs it).
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

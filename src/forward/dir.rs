@@ -28,6 +28,7 @@ use std::time::SystemTime;
 
 use super::sink::{Meta, Sink, SinkError, corrupted};
 use crate::checksum::Checksum;
+use crate::support::create_dirs_synced;
 
 pub struct DirSink {
     root: PathBuf,
@@ -68,6 +69,14 @@ fn instance() -> &'static str {
 /// A name for one staged file of this instance: `what-INSTANCE-RANDOM`.
 fn staged_name(what: &str) -> String {
     format!("{what}-{}-{}", instance(), crate::support::random_hex(6))
+}
+
+/// fsyncs the directory holding `path`.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => crate::support::sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 /// Whether a file in the staging directory belongs to a delivery of this process.
@@ -178,9 +187,9 @@ impl Sink for DirSink {
         self.root_ready()?;
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| classify("creating the directory", e))?;
+        create_dirs_synced(&dir).map_err(|e| classify("creating the directory", e))?;
         let staging = self.staging();
-        fs::create_dir_all(&staging).map_err(|e| classify("creating the staging directory", e))?;
+        create_dirs_synced(&staging).map_err(|e| classify("creating the staging directory", e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
         let placed = match place(
             body,
@@ -204,10 +213,15 @@ impl Sink for DirSink {
         }
     }
 
+    // Every change below fsyncs the directories whose names it changed before it reports
+    // success: once the op is settled nobody sends it again, so a power cut must not
+    // bring a deleted file or a renamed file's old name back, nor take a new one away.
+
     fn delete(&self, key: &str) -> Result<(), SinkError> {
         self.root_ready()?;
-        match fs::remove_file(self.path(key)) {
-            Ok(()) => Ok(()),
+        let path = self.path(key);
+        match fs::remove_file(&path) {
+            Ok(()) => sync_parent(&path).map_err(|e| classify("deleting", e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(classify("deleting", e)),
         }
@@ -217,25 +231,31 @@ impl Sink for DirSink {
         self.root_ready()?;
         let (from, to) = (self.path(from), self.path(to));
         if let Some(parent) = to.parent() {
-            fs::create_dir_all(parent).map_err(|e| classify("creating the directory", e))?;
+            create_dirs_synced(parent).map_err(|e| classify("creating the directory", e))?;
         }
         match fs::rename(&from, &to) {
-            Ok(()) => Ok(()),
-            // Sent again after a crash: already moved.
-            Err(e) if e.kind() == io::ErrorKind::NotFound && to.exists() => Ok(()),
-            Err(e) => Err(classify(&format!("renaming {}", from.display()), e)),
+            Ok(()) => {}
+            // Sent again after a crash: already moved (and synced below again).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && to.exists() => {}
+            Err(e) => return Err(classify(&format!("renaming {}", from.display()), e)),
         }
+        let synced = sync_parent(&to).and_then(|()| match (from.parent(), to.parent()) {
+            (Some(a), Some(b)) if a != b => crate::support::sync_dir(a),
+            _ => Ok(()),
+        });
+        synced.map_err(|e| classify(&format!("renaming {}", from.display()), e))
     }
 
     fn mkdir(&self, key: &str) -> Result<(), SinkError> {
         self.root_ready()?;
-        fs::create_dir_all(self.path(key)).map_err(|e| classify("creating the directory", e))
+        create_dirs_synced(&self.path(key)).map_err(|e| classify("creating the directory", e))
     }
 
     fn rmdir(&self, key: &str) -> Result<(), SinkError> {
         self.root_ready()?;
-        match fs::remove_dir(self.path(key)) {
-            Ok(()) => Ok(()),
+        let path = self.path(key);
+        match fs::remove_dir(&path) {
+            Ok(()) => sync_parent(&path).map_err(|e| classify("removing the directory", e)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             // Someone else put files there: leave the directory, it is not ours alone.
             Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => Ok(()),
@@ -309,6 +329,43 @@ mod tests {
         assert!(running.exists(), "a delivery in progress keeps its file");
         assert_eq!(fs::read(root.path().join("a/b.jpg")).unwrap(), b"bytes");
         assert_eq!(fs::read(&body).unwrap(), b"bytes");
+    }
+
+    /// What a power cut would take back unless the directory was fsynced: every name a
+    /// delivery creates, renames or removes has its directory synced before the sink
+    /// reports success.
+    #[test]
+    fn every_name_a_delivery_changes_has_its_directory_synced() {
+        use crate::support::SYNCED;
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let sink = DirSink::new(r.into());
+        let body = r.join("body");
+        fs::write(&body, b"bytes").unwrap();
+        let sum = crate::checksum::Hasher::crc32c_of(b"bytes");
+        let synced = |f: &dyn Fn()| {
+            SYNCED.with(|s| s.borrow_mut().clear());
+            f();
+            SYNCED.with(|s| s.borrow().clone())
+        };
+        let put = synced(&|| sink.put("a/b/c.jpg", &body, 5, &sum, &meta()).unwrap());
+        for dir in [r.to_path_buf(), r.join("a"), r.join("a/b")] {
+            assert!(put.contains(&dir), "{} not synced: {put:?}", dir.display());
+        }
+        let rename = synced(&|| sink.rename("a/b/c.jpg", "d/e.jpg").unwrap());
+        for dir in [r.to_path_buf(), r.join("d"), r.join("a/b")] {
+            assert!(
+                rename.contains(&dir),
+                "{} not synced: {rename:?}",
+                dir.display()
+            );
+        }
+        let delete = synced(&|| sink.delete("d/e.jpg").unwrap());
+        assert!(delete.contains(&r.join("d")), "{delete:?}");
+        let mkdir = synced(&|| sink.mkdir("x/y").unwrap());
+        assert!(mkdir.contains(&r.to_path_buf()) && mkdir.contains(&r.join("x")));
+        let rmdir = synced(&|| sink.rmdir("x/y").unwrap());
+        assert!(rmdir.contains(&r.join("x")), "{rmdir:?}");
     }
 
     #[test]
