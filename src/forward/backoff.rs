@@ -15,6 +15,18 @@ pub fn delay(attempt: u32, jitter: f64) -> Duration {
     base.mul_f64(0.75 + jitter.clamp(0.0, 1.0) * 0.5).min(CAP)
 }
 
+/// Beyond this much ahead of the clock, a due time cannot have come from a backoff: the
+/// wall clock went back (a box without a real-time clock, set right by NTP after a
+/// crash, or set back by hand).
+pub const FAR_AHEAD_MS: u64 = 4 * CAP.as_millis() as u64;
+
+/// Whether something due at `at_ms` may go at `now_ms` (ms since the epoch): when its time
+/// has come, or when its time is further ahead than any backoff sets it, so a clock that
+/// went back by a year does not hold the backlog for a year.
+pub fn due(at_ms: u64, now_ms: u64) -> bool {
+    at_ms <= now_ms || at_ms > now_ms.saturating_add(FAR_AHEAD_MS)
+}
+
 /// A jitter value from the OS random source.
 pub fn jitter() -> f64 {
     let mut b = [0u8; 2];

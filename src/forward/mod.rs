@@ -310,7 +310,7 @@ impl Forwarder {
     fn room(&self, pipe: &Pipe, running: &Running, now: u64) -> usize {
         let claimed = running.of(&pipe.id).claimed;
         let room = match self.offline_until(&pipe.id) {
-            Some(until) if until > now || claimed > 0 => 0,
+            Some(until) if !backoff::due(until, now) || claimed > 0 => 0,
             Some(_) => 1,
             None => {
                 let share = self.parallel_now(pipe, now) * claims::DEPTH;
@@ -329,7 +329,7 @@ impl Forwarder {
     fn may_start(&self, pipe: &Pipe, running: &Running, now: u64) -> bool {
         let active = running.of(&pipe.id).active;
         let slot = match self.offline_until(&pipe.id) {
-            Some(until) => until <= now && active == 0,
+            Some(until) => backoff::due(until, now) && active == 0,
             None => active < self.parallel_now(pipe, now),
         };
         slot && running.active < self.config.max_parallel
@@ -516,7 +516,9 @@ impl Forwarder {
             let hungry =
                 feed.allowed && self.may_start(&p, running, now) && !feed.queued.contains(&p.id);
             durable |= hungry && feed.unsynced.contains(&p.id);
-            if self.room(&p, running, now) > 0 && r.next_due(&p.id)?.is_some_and(|at| at <= now) {
+            if self.room(&p, running, now) > 0
+                && r.next_due(&p.id, now)?.is_some_and(|at| at <= now)
+            {
                 due = true;
                 durable |= hungry;
             }
@@ -579,7 +581,7 @@ impl Forwarder {
             let at = match self.offline_until(&p.id) {
                 Some(until) => Some(until),
                 None if self.room(&p, running, now) == 0 => None,
-                None => v.next_due(&p.id)?,
+                None => v.next_due(&p.id, now)?,
             };
             earliest = match (earliest, at) {
                 (Some(a), Some(b)) => Some(a.min(b)),

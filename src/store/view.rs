@@ -146,9 +146,9 @@ pub trait View: Sized {
         outbox::ready(self, pipe, now_ms, limit)
     }
 
-    /// When a Pipe's earliest ready op is due (ms since the epoch).
-    fn next_due(&self, pipe: &str) -> Result<Option<u64>> {
-        outbox::next_due(self, pipe)
+    /// When a Pipe's earliest ready op may go (ms since the epoch), seen at `now_ms`.
+    fn next_due(&self, pipe: &str, now_ms: u64) -> Result<Option<u64>> {
+        outbox::next_due(self, pipe, now_ms)
     }
 
     /// The newest queued op that touches (pipe, key).

@@ -74,25 +74,38 @@ pub(crate) fn first_parked(v: &impl View, pipe: &str) -> Result<Option<Op>> {
     first_of(v, PARKED, pipe)
 }
 
+/// Ready ops of a Pipe that may go at `now_ms`: those due by then, then those due further
+/// ahead than any backoff (the wall clock went back: see [`crate::forward::backoff::due`]).
 pub(crate) fn ready(v: &impl View, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
+    let t = v.table(READY)?;
+    let far = now_ms.saturating_add(crate::forward::backoff::FAR_AHEAD_MS);
     let mut ids = Vec::new();
-    for row in v
-        .table(READY)?
-        .range((pipe, 0, 0)..=(pipe, now_ms, u64::MAX))?
-        .take(limit)
-    {
+    let due = t.range((pipe, 0, 0)..=(pipe, now_ms, u64::MAX))?;
+    let stranded = t.range((pipe, far.saturating_add(1), 0)..=(pipe, u64::MAX, u64::MAX))?;
+    for row in due.chain(stranded).take(limit) {
         ids.push(row?.0.value().2);
     }
     Ok(ids)
 }
 
-/// When the earliest ready op of a Pipe is due, if it has one.
-pub(crate) fn next_due(v: &impl View, pipe: &str) -> Result<Option<u64>> {
-    Ok(v.table(READY)?
-        .range((pipe, 0, 0)..=(pipe, u64::MAX, u64::MAX))?
-        .next()
+/// When the earliest ready op of a Pipe may go, if it has one: `now_ms` if one was left
+/// far ahead by a clock that went back.
+pub(crate) fn next_due(v: &impl View, pipe: &str, now_ms: u64) -> Result<Option<u64>> {
+    let t = v.table(READY)?;
+    let mut all = t.range((pipe, 0, 0)..=(pipe, u64::MAX, u64::MAX))?;
+    let Some(first) = all.next().transpose()?.map(|(k, _)| k.value().1) else {
+        return Ok(None);
+    };
+    let last = all
+        .next_back()
         .transpose()?
-        .map(|(k, _)| k.value().1))
+        .map_or(first, |(k, _)| k.value().1);
+    let due = |at| crate::forward::backoff::due(at, now_ms);
+    Ok(Some(if due(first) || due(last) {
+        first.min(now_ms)
+    } else {
+        first
+    }))
 }
 
 /// The last queued op on (pipe, key).

@@ -207,7 +207,7 @@ impl World {
                 }
                 SyncState::Lost => unreachable!("the model never reopens without a crash"),
             });
-        match self.rng.below(13) {
+        match self.rng.below(14) {
             // Claims in a durable commit (nobody uploading) or a non-durable one.
             0..=3 => {
                 let pipe = *self.rng.pick(&PIPES);
@@ -261,6 +261,19 @@ impl World {
             }
             10 => self.crash(),
             11 => self.expire(),
+            // The wall clock jumps: NTP answers at last on a box that booted in 1970, or
+            // it is set back. Ops waiting on a backoff must neither all wait forever nor
+            // go early in a way that breaks their order.
+            13 => {
+                let years = 365 * 86_400_000 * (1 + self.rng.below(50) as u64);
+                self.now = if self.rng.below(2) == 0 {
+                    self.now.saturating_add(years)
+                } else {
+                    self.now.saturating_sub(years).max(1)
+                };
+                self.log
+                    .push(format!("wall clock jumps to {} ms", self.now));
+            }
             _ => self.now += 300,
         }
     }

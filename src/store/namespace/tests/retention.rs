@@ -166,3 +166,37 @@ fn pipes_without_a_window_of_their_own_keep_a_day() {
     .unwrap();
     assert_eq!(pipe.keep_delivered_ms(), DEFAULT_KEEP_MS);
 }
+
+/// A retry set for 15 s ahead, then the wall clock is set back a year (NTP corrects a
+/// clock that ran ahead): the op goes at the next look, not in a year.
+#[test]
+fn a_wall_clock_set_back_does_not_strand_a_retry() {
+    let w = World::new(1);
+    let s = &w.store;
+    let now = 1_800_000_000_000;
+    s.write(|w| w.publish("pipa", &v("/a"), Overwrite::Replace, false, up("a"), now))
+        .unwrap();
+    let ops = s.write(|w| w.claim_ready("pipa", now, 10)).unwrap();
+    let retry = Outcome::Retry {
+        due_ms: now + 15_000,
+        error: "down".into(),
+    };
+    s.write(|w| w.settle(&[(ops[0].id, retry)])).unwrap();
+    let year_ago = now - 365 * 86_400_000;
+    let r = s.read().unwrap();
+    assert_eq!(r.next_due("pipa", year_ago).unwrap(), Some(year_ago));
+    drop(r);
+    let again = s.write(|w| w.claim_ready("pipa", year_ago, 10)).unwrap();
+    assert_eq!(again.len(), 1);
+    // A retry a few seconds ahead of a clock that did not jump still waits.
+    let retry = Outcome::Retry {
+        due_ms: now + 15_000,
+        error: "down".into(),
+    };
+    s.write(|w| w.settle(&[(again[0].id, retry)])).unwrap();
+    assert!(
+        s.write(|w| w.claim_ready("pipa", now, 10))
+            .unwrap()
+            .is_empty()
+    );
+}
