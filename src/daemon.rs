@@ -171,6 +171,42 @@ async fn retention_loop(store: Arc<Store>, cap: u64) {
     }
 }
 
+/// Pipes into a directory made before destinations carried a marker get one now, if their
+/// directory is there (see `forward::dir`); from then on a missing marker holds the Pipe
+/// as "destination not mounted?". One made while its directory was missing is adopted
+/// the same way once the directory is there at a start.
+fn adopt_destinations(store: &Store) {
+    let adopted = store.write(|w| {
+        let mut adopted = Vec::new();
+        for mut p in store::View::pipes(w)? {
+            if p.dest.is_s3() || p.dest_marked {
+                continue;
+            }
+            match crate::forward::dir::mark(&mut p) {
+                Ok(true) => {
+                    w.put_pipe(&p)?;
+                    adopted.push(format!("{} ({})", p.id, p.dest));
+                }
+                Ok(false) => {}
+                Err(e) => log::warn!(
+                    "pipe {}: cannot write the marker into {}: {e}",
+                    p.id,
+                    p.dest
+                ),
+            }
+        }
+        Ok(adopted)
+    });
+    match adopted {
+        Ok(a) if !a.is_empty() => log::info!(
+            "left a destination marker in {}: from now on a missing marker (an unmounted disk) holds deliveries",
+            a.join(", ")
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("adopting destinations: {e}"),
+    }
+}
+
 /// Deletes expired partial uploads now and then.
 async fn expiry_loop(spool: Arc<Spool>) {
     loop {
@@ -199,6 +235,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         Ok(None) => {}
         Err(e) => log::warn!("state file not compacted: {e}"),
     }
+    adopt_destinations(&store);
     let store = Arc::new(store);
     let spool = Spool::open(state, store.clone(), opts.limits)?;
     {

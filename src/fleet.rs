@@ -152,7 +152,18 @@ pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<
         {
             spec.proxy = Some(kept.clone());
         }
-        let pipe = spec.build(id.clone(), old_secret, created)?;
+        let mut pipe = spec.build(id.clone(), old_secret, created)?;
+        match old {
+            Some(o) if o.dest == pipe.dest => pipe.dest_marked = o.dest_marked,
+            _ => {
+                crate::forward::dir::mark(&mut pipe).map_err(|e| {
+                    store::Error::Invalid(crate::names::Invalid(format!(
+                        "pipe {id}: cannot write the destination's marker into {}: {e}",
+                        pipe.dest
+                    )))
+                })?;
+            }
+        }
         match old {
             Some(o) if *o == pipe => continue,
             Some(_) => changes.push(format!("~ pipe {id}")),

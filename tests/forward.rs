@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gate, Raw, S3_SECRET, S3Server, STAGING, data, sha256};
+use common::{Gate, MARKER, Raw, S3_SECRET, S3Server, STAGING, data, sha256};
 
 #[test]
 fn uploads_reach_s3_with_their_bytes_and_metadata_and_changes_follow() {
@@ -301,6 +301,60 @@ fn directory_pipes_get_whole_files_only() {
     assert!(!out.join("sub").exists());
 }
 
+/// A destination on a disk that is not mounted is an empty directory on the box's own
+/// disk. The Pipe holds its uploads instead of filling that, says why in `status` and
+/// `pipe test`, delivers when the disk is back, and takes a replaced disk only when told.
+#[test]
+fn a_destination_whose_disk_is_not_mounted_holds_its_uploads() {
+    let g = Gate::provisioned();
+    let out = g.state().join("delivered");
+    let disk = g.state().join("usb-disk");
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("a.jpg", b"first").code, 226);
+    g.wait_delivered(20);
+    // Unmounted: the mountpoint is there, empty.
+    std::fs::rename(&out, &disk).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    assert_eq!(c.stor("b.jpg", b"second").code, 226);
+    let why = "destination not mounted?";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let st = g.status();
+        let err = st["pipes"][0]["last_error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        if err.contains(why) {
+            assert!(err.contains("--adopt-destination"), "{err}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no word of the mount: {st}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(g.status()["pipes"][0]["backlog_ops"], 1, "b.jpg is kept");
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        0,
+        "nothing written onto the box's own disk"
+    );
+    g.run(&["pipe", "test", "line1"]).fails(1, why);
+    // Mounted again: delivered.
+    std::fs::remove_dir(&out).unwrap();
+    std::fs::rename(&disk, &out).unwrap();
+    g.wait_delivered(30);
+    assert_eq!(std::fs::read(out.join("b.jpg")).unwrap(), b"second");
+    // A new, empty disk: held until a technician adopts it.
+    std::fs::rename(&out, &disk).unwrap();
+    std::fs::create_dir(&out).unwrap();
+    assert_eq!(c.stor("c.jpg", b"third").code, 226);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!out.join("c.jpg").exists());
+    g.run(&["pipe", "set", "line1", "--adopt-destination"]).ok();
+    g.wait_delivered(30);
+    assert_eq!(std::fs::read(out.join("c.jpg")).unwrap(), b"third");
+}
+
 #[test]
 fn prometheus_metrics_count_sessions_uploads_and_backlog() {
     use std::io::{Read, Write};
@@ -396,13 +450,14 @@ fn directory_pipes_touch_no_name_a_client_could_own() {
         list.contains("taken") && list.to_lowercase().contains("directory"),
         "the op that cannot land is parked with its reason: {list}"
     );
-    // The gateway's only name in the destination is its staging directory, empty.
+    // The gateway's only names in the destination are its staging directory, empty, and
+    // the marker that proves the right disk is mounted: both end in DEL.
     let staging = out.join(STAGING);
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
     let mut names: Vec<String> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| *n != STAGING)
+        .filter(|n| *n != STAGING && *n != MARKER)
         .collect();
     names.sort();
     assert!(

@@ -172,7 +172,7 @@ fn every_upload_acknowledged_before_a_power_cut_is_delivered_intact() {
     }
     let mut delivered: BTreeMap<String, Vec<u8>> = BTreeMap::new();
     for e in std::fs::read_dir(&out).unwrap().flatten() {
-        if e.path() == staging {
+        if e.path() == staging || e.file_name() == MARKER {
             continue;
         }
         let name = e.file_name().to_string_lossy().into_owned();

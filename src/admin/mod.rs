@@ -311,7 +311,8 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 }
                 None => unused_pipe_id(w)?,
             };
-            let pipe = spec.build(id.clone(), None, now_secs())?;
+            let mut pipe = spec.build(id.clone(), None, now_secs())?;
+            mark(&mut pipe)?;
             w.put_pipe(&pipe)?;
             Ok(Response::Pipe {
                 pipe: pipe_view(&pipe, Vec::new()),
@@ -341,7 +342,22 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             spec.create_dirs = c.create_dirs.unwrap_or(spec.create_dirs);
             spec.parallel = c.parallel.or(spec.parallel);
             spec.keep_delivered = c.keep_delivered.or(spec.keep_delivered);
-            let pipe = spec.build(id.clone(), None, old.created)?;
+            let mut pipe = spec.build(id.clone(), None, old.created)?;
+            pipe.dest_marked = old.dest_marked;
+            if c.adopt_destination {
+                if pipe.dest.is_s3() {
+                    return Err(store::Error::Invalid(crate::names::Invalid(format!(
+                        "--adopt-destination applies only to file:// destinations, and pipe {id} delivers to {}",
+                        pipe.dest
+                    ))));
+                }
+                if !mark(&mut pipe)? {
+                    return Err(store::Error::Invalid(crate::names::Invalid(format!(
+                        "{} does not exist: mount the disk (or create the directory) first",
+                        pipe.dest
+                    ))));
+                }
+            }
             w.put_pipe(&pipe)?;
             // A changed Pipe gets another chance at what it parked.
             let retried = w.unpark(None, Some(&id), now_secs() * 1000)?;
@@ -382,6 +398,16 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
         Request::Apply { .. } | Request::PipeTest { .. } => unreachable!("handled by execute"),
         _ => unreachable!("execute() sends requests that only read to read()"),
     }
+}
+
+/// Leaves the marker at a `file://` Pipe's root (see `forward::dir`).
+fn mark(pipe: &mut Pipe) -> store::Result<bool> {
+    crate::forward::dir::mark(pipe).map_err(|e| {
+        store::Error::Invalid(crate::names::Invalid(format!(
+            "cannot write the destination's marker into {}: {e}",
+            pipe.dest
+        )))
+    })
 }
 
 /// A fresh 8-character Pipe id not yet in use.

@@ -156,6 +156,9 @@ pub struct PipeChanges {
     /// A duration such as `12h`.
     #[serde(default)]
     pub keep_delivered: Option<String>,
+    /// Write the `file://` destination's marker again (after a disk was replaced).
+    #[serde(default)]
+    pub adopt_destination: bool,
 }
 
 /// A Sender as shown by `list`/`show`: no password hash.

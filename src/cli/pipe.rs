@@ -141,6 +141,10 @@ struct Set {
     /// how long delivered files stay listed, e.g. 0s, 90s, 12h, 7d
     #[argh(option, from_str_fn(duration))]
     keep_delivered: Option<String>,
+    /// after replacing a file:// destination's disk: take it as this Pipe's destination
+    /// (writes the marker that proves the right disk is mounted)
+    #[argh(switch)]
+    adopt_destination: bool,
 }
 
 /// list Pipes
@@ -215,6 +219,7 @@ pub fn run(ctx: &Ctx, args: PipeArgs) -> Outcome {
                 create_dirs: a.create_dirs,
                 parallel: a.parallel,
                 keep_delivered: a.keep_delivered,
+                adopt_destination: a.adopt_destination,
             };
             ctx.change(Request::PipeSet { id: a.id, changes })
         }

@@ -16,6 +16,14 @@
 //! few seconds while the Pipe answers) removes those of earlier daemons and never one
 //! that a delivery of this process is still writing.
 //!
+//! **The marker.** A destination on a USB disk or a NAS that is not mounted is an empty
+//! mountpoint on the root file system: writing there fills the box's own disk and hides
+//! the files from whoever looks on the real disk. So `pipe add` and `apply` leave a
+//! marker file at the destination's root ([`MARKER`], ending in DEL like the staging
+//! directory), and a Pipe that has one delivers only while it is there: without it the
+//! Pipe is offline with "destination not mounted?" and keeps its backlog. After a disk
+//! is replaced, `pipe set ID --adopt-destination` writes the marker again.
+//!
 //! Each error says whether retrying can ever help: a name the filesystem refuses, a file
 //! where a directory must be or a read-only destination never will (the op is parked,
 //! the Pipe goes on); a full disk, a missing mount or an I/O error may (retried with
@@ -32,6 +40,49 @@ use crate::support::create_dirs_synced;
 
 pub struct DirSink {
     root: PathBuf,
+    /// The Pipe's id, and whether its root must hold the marker (see the module docs).
+    pipe: String,
+    marked: bool,
+}
+
+/// The marker file at a marked destination's root.
+pub const MARKER: &str = ".ftpgate-destination\u{7f}";
+
+/// Writes the marker of Pipe `pipe` at `root` (which must exist: a missing directory
+/// would be made on whatever file system holds its parent), durably.
+pub fn write_marker(root: &Path, pipe: &str) -> io::Result<()> {
+    if !fs::metadata(root)?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", root.display()),
+        ));
+    }
+    let path = root.join(MARKER);
+    let mut f = fs::File::create(&path)?;
+    f.write_all(format!("ftpgate delivers pipe {pipe} into this directory\n").as_bytes())?;
+    f.sync_all()?;
+    crate::support::sync_dir(root)
+}
+
+/// Leaves the marker at a `file://` Pipe's root if the root is there, and records it in
+/// the Pipe; returns whether it did. A root that does not exist yet is not made (it may be
+/// a mountpoint whose disk is not in): the daemon adopts it when it first finds it.
+pub fn mark(pipe: &mut crate::store::Pipe) -> io::Result<bool> {
+    let crate::store::destination::Destination::Dir { path } = &pipe.dest else {
+        return Ok(false);
+    };
+    let root = Path::new(path);
+    if !root.is_dir() {
+        return Ok(false);
+    }
+    write_marker(root, &pipe.id)?;
+    pipe.dest_marked = true;
+    Ok(true)
+}
+
+/// Whether `root` holds a marker.
+pub fn has_marker(root: &Path) -> bool {
+    root.join(MARKER).is_file()
 }
 
 /// The staging directory at the destination's root: its name ends in DEL, and no
@@ -139,8 +190,13 @@ fn write_synced(
 }
 
 impl DirSink {
-    pub fn new(root: PathBuf) -> DirSink {
-        DirSink { root }
+    /// A sink into `root` for Pipe `pipe`; `marked`: the root must hold the marker.
+    pub fn new(root: PathBuf, pipe: &str, marked: bool) -> DirSink {
+        DirSink {
+            root,
+            pipe: pipe.to_string(),
+            marked,
+        }
     }
 
     /// The local path of a key. Keys come from normalised namespace paths (no `..`, no
@@ -162,6 +218,14 @@ impl DirSink {
 
     fn root_ready(&self) -> Result<(), SinkError> {
         match fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() && self.marked && !has_marker(&self.root) => {
+                Err(SinkError::transient(format!(
+                    "destination not mounted? {} lacks the marker ({}) ftpgate left at its root when the pipe was set up: mount the disk that belongs there (uploads are kept meanwhile); after replacing the disk, run 'ftpgate pipe set {} --adopt-destination'",
+                    self.root.display(),
+                    MARKER.trim_end_matches('\u{7f}'),
+                    self.pipe
+                )))
+            }
             Ok(m) if m.is_dir() => Ok(()),
             Ok(_) => Err(SinkError::permanent(format!(
                 "{} is not a directory",
@@ -311,7 +375,7 @@ mod tests {
     #[test]
     fn a_sweep_removes_what_earlier_daemons_left_and_nothing_else() {
         let root = tempfile::tempdir().unwrap();
-        let sink = DirSink::new(root.path().into());
+        let sink = DirSink::new(root.path().into(), "line1", false);
         let body = root.path().join("body");
         fs::write(&body, b"bytes").unwrap();
         let sum = crate::checksum::Hasher::crc32c_of(b"bytes");
@@ -339,7 +403,7 @@ mod tests {
         use crate::support::SYNCED;
         let root = tempfile::tempdir().unwrap();
         let r = root.path();
-        let sink = DirSink::new(r.into());
+        let sink = DirSink::new(r.into(), "line1", false);
         let body = r.join("body");
         fs::write(&body, b"bytes").unwrap();
         let sum = crate::checksum::Hasher::crc32c_of(b"bytes");
@@ -371,7 +435,7 @@ mod tests {
     #[test]
     fn a_destination_never_swept_or_probed_is_left_as_it_is() {
         let root = tempfile::tempdir().unwrap();
-        let sink = DirSink::new(root.path().into());
+        let sink = DirSink::new(root.path().into(), "line1", false);
         assert_eq!(sink.sweep().unwrap(), 0);
         sink.probe().unwrap();
         let names: Vec<_> = fs::read_dir(root.path()).unwrap().flatten().collect();

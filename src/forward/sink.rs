@@ -80,9 +80,9 @@ pub fn for_pipe(
     journal: Option<std::sync::Arc<super::journal::Journal>>,
 ) -> Result<Box<dyn Sink>, SinkError> {
     match &pipe.dest {
-        crate::store::destination::Destination::Dir { path } => {
-            Ok(Box::new(super::dir::DirSink::new(path.into())))
-        }
+        crate::store::destination::Destination::Dir { path } => Ok(Box::new(
+            super::dir::DirSink::new(path.into(), &pipe.id, pipe.dest_marked),
+        )),
         crate::store::destination::Destination::S3 { bucket, .. } => {
             let s3 = pipe
                 .s3

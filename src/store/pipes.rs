@@ -53,6 +53,10 @@ pub struct Pipe {
     /// default, [`crate::store::catalog::expire::DEFAULT_KEEP_MS`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keep_delivered: Option<u64>,
+    /// A `file://` destination's root holds the marker, and must (see `forward::dir`).
+    /// False for Pipes made before markers existed, until they are adopted.
+    #[serde(default)]
+    pub dest_marked: bool,
 }
 
 /// Most deliveries at once a Pipe may ask for.
@@ -302,6 +306,7 @@ impl PipeSpec {
             created,
             parallel: self.parallel,
             keep_delivered,
+            dest_marked: false,
         })
     }
 }

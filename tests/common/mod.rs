@@ -275,6 +275,9 @@ pub const PW: &str = "cam-secret-1";
 /// A directory destination's staging area: `.ftpgate` and DEL, a name no client can use.
 pub const STAGING: &str = ".ftpgate\u{7f}";
 
+/// A directory destination's marker: proves the disk it belongs on is mounted.
+pub const MARKER: &str = ".ftpgate-destination\u{7f}";
+
 impl Gate {
     /// A Pipe `line1` into a directory, and Sender `cam1` (password [`PW`]) granted it.
     pub fn provisioned() -> Gate {
