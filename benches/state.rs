@@ -106,10 +106,34 @@ fn round(store: &Store, range: std::ops::Range<usize>, cap: u64) {
             break;
         }
         let done: Vec<(u64, Outcome)> = ops.iter().map(|o| (o.id, Outcome::Done)).collect();
-        store.write(|w| w.settle(&done)).unwrap();
+        // The spool deletes the freed bodies, and the store forgets them, as the daemon's
+        // garbage collection does.
+        store
+            .write(|w| {
+                let freed = w.settle(&done)?;
+                w.forget_garbage(&freed)
+            })
+            .unwrap();
     }
     store.advance_steady(Duration::from_millis(EVERY_MS * n as u64));
     while store.write(|w| w.expire(cap, 5000)).unwrap().more {}
+}
+
+/// Rows in each table that could grow (`STATE_TABLES=1`).
+fn tables(store: &Store) {
+    use ftpgate::store::schema::*;
+    use redb::ReadableTableMetadata;
+    let r = store.read().unwrap();
+    let n = |len: u64| len;
+    eprintln!(
+        "  rows: entries {} remembered {} outbox {} garbage {} keep_both {} key_ops {}",
+        n(r.table(ENTRIES).unwrap().len().unwrap()),
+        n(r.table(REMEMBERED).unwrap().len().unwrap()),
+        n(r.table(OUTBOX).unwrap().len().unwrap()),
+        n(r.table(GARBAGE).unwrap().len().unwrap()),
+        n(r.table(KEEP_BOTH).unwrap().len().unwrap()),
+        n(r.table(KEY_OPS).unwrap().len().unwrap()),
+    );
 }
 
 fn mib(path: &std::path::Path) -> f64 {
@@ -136,6 +160,9 @@ fn sizes(dir: &std::path::Path) {
                 next += GROUP;
             }
             let remembered = store.read().unwrap().remembered().unwrap();
+            if std::env::var("STATE_TABLES").is_ok() {
+                tables(&store);
+            }
             println!(
                 "{mark:>9}  {label:>16}  {remembered:>10}  {:>12.1}  {:>10.0}",
                 mib(&path),
