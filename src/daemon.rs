@@ -468,9 +468,11 @@ fn live_status(
     view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
     view.ssh_fingerprint = srv.ssh_fingerprint.get().cloned();
     let health = fwd.health();
+    let skews = fwd.clock_skews();
     let now_ms = crate::clock::now_secs() * 1000;
     for p in &mut view.pipes {
         let h = health.get(&p.id).cloned().unwrap_or_default();
+        p.clock_skew_secs = skews.get(&p.id).copied();
         p.last_success = h.last_success;
         p.last_error = h.last_error.clone();
         p.delivered_ops = h.delivered_ops;

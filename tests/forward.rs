@@ -355,6 +355,28 @@ fn a_destination_whose_disk_is_not_mounted_holds_its_uploads() {
     assert_eq!(std::fs::read(out.join("c.jpg")).unwrap(), b"third");
 }
 
+/// A gateway whose clock is three hours behind (no real-time clock, no NTP on the plant
+/// LAN): S3 refuses its signatures (`RequestTimeTooSkewed`). The gateway signs with the
+/// endpoint's time from its answer and delivers, and `status` says the clocks differ.
+#[test]
+fn a_gateway_with_a_wrong_clock_still_delivers_to_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start_with_clock(dir.path(), "+3h");
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    let body = data(10_000, 3);
+    assert_eq!(c.stor("skewed.jpg", &body).code, 226);
+    g.wait_delivered(30);
+    // The test's own S3 client has the machine's clock too: read s3s-fs's file.
+    let stored = std::fs::read(s3.root.join(common::BUCKET).join("cell4/skewed.jpg")).unwrap();
+    assert_eq!(stored, body);
+    let st = g.status();
+    let skew = st["pipes"][0]["clock_skew_secs"].as_i64().unwrap_or(0);
+    assert!((3 * 3600 - 60..=3 * 3600 + 60).contains(&skew), "{st}");
+    assert!(d.log_text().contains("clock is"), "{}", d.log_text());
+}
+
 #[test]
 fn prometheus_metrics_count_sessions_uploads_and_backlog() {
     use std::io::{Read, Write};

@@ -31,6 +31,10 @@ pub struct PipeStatus {
     /// How long delivered files stay listed (`1d`).
     #[serde(default)]
     pub keep_delivered: String,
+    /// The destination's clock minus this gateway's, in seconds, once S3 refused a
+    /// request for it (requests are signed with the destination's time since).
+    #[serde(default)]
+    pub clock_skew_secs: Option<i64>,
 }
 
 /// The whole gateway.

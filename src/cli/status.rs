@@ -137,6 +137,13 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
             "  kept:         delivered files listed for {}",
             p.keep_delivered
         );
+        if let Some(skew) = p.clock_skew_secs {
+            println!(
+                "  clock:        the destination's clock is {}s {} this gateway's: requests are signed with its time (set this box's clock)",
+                skew.abs(),
+                if skew > 0 { "ahead of" } else { "behind" }
+            );
+        }
         println!(
             "  backlog:      {} op(s), {}{}",
             p.backlog_ops,

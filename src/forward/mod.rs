@@ -248,6 +248,15 @@ impl Forwarder {
         Ok(s)
     }
 
+    /// Each Pipe's destination clock offset, where a sink has learned one.
+    pub fn clock_skews(&self) -> HashMap<String, i64> {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        sinks
+            .iter()
+            .filter_map(|(id, (_, s))| Some((id.clone(), s.clock_skew_secs()?)))
+            .collect()
+    }
+
     fn journal(&self, pipe: &str) -> Option<Arc<journal::Journal>> {
         let dir = self.config.multipart_dir.as_ref()?;
         let mut journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());

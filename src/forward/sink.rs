@@ -72,6 +72,11 @@ pub trait Sink: Send + Sync {
     fn sweep(&self) -> Result<usize, SinkError> {
         Ok(0)
     }
+    /// How far the destination's clock is from ours (seconds, positive: ahead), when it
+    /// matters and is known (S3 signatures; see `s3::http`).
+    fn clock_skew_secs(&self) -> Option<i64> {
+        None
+    }
 }
 
 /// The sink for a Pipe's destination; `journal` records its open multipart uploads.

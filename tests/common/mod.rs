@@ -496,6 +496,9 @@ pub struct S3Server {
     pub root: PathBuf,
     /// The secret the server accepts (tests change it to break credentials).
     pub secret: String,
+    /// Runs the server under `faketime` with this offset (`+3h`): its clock, not the
+    /// machine's, is moved.
+    pub clock: Option<String>,
 }
 
 pub const S3_ACCESS: &str = "AKIDFTPGATETEST";
@@ -533,14 +536,33 @@ impl S3Server {
             port,
             root: root.to_path_buf(),
             secret: S3_SECRET.into(),
+            clock: None,
         };
+        s.resume();
+        s
+    }
+
+    /// Like [`S3Server::start`], with the server's clock `offset` away (`+3h`) through
+    /// libfaketime.
+    pub fn start_with_clock(root: &Path, offset: &str) -> S3Server {
+        let mut s = S3Server::start(root);
+        s.stop();
+        s.clock = Some(offset.to_string());
         s.resume();
         s
     }
 
     /// Starts it again on the same port and data (after [`S3Server::stop`]).
     pub fn resume(&mut self) {
-        let child = Command::new(s3s_fs())
+        let mut cmd = match &self.clock {
+            Some(offset) => {
+                let mut c = Command::new("faketime");
+                c.args(["-f", offset]).arg(s3s_fs());
+                c
+            }
+            None => Command::new(s3s_fs()),
+        };
+        let child = cmd
             .args([
                 "--host",
                 "127.0.0.1",

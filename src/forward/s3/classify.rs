@@ -34,6 +34,10 @@ pub fn classify(e: S3Error) -> SinkError {
                 (_, "InvalidAccessKeyId") => SinkError::permanent(format!(
                     "the endpoint does not know this access key ({what}): fix it with 'ftpgate pipe set ID --access-key KEY'"
                 )),
+                // Reached only when correcting the signing time did not help either.
+                (_, "RequestTimeTooSkewed") => SinkError::transient(format!(
+                    "this gateway's clock is too far from the endpoint's ({what}): set the box's clock (NTP); deliveries are retried"
+                )),
                 (_, "SignatureDoesNotMatch") => SinkError::permanent(format!(
                     "the secret key is wrong ({what}): fix it with 'ftpgate pipe set ID --secret-key-stdin'"
                 )),

@@ -3,6 +3,12 @@
 //! functions; the payload `UNSIGNED-PAYLOAD`, its Content-MD5 signed instead so the server
 //! still verifies the body). One client per Pipe means one place that knows the Pipe's
 //! trust anchors (`--ca-file`) and its proxy (`--proxy`, or the daemon's environment).
+//!
+//! **A wrong clock.** Many gateways have no real-time clock and many plant LANs no NTP,
+//! while S3 refuses a request signed more than 15 minutes off its own time
+//! (`RequestTimeTooSkewed`). As the AWS SDKs do, the client then learns the offset from
+//! the answer's `Date` (or its `ServerTime`), signs with the corrected time and tries
+//! once more; the offset stays for the next requests and `status` shows it.
 
 use std::time::Duration;
 
@@ -41,6 +47,8 @@ pub struct Client {
     secret_key: Secret,
     /// "via proxy http://host:port", for error messages (never with credentials).
     via: String,
+    /// The endpoint's clock minus ours, in seconds, learned from a skew refusal.
+    skew_secs: std::sync::Mutex<i64>,
 }
 
 /// Longest S3 answer body read (error documents and small XML answers).
@@ -85,7 +93,14 @@ impl Client {
             access_key: access_key.to_string(),
             secret_key: secret_key.clone(),
             via,
+            skew_secs: std::sync::Mutex::new(0),
         })
+    }
+
+    /// How far the endpoint's clock is from ours (seconds, positive: it is ahead), once a
+    /// refusal taught it.
+    pub fn skew_secs(&self) -> i64 {
+        *self.skew_secs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Sends one signed request for `key` (`""`: the bucket) with `query` and `headers`;
@@ -96,26 +111,53 @@ impl Client {
         method: &str,
         key: &str,
         query: &[(&str, &str)],
-        mut headers: HeaderMap,
+        headers: HeaderMap,
         body: &[u8],
     ) -> Result<Answer, S3Error> {
         let url = self.url(key, query)?;
-        self.sign(method, &url, &mut headers)?;
+        match self.send_once(method, &url, headers.clone(), body) {
+            Err((e, Some(server))) => {
+                let skew = server - time::OffsetDateTime::now_utc().unix_timestamp();
+                let mut s = self.skew_secs.lock().unwrap_or_else(|e| e.into_inner());
+                if *s == skew {
+                    // Signed with that time already: another problem, or the clocks drift.
+                    return Err(e);
+                }
+                *s = skew;
+                drop(s);
+                log::warn!(
+                    "{}: the endpoint's clock is {skew} s off this gateway's; requests are signed with its time from now on (set this box's clock, e.g. with NTP)",
+                    self.base
+                );
+                self.send_once(method, &url, headers, body)
+                    .map_err(|(e, _)| e)
+            }
+            other => other.map_err(|(e, _)| e),
+        }
+    }
+
+    fn send_once(
+        &self,
+        method: &str,
+        url: &Url,
+        mut headers: HeaderMap,
+        body: &[u8],
+    ) -> Result<Answer, (S3Error, Option<i64>)> {
+        self.sign(method, url, &mut headers)
+            .map_err(|e| (e, None))?;
         let mut req = ureq::http::Request::builder()
             .method(method)
             .uri(url.as_str());
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_bytes());
         }
-        let req = req
-            .body(body)
-            .map_err(|e| S3Error::HttpFailWithBody(0, format!("building the request: {e}")))?;
+        let req = req.body(body).map_err(|e| {
+            let e = S3Error::HttpFailWithBody(0, format!("building the request: {e}"));
+            (e, None)
+        })?;
         let mut resp = self.agent.run(req).map_err(|e| {
-            S3Error::Io(std::io::Error::other(format!(
-                "{}{}",
-                transport_text(&e),
-                self.via
-            )))
+            let text = format!("{}{}", transport_text(&e), self.via);
+            (S3Error::Io(std::io::Error::other(text)), None)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -136,7 +178,21 @@ impl Client {
             } else {
                 status
             };
-            Err(S3Error::HttpFailWithBody(status, text))
+            // A skew refusal carries the endpoint's time: its `ServerTime` (AWS), else
+            // the answer's `Date`.
+            let server = (status == 403 && text.contains("RequestTimeTooSkewed"))
+                .then(|| {
+                    xml_text(&text, "ServerTime")
+                        .and_then(|t| parse_iso8601(&t))
+                        .or_else(|| {
+                            headers
+                                .get(http::header::DATE)
+                                .and_then(|d| d.to_str().ok())
+                                .and_then(parse_http_date)
+                        })
+                })
+                .flatten();
+            Err((S3Error::HttpFailWithBody(status, text), server))
         }
     }
 
@@ -162,7 +218,7 @@ impl Client {
             (Some(h), None) => h.to_string(),
             (None, _) => return Err(S3Error::HttpFailWithBody(0, format!("no host in {url}"))),
         };
-        let now = time::OffsetDateTime::now_utc();
+        let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(self.skew_secs());
         let stamp = format!(
             "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
             now.year(),
@@ -203,6 +259,38 @@ impl Client {
 
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
 
+/// Unix seconds of an HTTP date (`Sun, 06 Dec 2026 22:50:00 GMT`, RFC 9110's IMF-fixdate).
+fn parse_http_date(s: &str) -> Option<i64> {
+    let mut parts = s.split_whitespace().skip(1);
+    let day: u8 = parts.next()?.parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let name = parts.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? as u8 + 1;
+    let year: i32 = parts.next()?.parse().ok()?;
+    unix_secs(year, month, day, parts.next()?)
+}
+
+/// Unix seconds of an ISO 8601 UTC time (`2026-12-06T22:50:00Z`, S3's `ServerTime`).
+fn parse_iso8601(s: &str) -> Option<i64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-');
+    let year = d.next()?.parse().ok()?;
+    let month = d.next()?.parse().ok()?;
+    let day = d.next()?.parse().ok()?;
+    unix_secs(year, month, day, time.split('.').next()?)
+}
+
+fn unix_secs(year: i32, month: u8, day: u8, hms: &str) -> Option<i64> {
+    let mut t = hms.split(':').map(|n| n.parse::<u8>().ok());
+    let (h, m, s) = (t.next()??, t.next()??, t.next()??);
+    let date =
+        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
+    let at = date.with_hms(h, m, s).ok()?.assume_utc();
+    Some(at.unix_timestamp())
+}
+
 /// The certificates of a PEM file, or why it holds none.
 pub fn parse_cas(pem: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, String> {
     let mut certs = Vec::new();
@@ -222,6 +310,22 @@ pub fn parse_cas(pem: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, Stri
 }
 
 /// The text of one XML element of an S3 answer, unescaped.
+#[cfg(test)]
+#[test]
+fn server_times_read_as_unix_seconds() {
+    assert_eq!(
+        parse_http_date("Sun, 06 Dec 2026 22:50:00 GMT"),
+        Some(1_796_597_400)
+    );
+    assert_eq!(parse_iso8601("2026-12-06T22:50:00Z"), Some(1_796_597_400));
+    assert_eq!(
+        parse_iso8601("2026-12-06T22:50:00.123Z"),
+        Some(1_796_597_400)
+    );
+    assert_eq!(parse_http_date("yesterday"), None);
+    assert_eq!(parse_iso8601("2026-13-06T22:50:00Z"), None);
+}
+
 pub fn xml_text(body: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");

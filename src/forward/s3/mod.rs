@@ -383,6 +383,10 @@ impl Sink for S3Sink {
         Ok(aborted)
     }
 
+    fn clock_skew_secs(&self) -> Option<i64> {
+        Some(self.client.skew_secs()).filter(|s| *s != 0)
+    }
+
     fn probe(&self) -> Result<String, SinkError> {
         self.client
             .send(
