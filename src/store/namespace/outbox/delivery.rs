@@ -3,6 +3,7 @@
 //! releasing the claims a crash left.
 
 use super::*;
+use crate::vfs::VPath;
 
 impl Writer {
     /// Claims up to `limit` ready ops of `pipe` due by `now_ms`, oldest due first:
@@ -33,6 +34,15 @@ impl Writer {
             };
             match outcome {
                 Outcome::Done => {
+                    if let Some(newer) = self.newer_mtime(&op)? {
+                        // `MFMT` or SFTP `SETSTAT` came while this put was on its way, so
+                        // the destination has the old mtime: the same body goes once more.
+                        if let Action::Put { mtime, .. } = &mut op.action {
+                            *mtime = newer;
+                        }
+                        self.release(op)?;
+                        continue;
+                    }
                     let op = self.remove_op(*id)?;
                     if let Action::Put { path, body, .. } = &op.action {
                         self.mark_delivered(&op.pipe, path, body)?;
@@ -50,6 +60,21 @@ impl Writer {
         }
         self.discard_bodies(&freed)?;
         Ok(freed)
+    }
+
+    /// The mtime a put's catalog entry has now, if it still holds the put's body and the
+    /// mtime changed since the put was queued.
+    fn newer_mtime(&self, op: &Op) -> Result<Option<u64>> {
+        let Action::Put {
+            path, body, mtime, ..
+        } = &op.action
+        else {
+            return Ok(None);
+        };
+        Ok(self
+            .entry(&op.pipe, &VPath::from_normalised(path))?
+            .filter(|e| e.body.as_deref() == Some(body.as_str()) && e.mtime != *mtime)
+            .map(|e| e.mtime))
     }
 
     /// No longer in flight: ready when due.

@@ -200,3 +200,33 @@ fn a_wall_clock_set_back_does_not_strand_a_retry() {
             .is_empty()
     );
 }
+
+/// SFTP `put -p` (or `MFMT`) sets the mtime after the upload's close, while its put may
+/// already be on its way: the destination must still end with the new mtime.
+#[test]
+fn an_mtime_set_while_the_put_is_delivered_reaches_the_destination() {
+    let w = World::new(1);
+    let s = &w.store;
+    s.write(|w| w.publish("pipa", &v("/a"), Overwrite::Replace, false, up("a"), 0))
+        .unwrap();
+    let first = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
+    s.write(|w| w.set_mtime("pipa", &v("/a"), 1_600_000_000))
+        .unwrap();
+    // The destination got the old mtime.
+    s.write(|w| w.settle(&[(first[0].id, Outcome::Done)]))
+        .unwrap();
+    let again = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
+    assert_eq!(again.len(), 1, "the put goes once more");
+    match &again[0].action {
+        crate::store::outbox::Action::Put { mtime, body, .. } => {
+            assert_eq!((*mtime, body.as_str()), (1_600_000_000, "a"));
+        }
+        other => panic!("{other:?}"),
+    }
+    s.write(|w| w.settle(&[(again[0].id, Outcome::Done)]))
+        .unwrap();
+    let r = s.read().unwrap();
+    assert_eq!(r.backlog("pipa").unwrap().ops, 0);
+    let e = r.entry("pipa", &v("/a")).unwrap().unwrap();
+    assert_eq!((e.state, e.mtime), (Delivery::Delivered, 1_600_000_000));
+}
