@@ -126,7 +126,8 @@ fn tables(store: &Store) {
     let r = store.read().unwrap();
     let n = |len: u64| len;
     eprintln!(
-        "  rows: entries {} remembered {} outbox {} garbage {} keep_both {} key_ops {}",
+        "  used {:.1} MiB; rows: entries {} remembered {} outbox {} garbage {} keep_both {} key_ops {}",
+        store.used_bytes().unwrap() as f64 / 1048576.0,
         n(r.table(ENTRIES).unwrap().len().unwrap()),
         n(r.table(REMEMBERED).unwrap().len().unwrap()),
         n(r.table(OUTBOX).unwrap().len().unwrap()),

@@ -89,13 +89,11 @@ fn an_offline_pipe_does_not_hold_up_a_healthy_one() {
     assert_eq!(cloud_status["state"], "offline", "{st}");
 }
 
-/// Copies a state directory written by ftpgate 0.1 with schema 2 (made with the previous
-/// release: an `s3://` Pipe whose endpoint was down, a directory, five images, a file
-/// replaced, a rename, a delete, and an upload into a Pipe removed afterwards).
-/// Its queued puts carry the MD5 that version took (a bare hex `md5`); they are
-/// delivered with it as Content-MD5, which s3s-fs checks.
-fn v2_state(g: &Gate) {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v2-state");
+/// Copies the state directory `tests/fixtures/NAME` into `g`'s.
+fn fixture_state(g: &Gate, name: &str) {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
     let copy = std::process::Command::new("cp")
         .arg("-r")
         .arg(src.join("."))
@@ -105,12 +103,17 @@ fn v2_state(g: &Gate) {
     assert!(copy.success());
 }
 
+/// A state directory written by ftpgate 0.1 with schema 2 (made with that release: an
+/// `s3://` Pipe whose endpoint was down, a directory, five images, a file replaced, a
+/// rename, a delete, and an upload into a Pipe removed afterwards). Its queued puts carry
+/// the MD5 that version took (a bare hex `md5`); they are delivered with it as
+/// Content-MD5, which s3s-fs checks.
 #[test]
 fn a_schema_2_database_keeps_and_delivers_its_queued_operations() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(dir.path());
     let g = Gate::new();
-    v2_state(&g);
+    fixture_state(&g, "v2-state");
     // The fixture's endpoint was never up; point it at the test server.
     g.run(&["pipe", "set", "cloud", "--endpoint", &s3.endpoint()])
         .ok();
@@ -173,14 +176,7 @@ fn a_schema_3_database_lists_what_it_delivered_and_delivers_its_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(dir.path());
     let g = Gate::new();
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3-state");
-    let copy = std::process::Command::new("cp")
-        .arg("-r")
-        .arg(src.join("."))
-        .arg(g.state())
-        .status()
-        .unwrap();
-    assert!(copy.success());
+    fixture_state(&g, "v3-state");
     // What that gateway had delivered before its endpoint went down.
     for i in 0..3 {
         s3.bucket()

@@ -168,12 +168,7 @@ impl Store {
     /// the database.
     pub fn compact_if_sparse(&self) -> Result<Option<(u64, u64)>> {
         let before = self.file_bytes();
-        let used = self.with_db(false, |db| {
-            let txn = db.begin_write()?;
-            let stats = txn.stats()?;
-            txn.abort()?;
-            Ok(stats.allocated_pages() * stats.page_size() as u64)
-        })?;
+        let used = self.used_bytes()?;
         if before < 4 << 20 || used * 2 >= before {
             return Ok(None);
         }
@@ -183,6 +178,17 @@ impl Store {
         }
         drop(db);
         Ok(Some((before, self.file_bytes())))
+    }
+
+    /// Bytes of the state file in pages that hold data (the rest is free for reuse). Takes
+    /// the write lock for a moment: not for every status request.
+    pub fn used_bytes(&self) -> Result<u64> {
+        self.with_db(false, |db| {
+            let txn = db.begin_write()?;
+            let stats = txn.stats()?;
+            txn.abort()?;
+            Ok(stats.allocated_pages() * stats.page_size() as u64)
+        })
     }
 
     /// Where the state file is.

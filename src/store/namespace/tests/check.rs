@@ -63,6 +63,7 @@ impl World {
     }
 
     pub(super) fn check(&self) {
+        let catalog = self.listing();
         let r = self.store.read().unwrap();
         let log = || self.log.join("\n");
         for pipe in PIPES {
@@ -91,16 +92,11 @@ impl World {
             );
             // The catalog lists the same namespace.
             let mut listed = Namespace::default();
-            let mut dirs = vec![VPath::root()];
-            while let Some(d) = dirs.pop() {
-                for (name, e) in r.children_page(pipe, &d, None, usize::MAX).unwrap() {
-                    let p = d.child(&name);
-                    if e.kind == Kind::Dir {
-                        listed.dirs.insert(p.to_string());
-                        dirs.push(p);
-                    } else {
-                        listed.files.insert(p.to_string(), String::new());
-                    }
+            for (path, (e, _)) in &catalog[pipe] {
+                if e.kind == Kind::Dir {
+                    listed.dirs.insert(path.clone());
+                } else {
+                    listed.files.insert(path.clone(), String::new());
                 }
             }
             let mut expected = self.model[pipe].clone();
