@@ -153,13 +153,15 @@ fn deliveries_are_recorded_and_their_space_freed_while_the_disk_is_full() {
         return;
     };
     let d = g.serve(&["--spool-min-free", "0"]);
-    std::fs::remove_dir(&out).unwrap();
+    // The destination's disk is taken away, and comes back below.
+    let away = out.with_extension("away");
+    std::fs::rename(&out, &away).unwrap();
     let mut c = Raw::login(d.ftp());
     for i in 0..20 {
         assert_eq!(c.stor(&format!("q{i}.bin"), &data(1_000_000, i)).code, 226);
     }
     let ballast = fill(g.state());
-    std::fs::create_dir(&out).unwrap();
+    std::fs::rename(&away, &out).unwrap();
     g.wait_delivered(60);
     for i in 0..20 {
         assert_eq!(
@@ -188,7 +190,7 @@ fn spool_min_free_holds_while_many_sessions_upload_at_once() {
         return;
     };
     let d = g.serve(&["--spool-min-free", "48M"]);
-    std::fs::remove_dir(&out).unwrap();
+    std::fs::rename(&out, out.with_extension("away")).unwrap();
     let addr = d.ftp();
     // Eight sessions start their uploads, then all send at once.
     let together = std::sync::Arc::new(std::sync::Barrier::new(8));

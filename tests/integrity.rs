@@ -119,7 +119,7 @@ fn a_body_damaged_in_the_spool_never_reaches_a_directory() {
     assert_eq!(c.stor("intact.bin", &intact).code, 226);
     damage_body_of_size(g.state(), damaged.len() as u64);
     let out = g.state().join("delivered");
-    std::fs::create_dir_all(&out).unwrap();
+    g.resume_deliveries();
     let p = wait_parked(&g, 1);
     assert_eq!(p[0].0, "/damaged.bin");
     assert!(p[0].1.contains("disk corruption"), "{}", p[0].1);

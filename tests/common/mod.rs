@@ -309,9 +309,17 @@ impl Gate {
 
 impl Gate {
     /// Makes the `line1` destination unavailable, so uploads stay in the spool (its
-    /// directory is gone: the forwarder retries and waits).
+    /// directory is gone, as a disk taken away: the forwarder retries and waits).
     pub fn hold_deliveries(&self) {
-        std::fs::remove_dir_all(self.state().join("delivered")).unwrap();
+        let out = self.state().join("delivered");
+        std::fs::rename(&out, out.with_extension("away")).unwrap();
+    }
+
+    /// Brings the `line1` destination back after [`Gate::hold_deliveries`], as the same
+    /// disk mounted again (with the marker `pipe add` left on it).
+    pub fn resume_deliveries(&self) {
+        let out = self.state().join("delivered");
+        std::fs::rename(out.with_extension("away"), &out).unwrap();
     }
 }
 

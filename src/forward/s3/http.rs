@@ -238,7 +238,13 @@ impl Client {
             HeaderName::from_static("x-amz-content-sha256"),
             HeaderValue::from_static(UNSIGNED),
         );
-        let canonical = signing::canonical_request(method, url, headers, UNSIGNED)?;
+        let canonical = format!(
+            "{method}\n{}\n{}\n{}\n\n{}\n{UNSIGNED}",
+            signing::canonical_uri_string(url),
+            signing::canonical_query_string(url),
+            canonical_headers(headers)?,
+            signing::signed_header_string(headers),
+        );
         let to_sign = signing::string_to_sign(&now, &self.region, &canonical)?;
         let key = signing::signing_key(&now, self.secret_key.expose(), &self.region, "s3")?;
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
@@ -258,6 +264,25 @@ impl Client {
 }
 
 const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
+
+/// SigV4's canonical headers: `name:value` lines in the order of the names. (rust-s3's
+/// `canonical_header_string` sorts the whole lines, which puts `x-amz-copy-source-range`
+/// before `x-amz-copy-source`: every server refuses that signature.)
+fn canonical_headers(headers: &HeaderMap) -> Result<String, S3Error> {
+    let mut lines = Vec::with_capacity(headers.len());
+    for (name, value) in headers {
+        lines.push((
+            name.as_str().to_lowercase(),
+            value.to_str()?.trim().to_string(),
+        ));
+    }
+    lines.sort();
+    Ok(lines
+        .iter()
+        .map(|(n, v)| format!("{n}:{v}"))
+        .collect::<Vec<_>>()
+        .join("\n"))
+}
 
 /// Unix seconds of an HTTP date (`Sun, 06 Dec 2026 22:50:00 GMT`, RFC 9110's IMF-fixdate).
 fn parse_http_date(s: &str) -> Option<i64> {

@@ -34,6 +34,7 @@ use crate::checksum::Checksum;
 use crate::store::S3Settings;
 
 mod classify;
+mod copy;
 pub mod http;
 pub mod multipart;
 
@@ -56,6 +57,10 @@ pub struct S3Sink {
     /// Whether the server checks the CRC32C of PUTs, and of parts.
     puts_verified: Verifies,
     parts_verified: Verifies,
+    /// Renames of objects above this go by multipart copy ([`copy::COPY_LIMIT`]; tests
+    /// lower it, with the part size).
+    copy_limit: u64,
+    copy_part: u64,
 }
 
 /// Whether a server is known to check `x-amz-checksum-crc32c`: it has echoed the header
@@ -206,6 +211,8 @@ impl S3Sink {
             journal,
             puts_verified: Verifies::default(),
             parts_verified: Verifies::default(),
+            copy_limit: copy::COPY_LIMIT,
+            copy_part: copy::COPY_PART,
         })
     }
 
@@ -251,6 +258,11 @@ impl S3Sink {
                 HeaderValue::from_static("CRC32C"),
             );
         }
+        self.initiate_with(key, headers)
+    }
+
+    /// Starts a multipart upload of `key` with `headers`; returns its id.
+    fn initiate_with(&self, key: &str, headers: HeaderMap) -> Result<String, S3Error> {
         let answer = self
             .client
             .send("POST", key, &[("uploads", "")], headers, &[])?;
@@ -274,6 +286,19 @@ impl S3Sink {
     ) -> Result<(), SinkError> {
         let mut file = std::fs::File::open(body).map_err(unreadable)?;
         let id = self.initiate(key, sum, meta).map_err(classify)?;
+        self.in_multipart(key, &id, || self.send_parts(key, &id, &mut file, sum))
+    }
+
+    /// Runs `work` on the multipart upload `id` of `key` just opened: written down in the
+    /// journal first, aborted if `work` fails (or left for the forwarder to abort once S3
+    /// answers), crossed out when closed either way.
+    fn in_multipart(
+        &self,
+        key: &str,
+        id: &str,
+        work: impl FnOnce() -> Result<(), SinkError>,
+    ) -> Result<(), SinkError> {
+        let id = id.to_string();
         let open = Open {
             key: key.to_string(),
             upload_id: id.clone(),
@@ -287,7 +312,7 @@ impl S3Sink {
                 "writing down the multipart upload: {e}"
             )));
         }
-        let result = self.send_parts(key, &id, &mut file, sum);
+        let result = work();
         let closed = match &result {
             Ok(()) => true,
             // If the abort fails too (S3 is down), the journal keeps the upload and the
@@ -340,20 +365,14 @@ impl Sink for S3Sink {
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<(), SinkError> {
-        let mut headers = HeaderMap::new();
-        let source = format!(
-            "/{}/{}",
-            self.bucket.name(),
-            s3::signing::uri_encode(from, false)
-        );
-        if let Ok(v) = HeaderValue::try_from(source) {
-            headers.insert(HeaderName::from_static("x-amz-copy-source"), v);
-        }
-        match self.client.send("PUT", to, &[], headers, &[]) {
-            Ok(_) => {}
+        if !self.copy(from, to)? {
             // Sent again after a crash between copy+delete and the record: already moved.
-            Err(S3Error::HttpFailWithBody(404, _)) if self.exists(to) => return Ok(()),
-            Err(e) => return Err(classify(e)),
+            if self.exists(to) {
+                return Ok(());
+            }
+            return Err(SinkError::permanent(format!(
+                "the endpoint refused the request (HTTP 404 NoSuchKey): {from} is not at the destination"
+            )));
         }
         self.delete(from)
     }

@@ -71,11 +71,11 @@ impl Drop for Ticket {
     }
 }
 
-/// A part the server has: its number, ETag and checksum.
-struct Sent {
-    number: usize,
-    etag: String,
-    sum: Checksum,
+/// A part the server has: its number, ETag and checksum (none for a copied part).
+pub(super) struct Sent {
+    pub(super) number: usize,
+    pub(super) etag: String,
+    pub(super) sum: Option<Checksum>,
 }
 
 type Finished = (Result<Sent, SinkError>, Ticket);
@@ -194,11 +194,11 @@ impl S3Sink {
         Ok(Sent {
             number,
             etag: etag.to_string(),
-            sum,
+            sum: Some(sum),
         })
     }
 
-    fn complete(&self, key: &str, id: &str, parts: &[Sent]) -> Result<(), SinkError> {
+    pub(super) fn complete(&self, key: &str, id: &str, parts: &[Sent]) -> Result<(), SinkError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for p in parts {
             let etag = p.etag.replace('&', "&amp;").replace('<', "&lt;");
@@ -206,10 +206,10 @@ impl S3Sink {
                 "<Part><PartNumber>{}</PartNumber><ETag>{etag}</ETag>",
                 p.number
             ));
-            if let Checksum::Crc32c(_) = p.sum {
+            if let Some(sum @ Checksum::Crc32c(_)) = &p.sum {
                 xml.push_str(&format!(
                     "<ChecksumCRC32C>{}</ChecksumCRC32C>",
-                    super::base64(&p.sum.bytes())
+                    super::base64(&sum.bytes())
                 ));
             }
             xml.push_str("</Part>");
