@@ -4,7 +4,7 @@
 //!
 //! * `sizes`: the state file and remembered entries after 10k, 100k and 1M delivered
 //!   uploads with a short retention (`--keep-delivered 60s`, cameras sending 4 files a
-//!   second), and after 1M with the defaults (1d, at most 200,000 remembered). Flat means
+//!   second), and after 1M with the defaults (1d, at most 150,000 remembered). Flat means
 //!   1M ≤ 1.1 × 100k + 1 MiB.
 //! * `queued`: bytes of state per queued (undelivered) upload, 100k of them.
 //! * `list`: listing a 20-entry directory in a Pipe holding 1k entries against one

@@ -55,7 +55,7 @@ pub struct ServeArgs {
     #[argh(option)]
     metrics: Option<SocketAddr>,
     /// delivered files remembered at most, all Pipes together, oldest forgotten first
-    /// (default 200000; each Pipe's --keep-delivered window applies below it)
+    /// (default 150000; each Pipe's --keep-delivered window applies below it)
     #[argh(option, default = "crate::store::catalog::expire::DEFAULT_CAP")]
     keep_delivered_max: u64,
     /// off|optional|required: explicit FTPS (AUTH TLS) policy (default optional)

@@ -20,10 +20,11 @@ use super::*;
 /// and a technician checking last night's uploads looks back less than a day.
 pub const DEFAULT_KEEP_MS: u64 = 24 * 3600 * 1000;
 
-/// Remembered entries the whole gateway keeps at most, by default: at about 100 bytes
-/// each in the state file (measured by `scripts/bench-state`) this keeps it well under
-/// 64 MiB, and it is a day of 40 cameras sending every 30 s.
-pub const DEFAULT_CAP: u64 = 200_000;
+/// Remembered entries the whole gateway keeps at most, by default. Each costs about 210
+/// bytes of live pages and up to 350 bytes of state file (`scripts/bench-state`: 1M
+/// uploads through the cap left files of 51 and 68 MiB for 200,000), so 150,000 keeps
+/// the file under 64 MiB; it is 17 hours of 40 cameras sending every 10 s.
+pub const DEFAULT_CAP: u64 = 150_000;
 
 /// What one call of [`Writer::expire`] did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
