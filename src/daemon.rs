@@ -148,15 +148,30 @@ async fn spares_loop(spool: Arc<Spool>) {
 
 /// Forgets delivered files and empty directories past their Pipe's retention window, and
 /// the oldest beyond the gateway-wide cap (see `store::catalog::expire`): a batch per
-/// transaction, so uploads wait at most for one batch. The commits are not made durable
-/// by themselves: a crash only means the same entries are forgotten again.
+/// transaction, so uploads wait at most for one batch. It looks with a read first and
+/// writes only when something is due, or every [`STEADY_EVERY`] to store the steady
+/// clock: an idle gateway on flash writes nothing every ten seconds.
 async fn retention_loop(store: Arc<Store>, cap: u64) {
     const BATCH: usize = 2000;
+    const STEADY_EVERY: Duration = Duration::from_secs(600);
     let mut failing = crate::repeated::Repeated::default();
+    let mut stored = std::time::Instant::now();
     loop {
         let s = store.clone();
-        match smol::unblock(move || s.write_volatile(|w| w.expire(cap, BATCH))).await {
-            Ok((done, _)) => {
+        let due = smol::unblock(move || {
+            let now = s.steady_ms();
+            s.read().and_then(|r| store::View::expiry_due(&r, cap, now))
+        })
+        .await
+        .unwrap_or(true);
+        if !due && stored.elapsed() < STEADY_EVERY {
+            smol::Timer::after(Duration::from_secs(10)).await;
+            continue;
+        }
+        stored = std::time::Instant::now();
+        let s = store.clone();
+        match smol::unblock(move || s.write(|w| w.expire(cap, BATCH))).await {
+            Ok(done) => {
                 failing.clear();
                 if done.more {
                     smol::future::yield_now().await;

@@ -105,6 +105,12 @@ pub trait View: Sized {
         catalog::remembered(self)
     }
 
+    /// Whether some remembered entry is due to be forgotten at steady time `now`, or more
+    /// than `cap` are remembered.
+    fn expiry_due(&self, cap: u64, now: u64) -> Result<bool> {
+        catalog::expire::due(self, cap, now)
+    }
+
     /// Where an upload to `path` may go under `policy` (making missing directories with
     /// `create_dirs`), or the refusal.
     fn check_upload(

@@ -35,6 +35,23 @@ pub struct Expired {
     pub more: bool,
 }
 
+/// Whether [`Writer::expire`] has anything to do at steady time `now`: an entry past its
+/// Pipe's window, or more than `cap` remembered. Reads the front of each Pipe's index.
+pub(crate) fn due(v: &impl View, cap: u64, now: u64) -> Result<bool> {
+    if remembered(v)? > cap {
+        return Ok(true);
+    }
+    let t = v.table(REMEMBERED)?;
+    for pipe in v.pipes()? {
+        let p = pipe.id.as_str();
+        let end = now.saturating_sub(pipe.keep_delivered_ms());
+        if t.range((p, 0, "")..(p, end, ""))?.next().is_some() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 impl Writer {
     /// Forgets up to `limit` remembered entries: those older than their Pipe's window,
     /// then the oldest of all while more than `cap` are remembered. Entries with an op

@@ -230,3 +230,21 @@ fn an_mtime_set_while_the_put_is_delivered_reaches_the_destination() {
     let e = r.entry("pipa", &v("/a")).unwrap().unwrap();
     assert_eq!((e.state, e.mtime), (Delivery::Delivered, 1_600_000_000));
 }
+
+/// The daemon looks before it writes: nothing due, nothing written.
+#[test]
+fn expiry_is_due_only_past_the_window_or_the_cap() {
+    let w = World::new(1);
+    let s = &w.store;
+    upload(s, "/a", true);
+    let due = |cap| {
+        let now = s.steady_ms();
+        s.read().unwrap().expiry_due(cap, now).unwrap()
+    };
+    assert!(!due(10));
+    assert!(due(0), "over the cap");
+    s.advance_steady(MIN * 2);
+    assert!(due(10), "past the window");
+    expire(s, 10);
+    assert!(!due(10));
+}
