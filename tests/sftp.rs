@@ -413,7 +413,7 @@ fn kill_9_during_sftp_uploads_delivers_every_acknowledged_file_and_nothing_else(
         .unwrap()
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != common::STAGING)
+        .filter(|n| n != common::STAGING && n != common::MARKER)
         .filter(|n| !acked.iter().any(|(a, _)| a.trim_start_matches('/') == n))
         .collect();
     assert!(
