@@ -37,6 +37,9 @@ fn main() {
     if let Ok(spec) = std::env::var("STATE_FILL") {
         return fill(&spec);
     }
+    if let Ok(spec) = std::env::var("STATE_WALK") {
+        return walk(&spec);
+    }
     let which = std::env::var("STATE_BENCH").unwrap_or_else(|_| "sizes,queued,list".into());
     let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
     let dir = tempfile::tempdir_in(&base).unwrap();
@@ -285,7 +288,13 @@ fn fill_store(store: &Store, pipe: &str, dir: &str, n: usize) {
                 break;
             }
             let done: Vec<(u64, Outcome)> = ops.iter().map(|o| (o.id, Outcome::Done)).collect();
-            store.write(|w| w.settle(&done)).unwrap();
+            // No spool here: the bodies are made-up ids, nothing to delete.
+            store
+                .write(|w| {
+                    let freed = w.settle(&done)?;
+                    w.forget_garbage(&freed)
+                })
+                .unwrap();
         }
     }
 }
@@ -308,4 +317,38 @@ fn fill(spec: &str) {
         .collect();
     let done: Vec<(u64, Outcome)> = left.iter().map(|id| (*id, Outcome::Done)).collect();
     store.write(|w| w.settle(&done)).unwrap();
+}
+
+/// `STATE_WALK=DB,PIPE,DIR`: lists DIR page by page as the FTP side does, printing RSS.
+fn walk(spec: &str) {
+    let parts: Vec<&str> = spec.split(',').collect();
+    let [db, pipe, dir] = parts[..] else {
+        panic!("STATE_WALK=DB,PIPE,DIR");
+    };
+    let rss = || {
+        std::fs::read_to_string("/proc/self/status")
+            .unwrap()
+            .lines()
+            .filter(|l| l.starts_with("VmRSS") || l.starts_with("RssAnon"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let store = Store::open(std::path::Path::new(db)).unwrap();
+    println!("opened: {}", rss());
+    let d = VPath::from_normalised(dir);
+    let mut after: Option<String> = None;
+    let mut n = 0;
+    loop {
+        let page = store
+            .read()
+            .unwrap()
+            .children_page(pipe, &d, after.as_deref(), 512)
+            .unwrap();
+        n += page.len();
+        match page.last() {
+            Some((name, _)) => after = Some(name.clone()),
+            None => break,
+        }
+    }
+    println!("listed {n}: {}", rss());
 }
