@@ -168,8 +168,11 @@ impl Store {
     /// the database.
     pub fn compact_if_sparse(&self) -> Result<Option<(u64, u64)>> {
         let before = self.file_bytes();
+        if before < 4 << 20 {
+            return Ok(None);
+        }
         let used = self.used_bytes()?;
-        if before < 4 << 20 || used * 2 >= before {
+        if used * 2 >= before {
             return Ok(None);
         }
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
