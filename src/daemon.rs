@@ -191,6 +191,15 @@ async fn retention_loop(store: Arc<Store>, cap: u64) {
 /// as "destination not mounted?". One made while its directory was missing is adopted
 /// the same way once the directory is there at a start.
 fn adopt_destinations(store: &Store) {
+    // A read first: a durable write at every start costs 1.6 MiB of resident memory.
+    let pending = store.read().and_then(|r| {
+        Ok(store::View::pipes(&r)?
+            .iter()
+            .any(|p| !p.dest.is_s3() && !p.dest_marked))
+    });
+    if !matches!(pending, Ok(true)) {
+        return;
+    }
     let adopted = store.write(|w| {
         let mut adopted = Vec::new();
         for mut p in store::View::pipes(w)? {
