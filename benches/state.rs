@@ -101,23 +101,7 @@ fn round(store: &Store, range: std::ops::Range<usize>, cap: u64) {
             Ok(())
         })
         .unwrap();
-    loop {
-        let ops = store
-            .write(|w| w.claim_ready("cams", u64::MAX, 256))
-            .unwrap();
-        if ops.is_empty() {
-            break;
-        }
-        let done: Vec<(u64, Outcome)> = ops.iter().map(|o| (o.id, Outcome::Done)).collect();
-        // The spool deletes the freed bodies, and the store forgets them, as the daemon's
-        // garbage collection does.
-        store
-            .write(|w| {
-                let freed = w.settle(&done)?;
-                w.forget_garbage(&freed)
-            })
-            .unwrap();
-    }
+    deliver_all(store, "cams");
     store.advance_steady(Duration::from_millis(EVERY_MS * n as u64));
     while store.write(|w| w.expire(cap, 5000)).unwrap().more {}
 }
@@ -280,22 +264,28 @@ fn fill_store(store: &Store, pipe: &str, dir: &str, n: usize) {
                 Ok(())
             })
             .unwrap();
-        loop {
-            let ops = store
-                .write(|w| w.claim_ready(pipe, u64::MAX, 1000))
-                .unwrap();
-            if ops.is_empty() {
-                break;
-            }
-            let done: Vec<(u64, Outcome)> = ops.iter().map(|o| (o.id, Outcome::Done)).collect();
-            // No spool here: the bodies are made-up ids, nothing to delete.
-            store
-                .write(|w| {
-                    let freed = w.settle(&done)?;
-                    w.forget_garbage(&freed)
-                })
-                .unwrap();
+        deliver_all(store, pipe);
+    }
+}
+
+/// Delivers everything queued in `pipe` as the forwarder would. The freed bodies are
+/// forgotten at once, as the daemon's garbage collection does after deleting them (here
+/// they are made-up ids: nothing to delete).
+fn deliver_all(store: &Store, pipe: &str) {
+    loop {
+        let ops = store
+            .write(|w| w.claim_ready(pipe, u64::MAX, 1000))
+            .unwrap();
+        if ops.is_empty() {
+            break;
         }
+        let done: Vec<(u64, Outcome)> = ops.iter().map(|o| (o.id, Outcome::Done)).collect();
+        store
+            .write(|w| {
+                let freed = w.settle(&done)?;
+                w.forget_garbage(&freed)
+            })
+            .unwrap();
     }
 }
 
