@@ -450,19 +450,13 @@ impl Writer {
         Ok(bodies)
     }
 
-    /// Marks a delivered put in the catalog, if the entry still holds that body: from
+    /// Marks the entry `e` at `path`, which holds a put just delivered, as delivered: from
     /// now on it is remembered for the Pipe's retention window.
-    pub(super) fn mark_delivered(&self, pipe: &str, path: &str, body: &str) -> Result<()> {
-        let path = VPath::from_normalised(path);
-        if let Some(mut e) = self.entry(pipe, &path)?
-            && e.body.as_deref() == Some(body)
-        {
-            e.state = Delivery::Delivered;
-            e.body = None;
-            e.remote = true;
-            e.kept_since = Some(self.steady_ms);
-            self.put_entry(pipe, &path, &e)?;
-        }
-        Ok(())
+    pub(super) fn mark_delivered(&self, pipe: &str, path: &str, mut e: Entry) -> Result<()> {
+        e.state = Delivery::Delivered;
+        e.body = None;
+        e.remote = true;
+        e.kept_since = Some(self.steady_ms);
+        self.put_entry(pipe, &VPath::from_normalised(path), &e)
     }
 }

@@ -34,18 +34,21 @@ impl Writer {
             };
             match outcome {
                 Outcome::Done => {
-                    if let Some(newer) = self.newer_mtime(&op)? {
+                    let holder = self.put_holder(&op)?;
+                    if let (Some(e), Action::Put { mtime, .. }) = (&holder, &mut op.action)
+                        && e.mtime != *mtime
+                    {
                         // `MFMT` or SFTP `SETSTAT` came while this put was on its way, so
                         // the destination has the old mtime: the same body goes once more.
-                        if let Action::Put { mtime, .. } = &mut op.action {
-                            *mtime = newer;
-                        }
+                        *mtime = e.mtime;
                         self.release(op)?;
                         continue;
                     }
                     let op = self.remove_op(*id)?;
                     if let Action::Put { path, body, .. } = &op.action {
-                        self.mark_delivered(&op.pipe, path, body)?;
+                        if let Some(e) = holder {
+                            self.mark_delivered(&op.pipe, path, e)?;
+                        }
                         freed.push(body.clone());
                     }
                 }
@@ -62,19 +65,16 @@ impl Writer {
         Ok(freed)
     }
 
-    /// The mtime a put's catalog entry has now, if it still holds the put's body and the
-    /// mtime changed since the put was queued.
-    fn newer_mtime(&self, op: &Op) -> Result<Option<u64>> {
-        let Action::Put {
-            path, body, mtime, ..
-        } = &op.action
-        else {
+    /// The catalog entry at a put's path, if it still holds the put's body (a newer upload
+    /// or a delete may have replaced it meanwhile). One read serves both the mtime check
+    /// and the marking of a delivery.
+    fn put_holder(&self, op: &Op) -> Result<Option<crate::store::catalog::Entry>> {
+        let Action::Put { path, body, .. } = &op.action else {
             return Ok(None);
         };
         Ok(self
             .entry(&op.pipe, &VPath::from_normalised(path))?
-            .filter(|e| e.body.as_deref() == Some(body.as_str()) && e.mtime != *mtime)
-            .map(|e| e.mtime))
+            .filter(|e| e.body.as_deref() == Some(body.as_str())))
     }
 
     /// No longer in flight: ready when due.
