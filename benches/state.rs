@@ -185,6 +185,29 @@ fn queued(dir: &std::path::Path) {
         full as f64 / 1048576.0,
         (full - empty) as f64 / N as f64
     );
+    table_bytes(&store, N as u64);
+}
+
+/// Bytes per `n` of each table that grows with the backlog: stored (keys and values),
+/// and the pages' whole size (leaf and branch pages, free space in them included).
+fn table_bytes(store: &Store, n: u64) {
+    use ftpgate::store::schema::*;
+    use redb::{ReadableTableMetadata, TableStats};
+    let r = store.read().unwrap();
+    let per = |name: &str, st: TableStats| {
+        let pages = (st.leaf_pages() + st.branch_pages()) * 4096;
+        println!(
+            "  {name:<9} stored {:>5.0} B, pages {:>5.0} B",
+            st.stored_bytes() as f64 / n as f64,
+            pages as f64 / n as f64
+        );
+    };
+    per("outbox", r.table(OUTBOX).unwrap().stats().unwrap());
+    per("key_ops", r.table(KEY_OPS).unwrap().stats().unwrap());
+    per("ready", r.table(READY).unwrap().stats().unwrap());
+    per("pipe_ops", r.table(PIPE_OPS).unwrap().stats().unwrap());
+    per("bodies", r.table(BODIES).unwrap().stats().unwrap());
+    per("entries", r.table(ENTRIES).unwrap().stats().unwrap());
 }
 
 /// Entries in a Pipe of `n` for the listing comparison: a 20-entry directory and `n` more

@@ -16,6 +16,7 @@ pub mod partials;
 pub mod pipes;
 #[cfg(test)]
 pub mod power_cut;
+mod record;
 pub mod schema;
 pub mod senders;
 mod view;

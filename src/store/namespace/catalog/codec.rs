@@ -15,7 +15,7 @@
 //! ```
 
 use super::{Delivery, Entry, Kind};
-use crate::checksum::Checksum;
+use crate::store::record::{Out, Read};
 
 const FORMAT: u8 = 1;
 const DIR: u8 = 1;
@@ -24,8 +24,6 @@ const REMOTE: u8 = 4;
 const BODY: u8 = 8;
 const SUM: u8 = 16;
 const KEPT: u8 = 32;
-/// In a body's length byte: what follows is packed hex.
-const PACKED: u8 = 0x80;
 
 pub(crate) fn encode(e: &Entry) -> Vec<u8> {
     let mut flags = 0;
@@ -41,28 +39,21 @@ pub(crate) fn encode(e: &Entry) -> Vec<u8> {
             flags |= bit;
         }
     }
-    let mut out = Vec::with_capacity(24);
-    out.extend([FORMAT, flags]);
-    varint(&mut out, e.size);
-    varint(&mut out, e.mtime);
+    let mut out = Out(Vec::with_capacity(24));
+    out.u8(FORMAT);
+    out.u8(flags);
+    out.varint(e.size);
+    out.varint(e.mtime);
     if let Some(t) = e.kept_since {
-        varint(&mut out, t);
+        out.varint(t);
     }
     if let Some(b) = &e.body {
-        body(&mut out, b);
+        out.body(b);
     }
-    match e.sum {
-        Some(Checksum::Crc32c(c)) => {
-            out.push(1);
-            out.extend(c.to_be_bytes());
-        }
-        Some(Checksum::Md5(d)) => {
-            out.push(2);
-            out.extend(d);
-        }
-        None => {}
+    if let Some(sum) = &e.sum {
+        out.checksum(sum);
     }
-    out
+    out.0
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, String> {
@@ -85,17 +76,11 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, String> {
         None
     };
     let sum = if flags & SUM != 0 {
-        Some(match r.u8()? {
-            1 => Checksum::Crc32c(u32::from_be_bytes(r.array()?)),
-            2 => Checksum::Md5(r.array()?),
-            t => return Err(format!("unknown checksum tag {t}")),
-        })
+        Some(r.checksum()?)
     } else {
         None
     };
-    if !r.0.is_empty() {
-        return Err(format!("{} bytes too many", r.0.len()));
-    }
+    r.end()?;
     Ok(Entry {
         kind: if flags & DIR != 0 {
             Kind::Dir
@@ -116,84 +101,10 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, String> {
     })
 }
 
-fn varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-/// Spool body ids are lowercase hex (see `spool::new_id`): two digits to a byte.
-fn body(out: &mut Vec<u8>, b: &str) {
-    let hex = |c: u8| matches!(c, b'0'..=b'9' | b'a'..=b'f');
-    let bytes = b.as_bytes();
-    if bytes.len().is_multiple_of(2)
-        && bytes.len() / 2 < PACKED as usize
-        && bytes.iter().all(|&c| hex(c))
-    {
-        out.push(PACKED | (bytes.len() / 2) as u8);
-        for pair in bytes.chunks(2) {
-            let digit = |c: u8| if c <= b'9' { c - b'0' } else { c - b'a' + 10 };
-            out.push(digit(pair[0]) << 4 | digit(pair[1]));
-        }
-    } else {
-        // Longer ids are not made; a short text id is stored as it is.
-        let n = bytes.len().min(PACKED as usize - 1);
-        out.push(n as u8);
-        out.extend(&bytes[..n]);
-    }
-}
-
-struct Read<'a>(&'a [u8]);
-
-impl Read<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.0.len() < n {
-            return Err("record cut short".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut a = [0; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn varint(&mut self) -> Result<u64, String> {
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = self.u8()?;
-            v |= u64::from(b & 0x7f) << shift;
-            if b & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err("number too long".into())
-    }
-
-    fn body(&mut self) -> Result<String, String> {
-        let n = self.u8()?;
-        if n & PACKED != 0 {
-            let bytes = self.take((n & !PACKED) as usize)?;
-            Ok(crate::support::hex(bytes))
-        } else {
-            let bytes = self.take(n as usize)?;
-            String::from_utf8(bytes.to_vec()).map_err(|_| "body id is not text".into())
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checksum::Checksum;
 
     fn file() -> Entry {
         Entry {

@@ -20,6 +20,7 @@ use super::schema::{
 use crate::checksum::Checksum;
 use crate::store::{Error, Result, View, Writer, decode, encode};
 
+mod codec;
 mod delivery;
 mod queries;
 
@@ -150,6 +151,15 @@ pub enum Outcome {
     Unclaim,
 }
 
+/// Reads op `id` from its record (see [`codec`]), naming it if it is damaged.
+pub(crate) fn read_op(id: u64, bytes: &[u8]) -> Result<Op> {
+    codec::decode(id, bytes).map_err(|detail| Error::Corrupt {
+        table: "outbox",
+        key: id.to_string(),
+        detail,
+    })
+}
+
 /// Ancestor directories of `key`, nearest last (`/a/b/c` → `/a`, `/a/b`).
 fn parents(key: &str) -> impl Iterator<Item = &str> {
     key.match_indices('/')
@@ -161,7 +171,7 @@ impl Writer {
     pub(crate) fn put_op(&self, op: &Op) -> Result<()> {
         self.txn
             .open_table(OUTBOX)?
-            .insert(op.id, encode(op).as_slice())?;
+            .insert(op.id, codec::encode(op).as_slice())?;
         Ok(())
     }
 
@@ -418,7 +428,7 @@ impl Writer {
             let mut out = Vec::new();
             for row in t.iter()? {
                 let (k, v) = row?;
-                out.push(decode("outbox", &k.value().to_string(), v.value())?);
+                out.push(read_op(k.value(), v.value())?);
             }
             out
         };

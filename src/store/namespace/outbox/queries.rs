@@ -7,7 +7,7 @@ use super::*;
 
 pub(crate) fn op(v: &impl View, id: u64) -> Result<Option<Op>> {
     match v.table(OUTBOX)?.get(id)? {
-        Some(bytes) => Ok(Some(decode("outbox", &id.to_string(), bytes.value())?)),
+        Some(bytes) => Ok(Some(read_op(id, bytes.value())?)),
         None => Ok(None),
     }
 }
@@ -22,7 +22,7 @@ pub(crate) fn page(v: &impl View, pipe: Option<&str>, after: u64, limit: usize) 
                     break;
                 }
                 let (k, bytes) = row?;
-                out.push(decode("outbox", &k.value().to_string(), bytes.value())?);
+                out.push(read_op(k.value(), bytes.value())?);
             }
         }
         Some(p) => {
