@@ -9,6 +9,7 @@ import ftplib, io, os, sys, threading, time
 host, port, user, pw = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 sessions, files, size, prefix = int(sys.argv[5]), int(sys.argv[6]), int(sys.argv[7]), sys.argv[8]
 done = 0
+ends = []  # when each session finished: the run's end, not the progress loop's next tick
 lock = threading.Lock()
 
 
@@ -28,6 +29,8 @@ def session(n, count):
         with lock:
             done += 1
     f.quit()
+    with lock:
+        ends.append(time.monotonic())
 
 
 per = [files // sessions + (1 if i < files % sessions else 0) for i in range(sessions)]
@@ -47,5 +50,5 @@ while any(t.is_alive() for t in threads):
         last_n, last_t = n, now
 for t in threads:
     t.join()
-secs = time.monotonic() - start
+secs = max(ends) - start
 print(f"INGEST {files / secs:.0f}")
