@@ -45,6 +45,12 @@ pub struct Session {
     /// While logged in over TLS: this session's TLS token among its Sender's siblings.
     pub(super) tls_sibling: Option<crate::ftp::server::TlsSibling>,
     pub(super) plan: Plan,
+    /// The last command was a transfer (whatever its outcome): a `PASV`/`EPSV` now is
+    /// the first command of libcurl's next file (see [`Session::passive`]).
+    pub(super) after_transfer: bool,
+    /// The client sent `TYPE` between `PASV`/`EPSV` and its transfer, as libcurl does
+    /// (other clients send it first, or once after login).
+    pub(super) type_after_passive: bool,
     pub(super) uploads: u64,
     pub(super) bytes: u64,
     /// Embedded in this session's TLS tickets; data connections must bring it back.
@@ -97,6 +103,8 @@ impl Session {
             access_seen: 0,
             tls_sibling: None,
             plan: Plan::None,
+            after_transfer: false,
+            type_after_passive: false,
             uploads: 0,
             bytes: 0,
             token: crate::ftp::tls::session_token(),
@@ -345,6 +353,9 @@ impl Session {
     /// command replaces the plan; a transfer uses it up, whatever its outcome.
     async fn dispatch(&mut self, cmd: Command) -> io::Result<Flow> {
         use Command as C;
+        if matches!(cmd, C::Type(_)) && matches!(self.plan, Plan::Passive(_)) {
+            self.type_after_passive = true;
+        }
         if matches!(cmd, C::Pasv | C::Epsv(_) | C::Port(_) | C::Eprt(_)) {
             self.plan = Plan::None;
         }
@@ -357,6 +368,7 @@ impl Session {
         if transfer {
             self.plan = Plan::None;
         }
+        self.after_transfer = transfer;
         flow
     }
 

@@ -2,6 +2,7 @@
 //! PASV, EPSV, PORT and EPRT may be used is decided in the core.
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use crate::ftp::core::passive_reply;
 use crate::ftp::datachan::{self, Conn, DataError, Plan};
@@ -9,14 +10,33 @@ use crate::ftp::proto::Reply;
 use crate::ftp::proto::addr::canonical;
 use crate::ftp::session::Session;
 
+/// How long a passive reply to libcurl waits when it follows a transfer: long enough that
+/// libcurl has looked at the control connection once and found nothing, even on a busy
+/// two-core box with the client on it (200 µs still lost the race about once in 200
+/// files there), short against the few milliseconds a file takes. See
+/// docs/ARCHITECTURE.md, "Replies libcurl can miss".
+pub(crate) const PASSIVE_REPLY_WAIT: Duration = Duration::from_millis(1);
+
 impl Session {
     /// `PASV`/`EPSV` after the core allowed it: a listener on a free passive port.
+    ///
+    /// To a libcurl client, when it follows a transfer, the reply waits
+    /// [`PASSIVE_REPLY_WAIT`]. libcurl before 8.4 (the FTP client of much device
+    /// firmware) looks for the reply once without waiting right after sending
+    /// `PASV`/`EPSV`; if it is already there, it forgets to call itself again and sleeps
+    /// a second before it connects. Our reply beat that look for nearly every file after
+    /// the first of a connection. The wait is a timer: the thread serves other sessions
+    /// meanwhile, and other clients (which send `TYPE` first) never wait.
+    /// `tests/clients.rs`, `curl_sends_many_files_over_one_connection_without_a_stall`.
     pub(crate) async fn passive(&mut self, announce: Option<Ipv4Addr>) -> Reply {
         let ip = canonical(self.core.settings().local);
         let listener = datachan::listen_passive(ip, &self.srv.config.passive_ports).await;
         match listener.and_then(|l| Ok((l.local_addr()?.port(), l))) {
             Ok((port, listener)) => {
                 self.plan = Plan::Passive(listener);
+                if self.after_transfer && self.type_after_passive {
+                    smol::Timer::after(PASSIVE_REPLY_WAIT).await;
+                }
                 passive_reply(announce, port)
             }
             Err(e) => {
