@@ -7,27 +7,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{Gate, PW, Raw, data};
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-/// Runs a client command and returns its stdout; fails the test with its stderr.
-fn client(cmd: &mut Command) -> String {
-    let out = cmd.output().expect("run client");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{Gate, PW, Raw, client, data, have};
 
 /// Passive replies in a `curl --trace-time` trace that were followed by a wait of 0.9 s or
 /// more before curl tried the data connection, with the reply's line.
