@@ -9,6 +9,13 @@ use crate::checksum::Checksum;
 /// In a body's length byte: what follows is packed hex.
 const PACKED: u8 = 0x80;
 
+/// A flags byte: the bits whose condition holds.
+pub(crate) fn flags(bits: &[(bool, u8)]) -> u8 {
+    bits.iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |f, (_, bit)| f | bit)
+}
+
 /// A record being written.
 #[derive(Default)]
 pub(crate) struct Out(pub Vec<u8>);
@@ -129,6 +136,19 @@ impl Read<'_> {
             2 => Checksum::Md5(self.array()?),
             t => return Err(format!("unknown checksum tag {t}")),
         })
+    }
+
+    /// A field that is there only when `present` (its flag bit is set).
+    pub fn when<T>(
+        &mut self,
+        present: bool,
+        read: impl FnOnce(&mut Self) -> Result<T, String>,
+    ) -> Result<Option<T>, String> {
+        if present {
+            read(self).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// Fails if anything is left: a record longer than its format is damaged.

@@ -15,7 +15,7 @@
 //! ```
 
 use super::{Delivery, Entry, Kind};
-use crate::store::record::{Out, Read};
+use crate::store::record::{Out, Read, flags};
 
 const FORMAT: u8 = 1;
 const DIR: u8 = 1;
@@ -26,19 +26,14 @@ const SUM: u8 = 16;
 const KEPT: u8 = 32;
 
 pub(crate) fn encode(e: &Entry) -> Vec<u8> {
-    let mut flags = 0;
-    for (on, bit) in [
+    let flags = flags(&[
         (e.kind == Kind::Dir, DIR),
         (e.state == Delivery::Delivered, DELIVERED),
         (e.remote, REMOTE),
         (e.body.is_some(), BODY),
         (e.sum.is_some(), SUM),
         (e.kept_since.is_some(), KEPT),
-    ] {
-        if on {
-            flags |= bit;
-        }
-    }
+    ]);
     let mut out = Out(Vec::with_capacity(24));
     out.u8(FORMAT);
     out.u8(flags);
@@ -65,21 +60,9 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<Entry, String> {
     let flags = r.u8()?;
     let size = r.varint()?;
     let mtime = r.varint()?;
-    let kept_since = if flags & KEPT != 0 {
-        Some(r.varint()?)
-    } else {
-        None
-    };
-    let body = if flags & BODY != 0 {
-        Some(r.body()?)
-    } else {
-        None
-    };
-    let sum = if flags & SUM != 0 {
-        Some(r.checksum()?)
-    } else {
-        None
-    };
+    let kept_since = r.when(flags & KEPT != 0, Read::varint)?;
+    let body = r.when(flags & BODY != 0, Read::body)?;
+    let sum = r.when(flags & SUM != 0, Read::checksum)?;
     r.end()?;
     Ok(Entry {
         kind: if flags & DIR != 0 {

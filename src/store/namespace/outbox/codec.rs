@@ -22,7 +22,7 @@
 //! `store::record`.
 
 use super::{Action, Op};
-use crate::store::record::{Out, Read};
+use crate::store::record::{Out, Read, flags};
 
 const FORMAT: u8 = 1;
 const IN_FLIGHT: u8 = 1;
@@ -37,16 +37,11 @@ pub(crate) fn encode(op: &Op) -> Vec<u8> {
         Action::MkDir { .. } => 4,
         Action::RmDir { .. } => 5,
     };
-    let mut flags = 0;
-    for (on, bit) in [
+    let flags = flags(&[
         (op.in_flight, IN_FLIGHT),
         (op.last_error.is_some(), LAST_ERROR),
         (op.parked.is_some(), PARKED),
-    ] {
-        if on {
-            flags |= bit;
-        }
-    }
+    ]);
     let mut out = Out(Vec::with_capacity(96));
     out.u8(FORMAT);
     out.u8(tag);
@@ -109,15 +104,8 @@ pub(crate) fn decode(id: u64, bytes: &[u8]) -> Result<Op, String> {
     let small = |v: u64| u32::try_from(v).map_err(|_| format!("count {v} out of range"));
     let attempts = small(r.varint()?)?;
     let waits_for = small(r.varint()?)?;
-    let mut text = |bit: u8| -> Result<Option<String>, String> {
-        if flags & bit != 0 {
-            r.str().map(Some)
-        } else {
-            Ok(None)
-        }
-    };
-    let last_error = text(LAST_ERROR)?;
-    let parked = text(PARKED)?;
+    let last_error = r.when(flags & LAST_ERROR != 0, Read::str)?;
+    let parked = r.when(flags & PARKED != 0, Read::str)?;
     let action = match tag {
         1 => Action::Put {
             path: r.str()?,
