@@ -130,17 +130,29 @@ async fn reserve_loop(spool: Arc<Spool>) {
     }
 }
 
-/// Shrinks the pool of spare body files a drain left behind, a batch every few seconds
-/// (see `spool::spares`).
-async fn spares_loop(spool: Arc<Spool>) {
+/// Gives back the spool's space a drain left behind (emptied `ready/` buckets, spare
+/// body files beyond what uploads need; see `Spool::tidy`): a batch every few seconds
+/// while uploads arrive, batch after batch once they have stopped for a while, so a
+/// large pool is gone within a minute of quiet rather than over hours.
+async fn spool_tidy_loop(spool: Arc<Spool>) {
+    const QUIET_MS: u64 = 30_000;
     let mut failing = crate::repeated::Repeated::default();
     loop {
         smol::Timer::after(Duration::from_secs(5)).await;
-        let s = spool.clone();
-        match smol::unblock(move || s.trim_spares()).await {
-            Ok(_) => failing.clear(),
-            Err(e) => {
-                failing.error(format!("trimming spare body files: {e}"));
+        loop {
+            let s = spool.clone();
+            match smol::unblock(move || s.tidy()).await {
+                Ok(n) => {
+                    failing.clear();
+                    let quiet = !spool.ingesting(crate::clock::now_ms(), QUIET_MS);
+                    if n < Spool::TRIM_BATCH || !quiet {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    failing.error(format!("tidying the spool: {e}"));
+                    break;
+                }
             }
         }
     }
@@ -415,7 +427,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
         let retention_task = smol::spawn(retention_loop(store.clone(), opts.keep_delivered_max));
         smol::spawn(reserve_loop(spool.clone())).detach();
-        smol::spawn(spares_loop(spool.clone())).detach();
+        smol::spawn(spool_tidy_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
             if sig == Signal::Hup {
                 // Reading the files is blocking: off the executor.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gate, MARKER, Raw, S3_SECRET, S3Server, STAGING, data, sha256};
+use common::{Gate, MARKER, Raw, S3_SECRET, S3Server, STAGING, data, ready_bodies, sha256};
 
 #[test]
 fn uploads_reach_s3_with_their_bytes_and_metadata_and_changes_follow() {
@@ -112,10 +112,7 @@ fn an_outage_queues_uploads_and_delivers_them_all_when_s3_returns() {
         );
     }
     assert!(
-        std::fs::read_dir(g.state().join("spool/ready"))
-            .unwrap()
-            .next()
-            .is_none(),
+        ready_bodies(g.state()).is_empty(),
         "delivered bodies are deleted"
     );
 }

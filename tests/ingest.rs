@@ -64,7 +64,10 @@ fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
     assert_eq!(d.stop(), 0);
     let store = ftpgate::store::Store::open(&g.state().join("ftpgate.redb")).unwrap();
     let r = store.read().unwrap();
-    let ready = g.state().join("spool/ready");
+    let ready: HashMap<String, std::path::PathBuf> = common::ready_bodies(g.state())
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        .collect();
     let mut queued = HashMap::new();
     for op in r.ops_page(None, 0, usize::MAX).unwrap() {
         if let ftpgate::store::outbox::Action::Put {
@@ -75,7 +78,7 @@ fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
             ..
         } = op.action
         {
-            let bytes = std::fs::read(ready.join(&body)).expect("every queued put has its body");
+            let bytes = std::fs::read(&ready[&body]).expect("every queued put has its body");
             assert_eq!(bytes.len() as u64, size, "{path}: the whole body");
             assert_eq!(
                 sum,

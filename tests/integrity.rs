@@ -13,13 +13,10 @@ use common::{Gate, Raw, S3_SECRET, S3Server, data};
 /// Flips one byte in the middle of the spool body of `size` bytes (the bodies' names are
 /// random; the test's sizes are distinct).
 fn damage_body_of_size(state: &Path, size: u64) {
-    let ready = state.join("spool/ready");
-    let body = std::fs::read_dir(&ready)
-        .unwrap()
-        .flatten()
-        .find(|e| e.metadata().unwrap().len() == size)
-        .unwrap_or_else(|| panic!("no spool body of {size} bytes in {}", ready.display()))
-        .path();
+    let body = common::ready_bodies(state)
+        .into_iter()
+        .find(|p| p.metadata().unwrap().len() == size)
+        .unwrap_or_else(|| panic!("no spool body of {size} bytes in spool/ready"));
     let at = (size / 2 + 1) as usize;
     let flipped = std::fs::read(&body).unwrap()[at] ^ 0x20;
     // In place, as a bad sector or a bit flip would: same size, same name.

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Gate, MARKER, PW, Raw, S3_SECRET, S3Server, data, sha256};
+use common::{Gate, MARKER, PW, Raw, S3_SECRET, S3Server, data, ready_bodies, sha256};
 
 /// A camera replaces its snapshot by uploading to a temporary name and renaming over the
 /// old one while the uplink is down: the bucket must end with the newest bytes.
@@ -155,9 +155,7 @@ fn a_schema_2_database_keeps_and_delivers_its_queued_operations() {
     );
     assert_eq!(s3.get("cell4/b.txt").as_deref(), Some(&b"renamed body"[..]));
     assert!(s3.get("cell4/gone.txt").is_none());
-    let ready: Vec<_> = std::fs::read_dir(g.state().join("spool/ready"))
-        .unwrap()
-        .collect();
+    let ready = ready_bodies(g.state());
     assert!(
         ready.is_empty(),
         "delivered and orphaned bodies are deleted: {ready:?}"
@@ -257,10 +255,11 @@ fn removing_a_pipe_removes_its_namespace_and_queued_uploads() {
         "{out}"
     );
     assert_eq!(g.status()["spool_bytes"], 0);
-    let ready = std::fs::read_dir(g.state().join("spool/ready"))
-        .unwrap()
-        .count();
-    assert_eq!(ready, 0, "the bodies are deleted at once");
+    assert_eq!(
+        ready_bodies(g.state()).len(),
+        0,
+        "the bodies are deleted at once"
+    );
 
     // A new Pipe with the same id starts empty.
     std::fs::create_dir_all(g.state().join("delivered")).unwrap();

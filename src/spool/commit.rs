@@ -3,9 +3,9 @@
 //! Each upload fsyncs its own body (in parallel, off the executor), then hands it here.
 //! The thread takes every job waiting, fsyncs `tmp/` once (the bodies' names are then
 //! durable), and records all of them in one redb transaction (one durable commit); only
-//! then are the bodies renamed into `ready/`. Under load 32 sessions pay for a handful of
-//! commits instead of 32. A crash after the commit and before a rename leaves a body in
-//! `tmp/` that the outbox names: start-up recovery finishes the rename.
+//! then are the bodies moved into `ready/` (`ready.rs`). Under load 32 sessions pay for a
+//! handful of commits instead of 32. A crash after the commit and before a move leaves a
+//! body in `tmp/` that the outbox names: start-up recovery finishes the move.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -121,19 +121,18 @@ pub(super) fn commit_batch(
     });
     match results {
         Ok(results) => {
+            // Recorded: from here on each body is the outbox's. Its `tmp/` name is
+            // durable, so the client hears before the fsync that ends the move into
+            // `ready/` (recovery finishes a move a crash cut short).
+            let recorded: Vec<String> = (batch.iter().zip(&results))
+                .filter(|(_, r)| r.is_ok())
+                .map(|(j, _)| j.upload.body.clone())
+                .collect();
+            let linked = super::ready::link(disk, tmp, ready, &recorded);
             for (j, r) in batch.into_iter().zip(results) {
-                if r.is_ok() {
-                    // Recorded: from here on the body is the outbox's. If this rename
-                    // is lost, recovery redoes it.
-                    let id = &j.upload.body;
-                    if let Err(e) = disk.rename(&tmp.join(id), &ready.join(id)) {
-                        log::warn!(
-                            "spool: moving body {id} into ready/: {e} (it is delivered from tmp/)"
-                        );
-                    }
-                }
                 let _ = j.reply.try_send(r.map_err(Error::from));
             }
+            linked.finish(disk, tmp, ready);
         }
         Err(e) => {
             let msg = e.to_string();

@@ -1,6 +1,6 @@
 //! The spool's filesystem seam. Every call the spool makes to the disk for a body goes
 //! through [`Disk`]: creating and opening it, writing, fsyncing it and its directory,
-//! renaming it into `ready/`, deleting it, and asking how much room is left. The real
+//! linking it into `ready/`, deleting it, and asking how much room is left. The real
 //! filesystem is [`Os`]; tests put a [`Disk`] in its place that fails a write with
 //! ENOSPC, an fsync or a rename with EIO, without a real full disk (as redb's
 //! `StorageBackend` is for the database).
@@ -10,6 +10,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The disk under the spool. Every method defaults to the real filesystem.
@@ -47,6 +48,11 @@ pub trait Disk: Send + Sync + 'static {
         std::fs::rename(from, to)
     }
 
+    /// Gives a body a second name (the step before its first is removed).
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::hard_link(from, to)
+    }
+
     fn remove(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
     }
@@ -57,14 +63,16 @@ pub trait Disk: Send + Sync + 'static {
         Ok(st.f_bavail.saturating_mul(st.f_frsize))
     }
 
-    /// Deletes body `id` wherever it is (`ready/` once recorded and moved, `tmp/` while it
-    /// is received, kept as a partial, or between its commit and its rename) and returns
-    /// the bytes that freed. A body that is in neither is already gone: 0.
+    /// Deletes body `id` wherever it is (its bucket in `ready/` once recorded and moved,
+    /// `ready/` itself if an earlier release put it there, `tmp/` while it is received,
+    /// kept as a partial, or between its commit and its move) and returns the bytes that
+    /// freed. A body that is nowhere is already gone: 0. Two names of one body (a crash
+    /// during its move) free its bytes once.
     fn delete_body(&self, tmp: &Path, ready: &Path, id: &str) -> io::Result<u64> {
         let mut freed = 0;
-        for dir in [ready, tmp] {
-            let path = dir.join(id);
+        for path in [super::ready::path(ready, id), ready.join(id), tmp.join(id)] {
             let len = match std::fs::metadata(&path) {
+                Ok(m) if m.nlink() > 1 => 0,
                 Ok(m) => m.len(),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(e),

@@ -12,17 +12,20 @@
 //!   table owns it until it is resumed (back to receiving), replaced, or expires
 //!   ([`partials`]).
 //! * **ready**: committed: fsynced, `tmp/` fsynced, recorded in the catalog and outbox in
-//!   one redb commit (a `226` is durable from here), then renamed into `spool/ready/ID`.
+//!   one redb commit (a `226` is durable from here), then moved into
+//!   `spool/ready/BUCKET/ID` ([`ready`]).
 //!   The outbox owns it. Concurrent uploads share the directory fsync and the commit
 //!   (`commit.rs`).
 //! * **released**: delivered, replaced, cancelled or its Pipe removed: listed in the store's
 //!   garbage by the transaction that lets go of it, then deleted by
 //!   [`Spool::remove_bodies`], the one way a body leaves the spool: emptied and kept as a
 //!   spare file for a later upload ([`spares`]), or deleted (through [`Disk::delete_body`],
-//!   which finds it in `ready/` or `tmp/`).
+//!   which finds it in `ready/` or `tmp/`). [`Spool::tidy`] then removes the buckets of
+//!   `ready/` that emptied and the spares beyond what uploads need.
 //!
 //! After a crash, recovery (`recover.rs`) makes disk and store agree again and recomputes
-//! the bytes held from the store (queued puts and partials), without reading `ready/`.
+//! the bytes held from the store (queued puts and partials), reading `ready/`'s buckets
+//! but not their bodies.
 //! Every disk call goes through the [`Disk`] seam, so tests inject full disks and failed
 //! fsyncs and renames. Quotas: `max_bytes` bounds what the spool holds, `min_free` keeps
 //! free space on the filesystem; both are checked before data is accepted and while it
@@ -33,6 +36,7 @@ mod commit;
 pub mod disk;
 mod offset;
 pub mod partials;
+mod ready;
 mod receive;
 mod recover;
 pub mod reserve;
@@ -149,6 +153,8 @@ pub struct Spool {
     reserve: reserve::Reserve,
     /// Emptied bodies kept for reuse (see [`spares`]).
     spares: spares::Spares,
+    /// Buckets of `ready/` a body left since the last [`Spool::tidy`] (see [`ready`]).
+    emptied: Mutex<std::collections::BTreeSet<String>>,
     /// Bodies someone reads now (a delivery, a resumed upload's copy), with how many
     /// readers: released, they are deleted, never emptied for reuse under a reader.
     readers: Mutex<std::collections::HashMap<String, usize>>,
@@ -182,6 +188,7 @@ impl Spool {
             disk,
             reserve,
             spares,
+            emptied: Mutex::default(),
             readers: Mutex::default(),
             grants: reserve::Grants::default(),
             tmp,
@@ -297,7 +304,7 @@ impl Spool {
     }
 
     pub(crate) fn ready_path(&self, id: &str) -> PathBuf {
-        self.ready.join(id)
+        ready::path(&self.ready, id)
     }
 
     fn add_used(&self, n: u64) {
@@ -374,9 +381,14 @@ impl Spool {
                 if readers.contains_key(id) {
                     None
                 } else {
-                    self.spares.keep(&*self.disk, [&self.ready, &self.tmp], id)
+                    self.spares
+                        .keep(&*self.disk, [self.ready_path(id), self.tmp_path(id)], id)
                 }
             };
+            self.emptied
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(ready::bucket(id).to_string());
             let removed = match kept {
                 Some(freed) => Ok(freed),
                 None => self.disk.delete_body(&self.tmp, &self.ready, id),
@@ -388,12 +400,24 @@ impl Spool {
         }
     }
 
-    /// Deletes some of the spare files a drain left beyond what uploads need, if uploads
-    /// have not been taking them faster than deliveries release them (see [`spares`]).
-    /// Blocking; meant to run every few seconds. Returns how many went.
-    pub fn trim_spares(&self) -> io::Result<usize> {
-        self.spares.trim(&*self.disk, spares::TRIM_BATCH)
+    /// Gives back what a drain left behind: removes the buckets of `ready/` that bodies
+    /// left empty ([`ready`]), and deletes up to [`Spool::TRIM_BATCH`] of the spare files
+    /// beyond what uploads need, if uploads have not been taking them faster than
+    /// deliveries release them ([`spares`]). Blocking; meant to run every few seconds,
+    /// and batch after batch while no upload arrives. Returns how many spares went.
+    pub fn tidy(&self) -> io::Result<usize> {
+        let emptied = std::mem::take(&mut *self.emptied.lock().unwrap_or_else(|e| e.into_inner()));
+        let later = ready::sweep(&self.ready, emptied, crate::clock::now_ms());
+        self.emptied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(later);
+        self.spares.trim(&*self.disk, Self::TRIM_BATCH)
     }
+
+    /// Spare files [`Spool::tidy`] deletes at most per call: the pool's lock is held
+    /// meanwhile, so an upload waits at most for that many deletions.
+    pub const TRIM_BATCH: usize = spares::TRIM_BATCH;
 
     /// Deletes bodies the store has listed as garbage (after the commit that listed
     /// them). Blocking. The store forgets them with its next write

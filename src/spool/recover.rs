@@ -4,14 +4,17 @@
 //! * Bodies the store lists as garbage are deleted (a crash came between the commit that
 //!   freed them and their deletion).
 //! * `tmp/` holds bodies being received, partial uploads, and bodies committed just before
-//!   a crash and not yet renamed: the last are moved into `ready/`, recorded partials are
+//!   a crash and not yet moved: the last are moved into `ready/` (a body linked there
+//!   before the crash keeps that name and loses its `tmp/` one), recorded partials are
 //!   kept, everything else never got a `226` and is deleted. Expired partials go too.
-//! * `ready/` is not read: every body there was recorded before it was moved there.
+//! * `ready/` is read for its buckets only (`ready.rs`): every body there was recorded
+//!   before it was moved there. Empty buckets are removed.
 //! * Nothing is in flight after a restart.
 //!
 //! The bytes the spool holds come from the store's counters (queued puts and partials).
 
 use std::collections::HashSet;
+use std::io;
 use std::path::Path;
 
 use super::{Disk, Error};
@@ -47,16 +50,16 @@ pub(super) fn recover(
         }
     }
 
+    super::ready::adopt(disk, ready)?;
     let r = store.read()?;
-    let (mut moved, mut removed) = (0, 0);
+    let (mut recorded, mut removed) = (Vec::new(), 0);
     for entry in std::fs::read_dir(tmp)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if keep.contains(&name) {
             continue;
         }
         if r.body_queued(&name)? {
-            disk.rename(&tmp.join(&name), &ready.join(&name))?;
-            moved += 1;
+            recorded.push(name);
         } else {
             disk.delete_body(tmp, ready, &name)?;
             removed += 1;
@@ -66,9 +69,19 @@ pub(super) fn recover(
         used += r.backlog(&b.id)?.bytes;
     }
     drop(r);
-    if moved > 0 {
-        disk.sync_dir(ready)?;
-        log::info!("recovery: moved {moved} recorded upload(s) into spool/ready");
+    if !recorded.is_empty() {
+        let failed = super::ready::move_in(disk, tmp, ready, &recorded);
+        if !failed.is_empty() {
+            return Err(io::Error::other(format!(
+                "could not move {} recorded upload(s) into spool/ready",
+                failed.len()
+            ))
+            .into());
+        }
+        log::info!(
+            "recovery: moved {} recorded upload(s) into spool/ready",
+            recorded.len()
+        );
     }
     if removed > 0 {
         disk.sync_dir(tmp)?;

@@ -26,8 +26,11 @@
 //!   Start-up reads one batch: bounded work, whatever the pool's size.
 //! * When the pool is not being drawn down (since the last [`Spares::trim`], no more
 //!   spares were taken than kept), the unlisted ones are deleted a few hundred at a
-//!   time until only the listed ones remain: a pool a long outage left behind shrinks
-//!   back over the following hours without slowing the uploads meanwhile.
+//!   time until only the listed ones remain: a batch every few seconds while uploads
+//!   arrive, batch after batch once they stop (the daemon's tidy loop), so a pool a
+//!   long outage left behind is gone within a minute of quiet without slowing uploads.
+//! * Then the directory itself is renewed if it is far larger than the listed spares
+//!   need ([`Spares::renew`]): ext4 never shrinks a directory.
 //! * Reading a batch deletes what is no spare: a file a crash left with its bytes (a
 //!   truncation lost), or with a second name (a power cut during a take kept the spare's
 //!   old name beside its new one in `tmp/`: a file with two names is a body, and only
@@ -54,6 +57,14 @@ pub const TRIM_BATCH: usize = 500;
 /// inodes report none and always have room.
 pub(super) fn has_room(files: u64, free: u64) -> bool {
     files == 0 || free > files / 8
+}
+
+/// The most a directory of `spares` names may take before it is renewed: four times
+/// what ext4 needs for them (an entry is 40 bytes for a 32-character id) and 64 KiB, so
+/// only a directory a far larger pool left behind is renewed. File systems that report
+/// a directory's size otherwise (tmpfs, btrfs) report less and are never renewed.
+fn idle_dir_bytes(spares: usize) -> u64 {
+    4 * 48 * spares as u64 + 64 * 1024
 }
 
 fn room_in(dir: &Path) -> bool {
@@ -83,6 +94,15 @@ struct Pool {
 impl Spares {
     /// Opens `dir`, listing up to `listed` of the spares in it.
     pub(super) fn open(disk: &dyn Disk, dir: PathBuf, listed: usize) -> io::Result<Spares> {
+        // A renewal cut short: the new directory holds the spares if the old one is gone.
+        let new = dir.with_extension("new");
+        if new.exists() {
+            if dir.exists() {
+                std::fs::remove_dir_all(&new)?;
+            } else {
+                std::fs::rename(&new, &dir)?;
+            }
+        }
         std::fs::create_dir_all(&dir)?;
         let spares = Spares {
             dir,
@@ -149,17 +169,16 @@ impl Spares {
         }
     }
 
-    /// Keeps body `id` (no record needs it; in `ready/` or else `tmp/`) as a spare if the
-    /// filesystem has room: empties it and moves it here. Returns the bytes that freed
-    /// once the body is gone from its place (kept, or deleted here if keeping failed
-    /// half-way), or `None` if nothing was done (the caller deletes it).
-    pub(super) fn keep(&self, disk: &dyn Disk, dirs: [&Path; 2], id: &str) -> Option<u64> {
+    /// Keeps body `id` (no record needs it; at the first of `paths` that exists) as a
+    /// spare if the filesystem has room: empties it and moves it here. Returns the bytes
+    /// that freed once the body is gone from its place (kept, or deleted here if keeping
+    /// failed half-way), or `None` if nothing was done (the caller deletes it).
+    pub(super) fn keep(&self, disk: &dyn Disk, paths: [PathBuf; 2], id: &str) -> Option<u64> {
         if !room_in(&self.dir) {
             return None;
         }
-        let (path, file) = dirs
-            .iter()
-            .map(|d| d.join(id))
+        let (path, file) = paths
+            .into_iter()
             .find_map(|p| disk.open(&p).ok().map(|f| (p, f)))?;
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut pool = self.lock();
@@ -207,7 +226,37 @@ impl Spares {
         }
         drop(listed);
         pool.unlisted = false;
+        if let Err(e) = self.renew(disk, &mut pool) {
+            log::warn!("spool: renewing {}: {e}", self.dir.display());
+        }
         Ok(gone)
+    }
+
+    /// Moves the listed spares into a new directory that takes the old one's place, once
+    /// the old one is far larger than they need: a directory on ext4 keeps the blocks of
+    /// every entry it ever held, and the pool of a large drain left 7.6 MB behind. Runs
+    /// under the pool's lock, after a trim left only the listed ones; a few thousand
+    /// renames. A crash half-way leaves `DIR.new`, which [`Spares::open`] settles.
+    fn renew(&self, disk: &dyn Disk, pool: &mut Pool) -> io::Result<()> {
+        let size = std::fs::metadata(&self.dir)?.len();
+        if size <= idle_dir_bytes(pool.names.len()) {
+            return Ok(());
+        }
+        let new = self.dir.with_extension("new");
+        std::fs::create_dir(&new)?;
+        pool.names.retain(|name| {
+            let moved = disk.rename(&self.dir.join(name), &new.join(name));
+            moved.is_ok()
+        });
+        // Whatever did not move goes with the old directory: spares are only files.
+        std::fs::remove_dir_all(&self.dir)?;
+        std::fs::rename(&new, &self.dir)?;
+        log::info!(
+            "spool: renewed {} ({size} bytes for {} spares)",
+            self.dir.display(),
+            pool.names.len()
+        );
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
@@ -245,12 +294,14 @@ mod tests {
         std::fs::create_dir_all(&bodies).unwrap();
         for i in 0..10 {
             std::fs::write(bodies.join(format!("b{i}")), b"12345").unwrap();
-            assert_eq!(s.keep(&Os, [&bodies, &bodies], &format!("b{i}")), Some(5));
+            let b = bodies.join(format!("b{i}"));
+            assert_eq!(s.keep(&Os, [b.clone(), b], &format!("b{i}")), Some(5));
         }
         assert_eq!(count(&bodies), 0);
         assert_eq!(std::fs::metadata(spare.join("b9")).unwrap().len(), 0);
         // A body that is nowhere: nothing done.
-        assert_eq!(s.keep(&Os, [&bodies, &bodies], "gone"), None);
+        let gone = bodies.join("gone");
+        assert_eq!(s.keep(&Os, [gone.clone(), gone], "gone"), None);
         // Every one is taken in turn, the unlisted read a batch at a time, and the full
         // one is deleted on the way, not handed out.
         let taken = dir.path().join("new");
@@ -287,6 +338,47 @@ mod tests {
             std::fs::remove_file(&taken).unwrap();
         }
         assert!(s.take(&Os, &taken).is_none());
+    }
+
+    #[test]
+    fn the_directory_a_large_pool_left_is_renewed_once_it_is_trimmed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = dir.path().join("spare");
+        empty_files(&spare, (0..3000).map(|i| format!("{i:032x}")));
+        let s = Spares::open(&Os, spare.clone(), 4).unwrap();
+        let big = std::fs::metadata(&spare).unwrap().len();
+        if big <= idle_dir_bytes(4) {
+            eprintln!("SKIPPED: this file system does not report a directory's blocks");
+            return;
+        }
+        while s.trim(&Os, 1000).unwrap() == 1000 {}
+        let size = std::fs::metadata(&spare).unwrap().len();
+        assert!(size <= idle_dir_bytes(4), "{big} bytes, then {size}");
+        assert_eq!(count(&spare), 4, "the listed spares moved with it");
+        assert!(!spare.with_extension("new").exists());
+        let taken = dir.path().join("new-body");
+        for n in 0..4 {
+            s.take(&Os, &taken).unwrap_or_else(|| panic!("spare {n}"));
+            std::fs::remove_file(&taken).unwrap();
+        }
+        assert!(s.take(&Os, &taken).is_none());
+    }
+
+    #[test]
+    fn a_renewal_a_crash_cut_short_is_settled_when_the_pool_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let spare = dir.path().join("spare");
+        let new = spare.with_extension("new");
+        // Cut after the old directory went: the new one takes its place.
+        empty_files(&new, ["a".to_string(), "b".to_string()]);
+        let s = Spares::open(&Os, spare.clone(), 10).unwrap();
+        assert!(!new.exists());
+        assert_eq!(s.lock().names.len(), 2);
+        // Cut before: the old one stays, the half-filled new one goes.
+        empty_files(&new, ["c".to_string()]);
+        let s = Spares::open(&Os, spare.clone(), 10).unwrap();
+        assert!(!new.exists());
+        assert_eq!(s.lock().names.len(), 2);
     }
 
     #[test]

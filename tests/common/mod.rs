@@ -477,6 +477,24 @@ impl Raw {
 }
 
 /// SHA-256 of a byte string, hex.
+/// The spool bodies waiting for delivery in state directory `state`: the files in
+/// `spool/ready/`'s buckets (and any directly in it).
+#[allow(dead_code)]
+pub fn ready_bodies(state: &Path) -> Vec<PathBuf> {
+    let mut dirs = vec![state.join("spool/ready")];
+    let mut out = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
 pub fn sha256(data: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(data)

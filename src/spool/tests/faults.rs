@@ -92,10 +92,7 @@ fn a_lost_rename_into_ready_is_delivered_from_tmp_and_finished_by_recovery() {
 
     w.disk.fail_rename.store(false, Ordering::SeqCst);
     w.restart();
-    assert_eq!(
-        w.spool.body_path(&body).unwrap(),
-        w.state.spool_ready().join(&body)
-    );
+    assert_eq!(w.spool.body_path(&body).unwrap(), w.spool.ready_path(&body));
     assert_eq!(w.spool.used(), 50_000);
     assert_eq!(w.queued(), 1);
 }

@@ -4,7 +4,7 @@
 //! acknowledged is lost, and the bytes the spool counts are the bytes on its disk.
 
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -24,8 +24,27 @@ struct Faulty {
     fail_sync: AtomicBool,
     fail_sync_dir: AtomicBool,
     fail_rename: AtomicBool,
+    /// A file system without hard links (FAT, some FUSE ones): `link` fails with EPERM.
+    no_links: AtomicBool,
     /// How long asking for the free space takes (a slow or hung filesystem), ms.
     statvfs_ms: AtomicU64,
+    /// Every name made, moved or removed and every directory fsync, in order.
+    names: std::sync::Mutex<Vec<NameOp>>,
+}
+
+/// A change to a directory entry, or a directory fsync, as the disk saw it.
+#[derive(Debug, Clone, PartialEq)]
+enum NameOp {
+    Link(PathBuf, PathBuf),
+    Rename(PathBuf, PathBuf),
+    Remove(PathBuf),
+    SyncDir(PathBuf),
+}
+
+impl Faulty {
+    fn note(&self, op: NameOp) {
+        self.names.lock().unwrap().push(op);
+    }
 }
 
 impl Default for Faulty {
@@ -35,7 +54,9 @@ impl Default for Faulty {
             fail_sync: AtomicBool::new(false),
             fail_sync_dir: AtomicBool::new(false),
             fail_rename: AtomicBool::new(false),
+            no_links: AtomicBool::new(false),
             statvfs_ms: AtomicU64::new(0),
+            names: Default::default(),
         }
     }
 }
@@ -69,14 +90,36 @@ impl Disk for Faulty {
         if self.fail_sync_dir.load(Ordering::SeqCst) {
             return Err(eio());
         }
-        std::fs::File::open(dir)?.sync_all()
+        std::fs::File::open(dir)?.sync_all()?;
+        self.note(NameOp::SyncDir(dir.to_path_buf()));
+        Ok(())
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         if self.fail_rename.load(Ordering::SeqCst) {
             return Err(eio());
         }
-        std::fs::rename(from, to)
+        std::fs::rename(from, to)?;
+        self.note(NameOp::Rename(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
+    fn link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        if self.fail_rename.load(Ordering::SeqCst) {
+            return Err(eio());
+        }
+        if self.no_links.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(1));
+        }
+        std::fs::hard_link(from, to)?;
+        self.note(NameOp::Link(from.to_path_buf(), to.to_path_buf()));
+        Ok(())
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)?;
+        self.note(NameOp::Remove(path.to_path_buf()));
+        Ok(())
     }
 
     fn free_space(&self, _: &Path) -> io::Result<u64> {
@@ -190,13 +233,55 @@ impl World {
         self.store.read().unwrap().backlog(PIPE).unwrap().ops
     }
 
-    /// Bytes in `tmp/` and `ready/`, read from the disk.
+    /// Bytes in `tmp/` and `ready/`'s buckets, read from the disk (a body with two names
+    /// counted once).
     fn on_disk(&self) -> u64 {
-        [self.state.spool_tmp(), self.state.spool_ready()]
-            .iter()
-            .flat_map(|d| std::fs::read_dir(d).unwrap())
-            .map(|e| e.unwrap().metadata().unwrap().len())
-            .sum()
+        use std::os::unix::fs::MetadataExt;
+        let mut seen = std::collections::HashSet::new();
+        let mut dirs = vec![self.state.spool_tmp(), self.state.spool_ready()];
+        let mut total = 0;
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(d).unwrap() {
+                let e = e.unwrap();
+                let m = e.metadata().unwrap();
+                if m.is_dir() {
+                    dirs.push(e.path());
+                } else if seen.insert(m.ino()) {
+                    total += m.len();
+                }
+            }
+        }
+        total
+    }
+
+    /// Waits until the commit thread has finished moving bodies into `ready/` (it does so
+    /// after the uploads hear back): no body in `tmp/` has a second name.
+    fn moved(&self) {
+        use std::os::unix::fs::MetadataExt;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::read_dir(self.state.spool_tmp())
+            .unwrap()
+            .any(|e| e.unwrap().metadata().is_ok_and(|m| m.nlink() > 1))
+        {
+            assert!(std::time::Instant::now() < deadline, "bodies still moving");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Delivers every queued op, as the forwarder would, and releases the bodies.
+    fn deliver_all(&self) {
+        let freed = self
+            .store
+            .write(|w| {
+                let ops = w.claim_ready(PIPE, u64::MAX, 100_000)?;
+                let done: Vec<_> = ops
+                    .iter()
+                    .map(|op| (op.id, crate::store::namespace::outbox::Outcome::Done))
+                    .collect();
+                w.settle(&done)
+            })
+            .unwrap();
+        self.spool.collect(&freed);
     }
 
     fn files_in(&self, dir: &Path) -> usize {
@@ -230,5 +315,6 @@ fn bytes(n: usize) -> Vec<u8> {
 mod faults;
 mod lifecycle;
 mod offsets;
+mod ready;
 mod receiving;
 mod spares;

@@ -1,0 +1,155 @@
+//! `ready/`'s buckets: a committed body always has a name whose directory entry is
+//! durable, and what a drain leaves behind is removed (see `spool::ready`).
+
+use std::path::PathBuf;
+
+use super::*;
+
+/// The bodies of the test's uploads, from the store.
+fn body_of(w: &World, path: &str) -> String {
+    let r = w.store.read().unwrap();
+    let entry = r.entry(PIPE, &VPath::from_normalised(path)).unwrap();
+    entry.unwrap().body.unwrap()
+}
+
+#[test]
+fn a_committed_body_is_never_without_a_durable_name() {
+    let w = World::new();
+    let tmp = w.state.spool_tmp();
+    let ready = w.state.spool_ready();
+    let ids: Vec<String> = ["/a", "/b", "/c"]
+        .iter()
+        .map(|p| {
+            w.upload(p, &bytes(5_000)).unwrap();
+            body_of(&w, p)
+        })
+        .collect();
+    w.moved();
+    let log = w.disk.names.lock().unwrap().clone();
+    for id in &ids {
+        let old = tmp.join(id);
+        // Where the body's `tmp/` name went away.
+        let gone = log
+            .iter()
+            .position(|op| matches!(op, NameOp::Rename(f, _) | NameOp::Remove(f) if *f == old))
+            .unwrap_or_else(|| panic!("body {id} never left tmp/: {log:?}"));
+        // Its name in `ready/`, and that name's directory fsync in between.
+        let (made, new) = log
+            .iter()
+            .enumerate()
+            .find_map(|(i, op)| match op {
+                NameOp::Link(f, t) | NameOp::Rename(f, t) if *f == old => Some((i, t.clone())),
+                _ => None,
+            })
+            .unwrap();
+        let dir: PathBuf = new.parent().unwrap().to_path_buf();
+        let synced = log[made..gone]
+            .iter()
+            .any(|op| *op == NameOp::SyncDir(dir.clone()));
+        assert!(
+            synced,
+            "body {id}: its tmp/ name went before its new name in {} was fsynced: {log:?}",
+            dir.display()
+        );
+        if dir != ready {
+            assert!(
+                log[..gone].contains(&NameOp::SyncDir(ready.clone())),
+                "its bucket's own name in ready/ was never fsynced"
+            );
+        }
+        assert_eq!(std::fs::read(&new).unwrap(), bytes(5_000));
+    }
+}
+
+#[test]
+fn a_body_a_crash_left_with_both_names_keeps_one() {
+    let mut w = World::new();
+    w.upload("/a", &bytes(7_000)).unwrap();
+    let id = body_of(&w, "/a");
+    w.moved();
+    // The crash came after the link into ready/ and before the tmp/ name went.
+    std::fs::hard_link(w.spool.ready_path(&id), w.state.spool_tmp().join(&id)).unwrap();
+    w.restart();
+    assert!(
+        !w.state.spool_tmp().join(&id).exists(),
+        "the tmp/ name went"
+    );
+    assert_eq!(
+        std::fs::read(w.spool.ready_path(&id)).unwrap(),
+        bytes(7_000)
+    );
+    assert_eq!(w.spool.used(), 7_000);
+    assert_eq!(w.on_disk(), 7_000);
+}
+
+#[test]
+fn a_drained_backlog_leaves_no_bucket_behind() {
+    let w = World::new();
+    for i in 0..20 {
+        w.upload(&format!("/f{i}"), &bytes(1_000)).unwrap();
+    }
+    let ready = w.state.spool_ready();
+    assert!(w.files_in(&ready) >= 1, "the bodies wait in a bucket");
+    w.deliver_all();
+    assert_eq!(w.on_disk(), 0);
+    w.spool.tidy().unwrap();
+    assert!(
+        w.files_in(&ready) >= 1,
+        "the bucket uploads commit into now stays"
+    );
+    // Twenty minutes on the bucket is no longer the newest.
+    crate::clock::shift(Duration::from_secs(40 * 60));
+    w.spool.tidy().unwrap();
+    assert_eq!(w.files_in(&ready), 0, "ready/ is back to empty");
+    // Uploads after that make their bucket again.
+    w.upload("/late", &bytes(3_000)).unwrap();
+    assert_eq!(w.on_disk(), 3_000);
+}
+
+#[test]
+fn bodies_an_earlier_release_left_in_ready_are_moved_into_their_buckets() {
+    let mut w = World::new();
+    w.upload("/a", &bytes(4_000)).unwrap();
+    w.upload("/b", &bytes(6_000)).unwrap();
+    let ready = w.state.spool_ready();
+    // As the previous release kept them: directly in ready/.
+    for p in ["/a", "/b"] {
+        let id = body_of(&w, p);
+        std::fs::rename(w.spool.ready_path(&id), ready.join(&id)).unwrap();
+    }
+    for b in std::fs::read_dir(&ready).unwrap() {
+        let _ = std::fs::remove_dir(b.unwrap().path());
+    }
+    w.restart();
+    for (p, n) in [("/a", 4_000), ("/b", 6_000)] {
+        let id = body_of(&w, p);
+        assert!(!ready.join(&id).exists());
+        assert_eq!(
+            std::fs::read(w.spool.body_path(&id).unwrap()).unwrap(),
+            bytes(n)
+        );
+    }
+    assert_eq!(w.spool.used(), 10_000);
+    w.deliver_all();
+    assert_eq!(w.on_disk(), 0);
+}
+
+#[test]
+fn a_file_system_without_hard_links_still_moves_bodies_into_ready() {
+    let w = World::new();
+    w.disk.no_links.store(true, Ordering::SeqCst);
+    w.upload("/a", &bytes(2_000)).unwrap();
+    let id = body_of(&w, "/a");
+    assert_eq!(w.spool.body_path(&id).unwrap(), w.spool.ready_path(&id));
+    assert_eq!(w.files_in(&w.state.spool_tmp()), 0);
+    // The bucket's fsync follows the reply.
+    let synced = NameOp::SyncDir(w.spool.ready_path(&id).parent().unwrap().to_path_buf());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !w.disk.names.lock().unwrap().contains(&synced) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bucket was never fsynced"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
