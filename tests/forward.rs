@@ -154,6 +154,51 @@ fn wrong_credentials_park_with_a_reason_until_the_pipe_is_fixed() {
     assert_eq!(s3.get("cell4/a.txt").unwrap(), b"abc");
 }
 
+/// A `refuse` Pipe never overwrites at the destination, even once the gateway has
+/// forgotten the name (a conditional write): the second upload is parked with the
+/// reason, and the first camera's object stays.
+#[test]
+fn a_pipe_that_refuses_overwrites_keeps_an_object_whose_name_it_forgot() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path());
+    let g = Gate::with_s3(&s3, S3_SECRET);
+    g.run(&[
+        "pipe",
+        "set",
+        "cloud",
+        "--overwrite",
+        "refuse",
+        "--keep-delivered",
+        "0s",
+    ])
+    .ok();
+    let d = g.serve(&[]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("a.txt", b"first").code, 226);
+    g.wait_delivered(20);
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while c.cmd("SIZE a.txt").code != 550 {
+        assert!(Instant::now() < deadline, "a.txt was never forgotten");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        c.stor("a.txt", b"second").code,
+        226,
+        "a forgotten name is new"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while g.status()["pipes"][0]["state"] != "parked" {
+        assert!(Instant::now() < deadline, "{}", g.status());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let reason = g.status()["pipes"][0]["parked_reason"].to_string();
+    assert!(
+        reason.contains("already exists at the destination"),
+        "{reason}"
+    );
+    assert_eq!(s3.get("cell4/a.txt").unwrap(), b"first");
+}
+
 #[test]
 fn spool_retry_sends_a_parked_operation_again() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,10 @@ struct Add {
     /// http://USER:PASSWORD@HOST:PORT)
     #[argh(switch)]
     proxy_stdin: bool,
-    /// replace|keep-both|refuse: what a second upload to the same path does
+    /// replace|keep-both|refuse: what a second upload to the same path does. refuse
+    /// and keep-both never replace an object at the destination either, even after the
+    /// gateway forgot its name (a conditional write; an S3 server that ignores
+    /// If-None-Match, or a directory on NFS, cannot guarantee that)
     #[argh(option, default = "Overwrite::Replace")]
     overwrite: Overwrite,
     /// on|off: an upload into a missing directory creates it, as MKD would (default on;
@@ -129,7 +132,7 @@ struct Set {
     /// read the proxy URL (with its credentials) from standard input
     #[argh(switch)]
     proxy_stdin: bool,
-    /// replace|keep-both|refuse
+    /// replace|keep-both|refuse (see pipe add --help)
     #[argh(option)]
     overwrite: Option<Overwrite>,
     /// on|off: an upload into a missing directory creates it

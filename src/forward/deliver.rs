@@ -108,6 +108,8 @@ impl Forwarder {
                     pipe: pipe.id.clone(),
                     gateway: self.config.gateway.clone(),
                     mtime: *mtime,
+                    only_new: pipe.overwrite != crate::store::namespace::Overwrite::Replace,
+                    upload: body.clone(),
                 };
                 match sink.put(&key(path), &file, *size, sum, &meta) {
                     // Committed a moment ago: the body was still in tmp/ when the delivery

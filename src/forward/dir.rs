@@ -145,9 +145,10 @@ fn place(
     dest: &Path,
     dir: &Path,
     mtime: SystemTime,
+    only_new: bool,
 ) -> io::Result<Result<(), Checksum>> {
     let placed = write_synced(body, sum, tmp, mtime).and_then(|copied| match copied {
-        Ok(()) => fs::rename(tmp, dest)
+        Ok(()) => move_into_place(tmp, dest, sum, mtime, only_new)
             .and_then(|()| crate::support::sync_dir(dir))
             .map(Ok),
         bad => Ok(bad),
@@ -156,6 +157,59 @@ fn place(
         let _ = fs::remove_file(tmp);
     }
     placed
+}
+
+/// Renames the staged copy `tmp` to `dest`. With `only_new` (the Pipe never
+/// overwrites), a file already at `dest` is kept: the rename fails rather than replace
+/// it (`RENAME_NOREPLACE`), unless that file holds exactly these bytes (this put, sent
+/// again after its settle was lost, or after its mtime changed: the mtime is set).
+/// Answers `AlreadyExists` otherwise. A file system without `RENAME_NOREPLACE` (NFS)
+/// gets a look before the rename: not atomic, as the policy's help says.
+fn move_into_place(
+    tmp: &Path,
+    dest: &Path,
+    sum: &Checksum,
+    mtime: SystemTime,
+    only_new: bool,
+) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    if !only_new {
+        return fs::rename(tmp, dest);
+    }
+    let refused = match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
+        Ok(()) => return Ok(()),
+        Err(e) if e == rustix::io::Errno::EXIST => true,
+        Err(e) if e == rustix::io::Errno::INVAL || e == rustix::io::Errno::NOSYS => dest.exists(),
+        Err(e) => return Err(e.into()),
+    };
+    if !refused {
+        return fs::rename(tmp, dest);
+    }
+    if holds(dest, sum)? {
+        fs::remove_file(tmp)?;
+        let file = fs::File::options().write(true).open(dest)?;
+        file.set_modified(mtime)?;
+        return file.sync_all();
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "another file has this name",
+    ))
+}
+
+/// Whether the file at `path` has checksum `sum`.
+fn holds(path: &Path, sum: &Checksum) -> io::Result<bool> {
+    let mut file = fs::File::open(path)?;
+    let mut hasher = sum.hasher();
+    let mut buf = vec![0u8; COPY_BUF];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => return Ok(hasher.finish() == *sum),
+            Ok(n) => hasher.update(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// One pass over the spool body: each buffer is hashed and written, so the checksum
@@ -255,24 +309,20 @@ impl Sink for DirSink {
         let staging = self.staging();
         create_dirs_synced(&staging).map_err(|e| classify("creating the staging directory", e))?;
         let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(meta.mtime);
-        let placed = match place(
-            body,
-            sum,
-            &staging.join(staged_name("tmp")),
-            &dest,
-            &dir,
-            mtime,
-        ) {
+        let only_new = meta.only_new;
+        let staged = staging.join(staged_name("tmp"));
+        let placed = match place(body, sum, &staged, &dest, &dir, mtime, only_new) {
             // `dir` is another filesystem: stage beside the target instead.
             Err(e) if e.kind() == io::ErrorKind::CrossesDevices => {
                 let beside = dir.join(format!("{STAGING}{}", staged_name("tmp")));
-                place(body, sum, &beside, &dest, &dir, mtime)
+                place(body, sum, &beside, &dest, &dir, mtime, only_new)
             }
             r => r,
         };
         match placed {
             Ok(Ok(())) => Ok(()),
             Ok(Err(got)) => Err(corrupted(&got, sum)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(SinkError::exists(key)),
             Err(e) => Err(classify(&format!("writing {}", dest.display()), e)),
         }
     }
@@ -369,7 +419,54 @@ mod tests {
             pipe: "line1".into(),
             gateway: "gw".into(),
             mtime: 1_700_000_000,
+            only_new: false,
+            upload: "0123456789abcdef0123456789abcdef".into(),
         }
+    }
+
+    #[test]
+    fn a_pipe_that_never_overwrites_keeps_another_file_and_recognises_its_own() {
+        let root = tempfile::tempdir().unwrap();
+        let sink = DirSink::new(root.path().into(), "line1", false);
+        let spool = tempfile::tempdir().unwrap();
+        let put = |key: &str, bytes: &[u8], meta: &Meta| {
+            let body = spool.path().join("body");
+            fs::write(&body, bytes).unwrap();
+            let sum = crate::checksum::Hasher::crc32c_of(bytes);
+            sink.put(key, &body, bytes.len() as u64, &sum, meta)
+        };
+        let only_new = Meta {
+            only_new: true,
+            ..meta()
+        };
+        let at = root.path().join("a.jpg");
+        fs::write(&at, b"the first camera's").unwrap();
+        let e = put("a.jpg", b"a later upload", &only_new).unwrap_err();
+        assert!(e.exists && !e.transient, "{e:?}");
+        assert_eq!(fs::read(&at).unwrap(), b"the first camera's");
+        assert_eq!(
+            fs::read_dir(sink.staging()).unwrap().count(),
+            0,
+            "nothing left staged"
+        );
+        // Its own bytes (sent again, with a new mtime): done, the mtime set.
+        put("b.jpg", b"new", &only_new).unwrap();
+        let later = Meta {
+            mtime: 1_800_000_000,
+            ..only_new.clone()
+        };
+        put("b.jpg", b"new", &later).unwrap();
+        let modified = fs::metadata(root.path().join("b.jpg"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(
+            modified,
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000)
+        );
+        // A Pipe that replaces still replaces.
+        put("a.jpg", b"replaced", &meta()).unwrap();
+        assert_eq!(fs::read(&at).unwrap(), b"replaced");
     }
 
     #[test]

@@ -156,6 +156,7 @@ mod tests {
         // An upload of two minutes ago.
         let id = crate::spool::id_made_at(crate::clock::now_ms() - 2 * FRESH_MS);
         let path = spool.ready_path(&id);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, vec![7u8; 3 * HEAD as usize]).unwrap();
         let file = File::open(&path).unwrap();
         file.sync_all().unwrap();

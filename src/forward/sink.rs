@@ -15,6 +15,14 @@ pub struct Meta {
     pub gateway: String,
     /// Original modification time, seconds since the epoch.
     pub mtime: u64,
+    /// The Pipe never overwrites (`refuse`, `keep-both`): the put must not replace an
+    /// object that is not its own, even one the namespace has forgotten. Done by a
+    /// conditional write (S3 `If-None-Match: *`; a directory's rename that does not
+    /// replace).
+    pub only_new: bool,
+    /// The spool body's id: a put sent again (its answer was lost, or its mtime
+    /// changed) recognises its own object by it.
+    pub upload: String,
 }
 
 /// A failed operation.
@@ -23,6 +31,8 @@ pub struct Meta {
 pub struct SinkError {
     pub transient: bool,
     pub message: String,
+    /// A conditional put found another object at its key.
+    pub exists: bool,
 }
 
 impl SinkError {
@@ -30,6 +40,7 @@ impl SinkError {
         SinkError {
             transient: true,
             message: message.into(),
+            exists: false,
         }
     }
 
@@ -37,6 +48,22 @@ impl SinkError {
         SinkError {
             transient: false,
             message: message.into(),
+            exists: false,
+        }
+    }
+
+    /// A put that would have replaced an object at `key` the Pipe's policy keeps:
+    /// parked until a person moves that object away or changes the policy.
+    pub fn exists(key: &str) -> SinkError {
+        SinkError {
+            transient: false,
+            message: format!(
+                "{key} already exists at the destination and this Pipe never overwrites \
+                 (overwrite policy refuse or keep-both; the gateway no longer remembers \
+                 that name): move that object away and run 'ftpgate spool retry', or \
+                 'ftpgate pipe set ID --overwrite replace'"
+            ),
+            exists: true,
         }
     }
 

@@ -58,7 +58,9 @@ fn world(port: u16) -> World {
 fn queue(store: &Store, spool: &Spool, path: &str) -> u64 {
     let bytes = path.as_bytes().to_vec();
     let body = crate::support::random_hex(8);
-    std::fs::write(spool.ready_path(&body), &bytes).unwrap();
+    let at = spool.ready_path(&body);
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::fs::write(at, &bytes).unwrap();
     let up = Upload {
         body,
         size: bytes.len() as u64,

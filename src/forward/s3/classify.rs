@@ -28,6 +28,12 @@ pub fn classify(e: S3Error) -> SinkError {
                 if code.is_empty() { "" } else { " " }
             );
             match (status, code) {
+                // Sent only with a conditional put: another object holds the key. The
+                // caller knows the key and says so (`SinkError::exists`).
+                (412, _) => SinkError {
+                    exists: true,
+                    ..SinkError::permanent(format!("the object already exists ({what})"))
+                },
                 (_, "NoSuchBucket") => {
                     SinkError::permanent(format!("the bucket does not exist ({what})"))
                 }

@@ -54,7 +54,7 @@ impl S3Sink {
                 let end = (start + self.copy_part).min(size) - 1;
                 parts.push(self.copy_part_of(from, to, &id, i + 1, start, end)?);
             }
-            self.complete(to, &id, &parts)
+            self.complete(to, &id, &parts, &http::HeaderMap::new())
         })?;
         Ok(true)
     }
@@ -112,51 +112,9 @@ impl S3Sink {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Command, Stdio};
-
+    use super::super::test_server::{meta, s3};
     use super::*;
-    use crate::forward::sink::{Meta, Sink};
-
-    /// s3s-fs on a free loopback port with bucket `plant` (`S3S_FS`, else the test
-    /// command's cache), killed on drop.
-    struct S3 {
-        child: std::process::Child,
-        port: u16,
-        root: tempfile::TempDir,
-    }
-
-    impl Drop for S3 {
-        fn drop(&mut self) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-
-    fn s3() -> S3 {
-        let bin = std::env::var("S3S_FS").unwrap_or_else(|_| {
-            let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
-            format!("{home}/.cache/ftpgate-test/bin/s3s-fs")
-        });
-        let root = tempfile::tempdir().unwrap();
-        std::fs::create_dir(root.path().join("plant")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(&bin)
-            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--access-key", "AK", "--secret-key", "SK"])
-            .arg(root.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {bin} (scripts/test-all installs it): {e}"));
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        S3 { child, port, root }
-    }
+    use crate::forward::sink::Sink;
 
     /// Above the limit a rename copies in parts (S3 refuses one `CopyObject` of more than
     /// 5 GiB; here the limit is 6 MiB and the parts 5 MiB): the result is the source's
@@ -164,27 +122,12 @@ mod tests {
     #[test]
     fn a_rename_above_the_copy_limit_copies_in_parts() {
         let server = s3();
-        let settings = crate::store::S3Settings {
-            endpoint: Some(format!("http://127.0.0.1:{}", server.port)),
-            region: "us-east-1".into(),
-            path_style: true,
-            access_key: "AK".into(),
-            secret_key: "SK".to_string().into(),
-            ca_pem: None,
-            proxy: None,
-        };
-        let mut sink = S3Sink::new("plant", &settings, None).unwrap();
+        let mut sink = server.sink();
         let body: Vec<u8> = (0..7 << 20).map(|i: u32| (i % 251) as u8).collect();
         let file = server.root.path().join("body");
         std::fs::write(&file, &body).unwrap();
         let sum = crate::checksum::Hasher::crc32c_of(&body);
-        let meta = Meta {
-            sender: "cam".into(),
-            pipe: "cams".into(),
-            gateway: "gw".into(),
-            mtime: 1_700_000_000,
-        };
-        sink.put("cell/a.bin", &file, body.len() as u64, &sum, &meta)
+        sink.put("cell/a.bin", &file, body.len() as u64, &sum, &meta(false))
             .unwrap();
         (sink.copy_limit, sink.copy_part) = (6 << 20, 5 << 20);
         sink.rename("cell/a.bin", "cell/b.bin").unwrap();

@@ -37,6 +37,10 @@ mod classify;
 mod copy;
 pub mod http;
 pub mod multipart;
+#[cfg(test)]
+mod only_new_tests;
+#[cfg(test)]
+mod test_server;
 
 pub use classify::classify;
 use classify::permanent;
@@ -103,7 +107,11 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
         ("pipe", meta.pipe.as_str()),
         ("gateway", meta.gateway.as_str()),
         ("mtime", &meta.mtime.to_string()),
+        ("upload", if meta.only_new { &meta.upload } else { "" }),
     ] {
+        if v.is_empty() {
+            continue;
+        }
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(format!("x-amz-meta-{k}")),
             HeaderValue::try_from(v),
@@ -222,6 +230,7 @@ impl S3Sink {
         body: &Path,
         sum: &Checksum,
         meta: &Meta,
+        only: &HeaderMap,
     ) -> Result<(), SinkError> {
         let content = std::fs::read(body).map_err(unreadable)?;
         let got = sum.of_same_kind(&content);
@@ -229,6 +238,7 @@ impl S3Sink {
             return Err(corrupted(&got, sum));
         }
         let mut headers = meta_headers(meta);
+        headers.extend(only.clone());
         content_type(&mut headers);
         integrity_headers(&mut headers, sum, &content, &self.puts_verified);
         let answer = self
@@ -283,10 +293,68 @@ impl S3Sink {
         body: &Path,
         sum: &Checksum,
         meta: &Meta,
+        only: &HeaderMap,
     ) -> Result<(), SinkError> {
         let mut file = std::fs::File::open(body).map_err(unreadable)?;
         let id = self.initiate(key, sum, meta).map_err(classify)?;
-        self.in_multipart(key, &id, || self.send_parts(key, &id, &mut file, sum))
+        self.in_multipart(key, &id, || self.send_parts(key, &id, &mut file, sum, only))
+    }
+
+    /// One put, replacing what is at `key` only as `only` allows.
+    fn put_if(
+        &self,
+        key: &str,
+        body: &Path,
+        size: u64,
+        sum: &Checksum,
+        meta: &Meta,
+        only: &HeaderMap,
+    ) -> Result<(), SinkError> {
+        if size > MULTIPART_THRESHOLD {
+            self.put_multipart(key, body, sum, meta, only)
+        } else {
+            self.put_small(key, body, sum, meta, only)
+        }
+    }
+
+    /// A put that must not replace another's object found one at `key`. If it is this
+    /// upload's own (sent before, its answer lost; or its mtime changed since), it is
+    /// done, or sent again over exactly that object (`If-Match` its ETag); anything
+    /// else is kept and the op parked.
+    fn put_over_own(
+        &self,
+        key: &str,
+        body: &Path,
+        size: u64,
+        sum: &Checksum,
+        meta: &Meta,
+    ) -> Result<(), SinkError> {
+        let head = self
+            .client
+            .send("HEAD", key, &[], HeaderMap::new(), &[])
+            .map_err(classify)?;
+        let header = |name: &str| {
+            head.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        if header("x-amz-meta-upload").as_deref() != Some(meta.upload.as_str()) {
+            return Err(SinkError::exists(key));
+        }
+        if header("x-amz-meta-mtime") == Some(meta.mtime.to_string()) {
+            return Ok(());
+        }
+        let mut only = HeaderMap::new();
+        if let Some(v) = head.headers.get(::http::header::ETAG) {
+            only.insert(::http::header::IF_MATCH, v.clone());
+        }
+        match self.put_if(key, body, size, sum, meta, &only) {
+            Err(e) if e.exists => Err(SinkError::transient(format!(
+                "{key} changed at the destination while it was being replaced; trying again"
+            ))),
+            r => r,
+        }
     }
 
     /// Runs `work` on the multipart upload `id` of `key` just opened: written down in the
@@ -349,10 +417,13 @@ impl Sink for S3Sink {
         sum: &Checksum,
         meta: &Meta,
     ) -> Result<(), SinkError> {
-        if size > MULTIPART_THRESHOLD {
-            self.put_multipart(key, body, sum, meta)
-        } else {
-            self.put_small(key, body, sum, meta)
+        let mut only = HeaderMap::new();
+        if meta.only_new {
+            only.insert(::http::header::IF_NONE_MATCH, HeaderValue::from_static("*"));
+        }
+        match self.put_if(key, body, size, sum, meta, &only) {
+            Err(e) if e.exists && meta.only_new => self.put_over_own(key, body, size, sum, meta),
+            r => r,
         }
     }
 

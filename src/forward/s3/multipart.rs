@@ -88,6 +88,7 @@ impl S3Sink {
         id: &str,
         file: &mut std::fs::File,
         sum: &Checksum,
+        only: &http::HeaderMap,
     ) -> Result<(), SinkError> {
         let mut whole = sum.hasher();
         let mut sent: Vec<Sent> = Vec::new();
@@ -160,7 +161,7 @@ impl S3Sink {
             return Err(corrupted(&got, sum));
         }
         sent.sort_by_key(|p| p.number);
-        self.complete(key, id, &sent)
+        self.complete(key, id, &sent, only)
     }
 
     fn send_part(
@@ -198,7 +199,15 @@ impl S3Sink {
         })
     }
 
-    pub(super) fn complete(&self, key: &str, id: &str, parts: &[Sent]) -> Result<(), SinkError> {
+    /// Completes upload `id` of `key` from `parts`, on the conditions in `only` (the
+    /// object is written here, so a conditional write's headers go here).
+    pub(super) fn complete(
+        &self,
+        key: &str,
+        id: &str,
+        parts: &[Sent],
+        only: &http::HeaderMap,
+    ) -> Result<(), SinkError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for p in parts {
             let etag = p.etag.replace('&', "&amp;").replace('<', "&lt;");
@@ -220,7 +229,7 @@ impl S3Sink {
                 "POST",
                 key,
                 &[("uploadId", id)],
-                http::HeaderMap::new(),
+                only.clone(),
                 xml.as_bytes(),
             )
             .map_err(classify)?;
