@@ -111,13 +111,23 @@ impl Forwarder {
                     only_new: pipe.overwrite != crate::store::namespace::Overwrite::Replace,
                     upload: body.clone(),
                 };
-                match sink.put(&key(path), &file, *size, sum, &meta) {
+                let put = |meta: &Meta| match sink.put(&key(path), &file, *size, sum, meta) {
                     // Committed a moment ago: the body was still in tmp/ when the delivery
                     // began, and the commit thread has moved it into ready/ since.
                     Err(_) if !file.exists() => {
                         let moved = self.spool.body_path(body).ok_or_else(missing)?;
-                        sink.put(&key(path), &moved, *size, sum, &meta)?;
+                        sink.put(&key(path), &moved, *size, sum, meta)
                     }
+                    done => done,
+                };
+                match put(&meta) {
+                    // What stands there is this name's earlier version, sent by this
+                    // gateway (a put tried, then replaced by a resumed upload): the
+                    // policy keeps other objects, not the file's own older bytes.
+                    Err(e) if e.exists && self.sent_before(&pipe.id, path) => put(&Meta {
+                        only_new: false,
+                        ..meta.clone()
+                    })?,
                     done => done?,
                 }
                 Ok(*size)
@@ -127,5 +137,16 @@ impl Forwarder {
             Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| 0),
             Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| 0),
         }
+    }
+
+    /// Whether the catalog says an earlier version of `path` was sent to the destination
+    /// by this gateway (and the name not forgotten since).
+    fn sent_before(&self, pipe: &str, path: &str) -> bool {
+        let entry = self
+            .spool
+            .store()
+            .read()
+            .and_then(|r| r.entry(pipe, &VPath::from_normalised(path)));
+        matches!(entry, Ok(Some(e)) if e.remote)
     }
 }

@@ -170,3 +170,64 @@ fn held_claims_set_a_timer_only_until_their_wait_is_over() {
     assert_eq!(claims_timer(Some(claims::WAIT)), None);
     assert_eq!(claims_timer(Some(claims::WAIT * 3)), None);
 }
+
+/// A `keep-both` Pipe keeps other objects at the destination, but a resumed upload
+/// (`APPE`) replaces the file's own earlier version, which a delivery tried before may
+/// have left there: the conditional put finds it, and the catalog says it is ours.
+#[test]
+fn a_pipe_that_never_overwrites_still_replaces_its_own_earlier_version() {
+    let w = world(1);
+    let out = tempfile::tempdir().unwrap();
+    let spec = PipeSpec {
+        id: Some("line".into()),
+        name: "line".into(),
+        dest: format!("file://{}", out.path().display()),
+        overwrite: Overwrite::KeepBoth,
+        enabled: true,
+        ..Default::default()
+    };
+    let pipe = spec.build("line".into(), None, 0).unwrap();
+    w.store.write(|t| t.put_pipe(&pipe)).unwrap();
+    let publish = |bytes: &[u8]| {
+        let body = crate::support::random_hex(16);
+        let at = w.spool.ready_path(&body);
+        std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+        std::fs::write(at, bytes).unwrap();
+        let up = Upload {
+            body,
+            size: bytes.len() as u64,
+            sum: crate::checksum::Hasher::crc32c_of(bytes),
+            mtime: 0,
+            sender: "cam".into(),
+        };
+        let path = VPath::from_normalised("/a.jpg");
+        w.store
+            .write(|t| t.publish("line", &path, Overwrite::Replace, false, up, 0))
+            .unwrap();
+    };
+    publish(b"first part");
+    // Tried once (and it reached the destination, though its answer did not come back).
+    w.store
+        .write(|t| {
+            let ops = t.claim_ready("line", u64::MAX, 10)?;
+            let retry = crate::store::namespace::outbox::Outcome::Retry {
+                due_ms: 0,
+                error: "timed out".into(),
+            };
+            t.settle(&[(ops[0].id, retry)])
+        })
+        .unwrap();
+    std::fs::write(out.path().join("a.jpg"), b"first part").unwrap();
+    publish(b"first part, then the rest");
+    let op = w
+        .store
+        .write(|t| t.claim_ready("line", u64::MAX, 10))
+        .unwrap()
+        .remove(0);
+    let forwarder = Forwarder::new(w.store.clone(), w.spool.clone(), Config::default());
+    forwarder.execute(&pipe, &op).unwrap();
+    assert_eq!(
+        std::fs::read(out.path().join("a.jpg")).unwrap(),
+        b"first part, then the rest"
+    );
+}
