@@ -33,6 +33,7 @@ use super::sink::{Meta, Sink, SinkError, corrupted};
 use crate::checksum::Checksum;
 use crate::store::S3Settings;
 
+pub mod budget;
 mod classify;
 mod copy;
 pub mod http;
@@ -232,6 +233,9 @@ impl S3Sink {
         meta: &Meta,
         only: &HeaderMap,
     ) -> Result<(), SinkError> {
+        // Counted against the deliveries' memory budget while it is held.
+        let size = std::fs::metadata(body).map_err(unreadable)?.len();
+        let _held = budget::MEMORY.take(size);
         let content = std::fs::read(body).map_err(unreadable)?;
         let got = sum.of_same_kind(&content);
         if got != *sum {

@@ -6,70 +6,22 @@
 //! checksum must equal the one taken on receipt; otherwise the upload is aborted and
 //! nothing appears at the destination.
 //!
-//! Memory: a part in flight holds one [`PART_SIZE`] buffer, and [`PART_BUFFERS`] buffers
-//! exist in the whole process, however many Pipes and slots deliver large files at once:
-//! 4 × 5 MiB = 20 MiB is the bound. A delivery always gets one buffer (it waits for it)
-//! and takes more while others are free, up to [`PARTS_IN_FLIGHT`].
+//! Memory: a part in flight holds one [`PART_SIZE`] buffer, taken from the deliveries'
+//! memory budget ([`super::budget`], 20 MiB in the whole process, shared with small
+//! puts). A delivery always gets one buffer (it waits for it) and takes more while the
+//! budget has room, up to [`PARTS_IN_FLIGHT`].
 
 use std::io::Read;
 use std::sync::mpsc;
-use std::sync::{Condvar, Mutex};
 
+use super::budget::{MEMORY, Ticket};
 use super::{PART_SIZE, S3Sink, integrity_headers};
 use crate::checksum::Checksum;
 use crate::forward::s3::classify;
 use crate::forward::sink::{SinkError, corrupted};
 
-/// Part buffers in the whole process.
-pub const PART_BUFFERS: usize = 4;
 /// Parts of one upload sent at once, at most.
 pub const PARTS_IN_FLIGHT: usize = 4;
-
-static BUFFERS: Budget = Budget::new(PART_BUFFERS);
-
-/// A count of part buffers, taken and given back.
-struct Budget {
-    free: Mutex<usize>,
-    freed: Condvar,
-}
-
-/// One part buffer's worth of the budget, given back on drop.
-struct Ticket(&'static Budget);
-
-impl Budget {
-    const fn new(n: usize) -> Budget {
-        Budget {
-            free: Mutex::new(n),
-            freed: Condvar::new(),
-        }
-    }
-
-    /// Waits for a buffer.
-    fn take(&'static self) -> Ticket {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        while *free == 0 {
-            free = self.freed.wait(free).unwrap_or_else(|p| p.into_inner());
-        }
-        *free -= 1;
-        Ticket(self)
-    }
-
-    /// A buffer if one is free now.
-    fn try_take(&'static self) -> Option<Ticket> {
-        let mut free = self.free.lock().unwrap_or_else(|p| p.into_inner());
-        (*free > 0).then(|| {
-            *free -= 1;
-            Ticket(self)
-        })
-    }
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-        self.0.freed.notify_one();
-    }
-}
 
 /// A part the server has: its number, ETag and checksum (none for a copied part).
 pub(super) struct Sent {
@@ -113,10 +65,10 @@ impl S3Sink {
                         break None;
                     }
                     if in_flight == 0 {
-                        break Some(BUFFERS.take());
+                        break Some(MEMORY.take(PART_SIZE as u64));
                     }
                     if in_flight < PARTS_IN_FLIGHT
-                        && let Some(t) = BUFFERS.try_take()
+                        && let Some(t) = MEMORY.try_take(PART_SIZE as u64)
                     {
                         break Some(t);
                     }
@@ -251,28 +203,4 @@ fn read_part(file: &mut std::fs::File) -> Result<Vec<u8>, SinkError> {
     }
     chunk.truncate(filled);
     Ok(chunk)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_budget_bounds_buffers_and_gives_them_back() {
-        static B: Budget = Budget::new(2);
-        let a = B.take();
-        let b = B.try_take().expect("a second buffer is free");
-        assert!(B.try_take().is_none(), "two is the bound");
-        drop(a);
-        let c = B.try_take().expect("a returned buffer can be taken again");
-        // A waiter gets the buffer another thread gives back.
-        std::thread::scope(|s| {
-            let waiter = s.spawn(|| B.take());
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            drop(b);
-            drop(waiter.join().unwrap());
-        });
-        drop(c);
-        assert_eq!(*B.free.lock().unwrap(), 2);
-    }
 }
