@@ -52,15 +52,28 @@ impl Committer {
         store: Arc<Store>,
     ) -> Committer {
         let (jobs, rx) = unbounded();
+        let (moves, moving) = unbounded();
+        let (d, t, r) = (disk.clone(), tmp.clone(), ready.clone());
+        std::thread::Builder::new()
+            .name("ftpgate-move".into())
+            .spawn(move || finish_moves(moving, &*d, &t, &r))
+            .expect("spawning the move thread");
         std::thread::Builder::new()
             .name("ftpgate-commit".into())
-            .spawn(move || run(rx, &*disk, &tmp, &ready, &store))
+            .spawn(move || run(rx, moves, &*disk, &tmp, &ready, &store))
             .expect("spawning the commit thread");
         Committer { jobs }
     }
 }
 
-fn run(rx: Receiver<Job>, disk: &dyn Disk, tmp: &Path, ready: &Path, store: &Store) {
+fn run(
+    rx: Receiver<Job>,
+    moves: Sender<super::ready::Linked>,
+    disk: &dyn Disk,
+    tmp: &Path,
+    ready: &Path,
+    store: &Store,
+) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -69,17 +82,36 @@ fn run(rx: Receiver<Job>, disk: &dyn Disk, tmp: &Path, ready: &Path, store: &Sto
                 Err(_) => break,
             }
         }
-        commit_batch(batch, disk, tmp, ready, store);
+        if let Some(linked) = commit_batch(batch, disk, tmp, ready, store) {
+            // The other half of the moves, on its own thread: the next batch's commit
+            // need not wait for this one's directory fsyncs.
+            if let Err(e) = moves.send_blocking(linked) {
+                e.into_inner().finish(disk, tmp, ready);
+            }
+        }
     }
 }
 
+/// Finishes the moves of every batch committed meanwhile at once: one fsync per bucket
+/// for all of them.
+fn finish_moves(moving: Receiver<super::ready::Linked>, disk: &dyn Disk, tmp: &Path, ready: &Path) {
+    while let Ok(mut linked) = moving.recv_blocking() {
+        while let Ok(more) = moving.try_recv() {
+            linked.absorb(more);
+        }
+        linked.finish(disk, tmp, ready);
+    }
+}
+
+/// Commits `batch` and answers each job; returns the bodies linked into `ready/` whose
+/// moves are still to be finished ([`super::ready::Linked::finish`]).
 pub(super) fn commit_batch(
     batch: Vec<Job>,
     disk: &dyn Disk,
     tmp: &Path,
     ready: &Path,
     store: &Store,
-) {
+) -> Option<super::ready::Linked> {
     if let Err(e) = disk.sync_dir(tmp) {
         for j in batch {
             let _ = j.reply.try_send(Err(Error::Disk(std::io::Error::new(
@@ -87,7 +119,7 @@ pub(super) fn commit_batch(
                 e.to_string(),
             ))));
         }
-        return;
+        return None;
     }
     let now_ms = crate::clock::now_ms();
     let results = store.write(|w| {
@@ -132,7 +164,7 @@ pub(super) fn commit_batch(
             for (j, r) in batch.into_iter().zip(results) {
                 let _ = j.reply.try_send(r.map_err(Error::from));
             }
-            linked.finish(disk, tmp, ready);
+            Some(linked)
         }
         Err(e) => {
             let msg = e.to_string();
@@ -143,6 +175,7 @@ pub(super) fn commit_batch(
                     Error::Commit(msg.clone())
                 }));
             }
+            None
         }
     }
 }

@@ -14,7 +14,8 @@
 //!   cut then left the body with no name at all. [`move_in`] links the body into its
 //!   bucket, fsyncs the bucket (and `ready/` when the bucket is new), and only then
 //!   removes the `tmp/` name. The commit links before the client hears `226` (from then
-//!   on the body is found in its bucket) and fsyncs after, off the reply's path. A crash in between leaves both names; recovery drops the
+//!   on the body is found in its bucket); the fsyncs and removals follow on a thread of
+//!   their own, once for every batch committed meanwhile, off the commits' path. A crash in between leaves both names; recovery drops the
 //!   `tmp/` one. The test is `spool::tests::faults::a_committed_body_is_never_without_a_durable_name`.
 //! * Bodies written by releases before buckets lie directly in `ready/`: start-up moves
 //!   them into their buckets ([`adopt`]).
@@ -120,6 +121,14 @@ pub(super) fn link(disk: &dyn Disk, tmp: &Path, ready: &Path, ids: &[String]) ->
 }
 
 impl Linked {
+    /// Adds the bodies of `other` (a later batch) to this one's.
+    pub(super) fn absorb(&mut self, other: Linked) {
+        self.made |= other.made;
+        self.buckets.extend(other.buckets);
+        self.linked.extend(other.linked);
+        self.failed.extend(other.failed);
+    }
+
     /// The second half: fsyncs the buckets (and `ready/` if a bucket was made), then
     /// removes the `tmp/` names.
     pub(super) fn finish(self, disk: &dyn Disk, tmp: &Path, ready: &Path) {

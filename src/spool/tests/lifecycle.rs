@@ -69,7 +69,7 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
             }
         })
         .collect();
-    commit_batch(batch, &*w.disk, &tmp, &ready, &w.store);
+    assert!(commit_batch(batch, &*w.disk, &tmp, &ready, &w.store).is_none());
     for a in answers {
         let r = a.try_recv().expect("every upload gets an answer");
         assert!(matches!(r, Err(Error::Commit(_))), "{r:?}");
