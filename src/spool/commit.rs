@@ -92,10 +92,17 @@ fn run(
     }
 }
 
+/// How long the move thread gathers batches before it fsyncs their buckets: a device
+/// sending one file after another commits a batch per file, and each bucket fsync is a
+/// journal commit the next upload's fsyncs would queue behind. Bodies keep both names
+/// meanwhile (bounded by the uploads of this long).
+const MOVE_GATHER: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// Finishes the moves of every batch committed meanwhile at once: one fsync per bucket
 /// for all of them.
 fn finish_moves(moving: Receiver<super::ready::Linked>, disk: &dyn Disk, tmp: &Path, ready: &Path) {
     while let Ok(mut linked) = moving.recv_blocking() {
+        std::thread::sleep(MOVE_GATHER);
         while let Ok(more) = moving.try_recv() {
             linked.absorb(more);
         }
