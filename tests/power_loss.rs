@@ -1,9 +1,10 @@
-//! Power loss, simulated: the state directory lives on a FUSE file system that keeps
-//! writes in memory until they are fsynced (tests/powerloss/lazyfs.py, in the manner of
-//! LazyFS). Killing it loses whatever was not fsynced, as a power cut would; a killed
-//! process alone loses nothing the kernel already has. Devices upload under load, the
-//! power is cut twice, and after each reboot every upload that got `226` is delivered
-//! intact, nothing else is, and the database opens.
+//! Power loss, simulated: the state directory, and the Pipe's destination directory in
+//! it, live on a FUSE file system that keeps writes in memory until they are fsynced
+//! (tests/powerloss/lazyfs.py, in the manner of LazyFS). Killing it loses whatever was not
+//! fsynced, as a power cut would; a killed process alone loses nothing the kernel already
+//! has. Devices upload under load while deliveries run, the power is cut twice, and after
+//! each reboot every upload that got `226` is at the destination intact (a delivery
+//! settled before the cut included), nothing else is, and the database opens.
 //!
 //! Needs /dev/fuse, root (to mount) and Python's `mfusepy` (scripts/test-all installs it
 //! and sets FTPGATE_FUSE_PYTHON); skipped with a line saying why where they are missing,
@@ -98,7 +99,9 @@ fn every_upload_acknowledged_before_a_power_cut_is_delivered_intact() {
     let dir = tempfile::tempdir().unwrap();
     let backing = dir.path().join("disk");
     let state = dir.path().join("state");
-    let out = dir.path().join("delivered");
+    // The destination is on the same power-cut file system: a delivery recorded as done
+    // before the power cut must still be there, whole, after it.
+    let out = state.join("delivered");
     for d in [&backing, &state] {
         std::fs::create_dir(d).unwrap();
     }
