@@ -407,11 +407,7 @@ impl Spool {
     /// and batch after batch while no upload arrives. Returns how many spares went.
     pub fn tidy(&self) -> io::Result<usize> {
         let emptied = std::mem::take(&mut *self.emptied.lock().unwrap_or_else(|e| e.into_inner()));
-        let later = ready::sweep(&self.ready, emptied, crate::clock::now_ms());
-        self.emptied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(later);
+        ready::sweep(&self.ready, emptied);
         self.spares.trim(&*self.disk, Self::TRIM_BATCH)
     }
 

@@ -135,8 +135,14 @@ impl Linked {
         if self.buckets.is_empty() {
             return;
         }
-        let synced = (!self.made || disk.sync_dir(ready).is_ok())
-            && self.buckets.iter().all(|b| disk.sync_dir(b).is_ok());
+        // A bucket swept meanwhile held none of these bodies any more (they were all
+        // delivered and released): nothing of it to make durable.
+        let sync = |dir: &Path| match disk.sync_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            r => r,
+        };
+        let synced =
+            (!self.made || sync(ready).is_ok()) && self.buckets.iter().all(|b| sync(b).is_ok());
         if !synced {
             // Both names stay; the body is found in its bucket, and recovery drops the
             // `tmp/` name once the bucket's is durable.
@@ -161,32 +167,16 @@ fn no_links(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(EPERM | EOPNOTSUPP))
 }
 
-/// Removes the buckets among `candidates` that are empty now, except the newest two
-/// (uploads are committing into them); returns the ones to try again later.
-pub(super) fn sweep(ready: &Path, candidates: BTreeSet<String>, now_ms: u64) -> BTreeSet<String> {
-    let current = super::id_made_at(now_ms);
-    let current = bucket(&current);
-    let mut later = BTreeSet::new();
+/// Removes the buckets among `candidates` that are empty now. One that uploads are
+/// about to link into is made again (see [`link`]): at most an `mkdir` and an fsync of
+/// `ready/` per tidy, for a bucket that emptied.
+pub(super) fn sweep(ready: &Path, candidates: BTreeSet<String>) {
     for b in candidates {
-        if is_recent(&b, current) {
-            later.insert(b);
-            continue;
-        }
         match std::fs::remove_dir(ready.join(&b)) {
             Ok(()) => log::debug!("spool: removed the emptied bucket ready/{b}"),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            // Not empty: its last body's release names it again.
+            // Gone already, or not empty: its last body's release names it again.
             Err(_) => {}
         }
-    }
-    later
-}
-
-/// Whether bucket `b` is `current` or the one before it.
-fn is_recent(b: &str, current: &str) -> bool {
-    match (u64::from_str_radix(b, 16), u64::from_str_radix(current, 16)) {
-        (Ok(b), Ok(c)) => b + 1 >= c,
-        _ => false,
     }
 }
 
@@ -239,23 +229,14 @@ mod tests {
     }
 
     #[test]
-    fn only_buckets_older_than_the_last_two_are_swept() {
+    fn only_empty_buckets_are_swept() {
         let dir = tempfile::tempdir().unwrap();
-        let now = 1_800_000_000_000u64;
-        let names: Vec<String> = [now, now - (1 << 20), now - (3 << 20)]
-            .iter()
-            .map(|&ms| bucket(&super::super::id_made_at(ms)).to_string())
-            .collect();
-        for n in &names {
-            std::fs::create_dir(dir.path().join(n)).unwrap();
+        for b in ["0a", "0b"] {
+            std::fs::create_dir(dir.path().join(b)).unwrap();
         }
-        std::fs::write(dir.path().join(&names[2]).join("body"), b"x").unwrap();
-        let later = sweep(dir.path(), names.iter().cloned().collect(), now);
-        assert!(dir.path().join(&names[2]).is_dir(), "not empty: kept");
-        assert!(dir.path().join(&names[0]).is_dir() && dir.path().join(&names[1]).is_dir());
-        assert_eq!(later, names[..2].iter().cloned().collect());
-        std::fs::remove_file(dir.path().join(&names[2]).join("body")).unwrap();
-        sweep(dir.path(), [names[2].clone()].into(), now);
-        assert!(!dir.path().join(&names[2]).exists(), "emptied: removed");
+        std::fs::write(dir.path().join("0b").join("body"), b"x").unwrap();
+        sweep(dir.path(), ["0a".into(), "0b".into(), "0c".into()].into());
+        assert!(!dir.path().join("0a").exists(), "emptied: removed");
+        assert!(dir.path().join("0b").is_dir(), "not empty: kept");
     }
 }
