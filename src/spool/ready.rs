@@ -172,10 +172,9 @@ fn no_links(e: &io::Error) -> bool {
 /// `ready/` per tidy, for a bucket that emptied.
 pub(super) fn sweep(ready: &Path, candidates: BTreeSet<String>) {
     for b in candidates {
-        match std::fs::remove_dir(ready.join(&b)) {
-            Ok(()) => log::debug!("spool: removed the emptied bucket ready/{b}"),
-            // Gone already, or not empty: its last body's release names it again.
-            Err(_) => {}
+        // Gone already, or not empty (its last body's release names it again): no matter.
+        if std::fs::remove_dir(ready.join(&b)).is_ok() {
+            log::debug!("spool: removed the emptied bucket ready/{b}");
         }
     }
 }
