@@ -55,6 +55,11 @@ fn every_acknowledged_upload_survives_kill_9_and_no_broken_upload_is_queued() {
 
     // Restart: recovery runs, then look at what the store says.
     let d = g.serve(&[]);
+    assert!(
+        d.log_text().contains("not closed cleanly"),
+        "the start-up says why it takes longer: {}",
+        d.log_text()
+    );
     let mut c = Raw::login(d.ftp());
     for name in &acked {
         let r = c.cmd(&format!("SIZE {name}"));
