@@ -1,7 +1,7 @@
 """Load generator for scripts/bench-ftp: the same workloads against any FTP server.
 
   client.py big HOST PORT USER PASS FILE            one upload, prints MB/s
-  client.py many HOST PORT USER PASS SESSIONS FILES SIZE   prints files/s
+  client.py many HOST PORT USER PASS SESSIONS FILES SIZE   prints files/s (logins not timed)
   client.py idle HOST PORT USER PASS N RSS_CMD      holds N logged-in sessions, prints RSS_CMD's output
 
 FTP_DIR=dir makes every session change into dir first (vsftpd's anonymous upload dir).
@@ -59,13 +59,24 @@ def big(host, port, user, pw, path):
 
 
 def many(host, port, user, pw, sessions, files, size):
+    """Every session logs in first; the clock starts once all have (a login's password
+    check is not an upload's cost). With GO_FILE set, the client then creates
+    GO_FILE.ready and waits for GO_FILE to exist before it starts (a profiler's cue)."""
     sessions, files, size = int(sessions), int(files), int(size)
     body = os.urandom(size)
     errors = []
+    logged_in = threading.Barrier(sessions + 1)
 
     def worker(n):
+        f = None
         try:
             f = connect(host, port, user, pw)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+        logged_in.wait()
+        if f is None:
+            return
+        try:
             for i in range(files):
                 f.storbinary(f"STOR s{n}-f{i}.bin", io.BytesIO(body))
             f.quit()
@@ -73,9 +84,15 @@ def many(host, port, user, pw, sessions, files, size):
             errors.append(repr(e))
 
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(sessions)]
-    t = time.monotonic()
     for th in threads:
         th.start()
+    go = os.environ.get("GO_FILE")
+    if go:
+        open(go + ".ready", "w").close()
+        while not os.path.exists(go):
+            time.sleep(0.01)
+    t = time.monotonic()
+    logged_in.wait()
     for th in threads:
         th.join()
     secs = time.monotonic() - t

@@ -43,6 +43,7 @@ pub mod reserve;
 mod spares;
 #[cfg(test)]
 mod tests;
+mod threads;
 
 use std::collections::HashSet;
 use std::io;

@@ -7,7 +7,8 @@
 //! Why a thread: a write is blocking work, so it may not run on the executor, and
 //! handing each buffer to the blocking pool costs two thread wake-ups per buffer, which
 //! measured as a quarter of the daemon's CPU on a large upload. The transfer's thread
-//! does the reads, the writes and (over FTPS) the decryption itself.
+//! does the reads, the writes and (over FTPS) the decryption itself. Threads and their
+//! buffers are kept for the next transfer ([`super::threads`]).
 
 use std::io;
 use std::time::Duration;
@@ -17,15 +18,11 @@ use smol::io::{AsyncRead, AsyncReadExt};
 use super::body::FIRST_GRANT;
 use super::{Body, Ended, Error};
 
-/// The receive buffer: one per transfer, the per-transfer memory budget (DESIGN §10).
-const BUF_SIZE: usize = 256 * 1024;
 /// Free space is re-checked after this many bytes.
 const STATVFS_EVERY: u64 = 8 << 20;
 /// Write-behind: after this many bytes, flush what is written so far in the background,
 /// so the fsync before `226` only has the tail left to write.
 const FLUSH_EVERY: u64 = 16 << 20;
-/// The transfer thread's stack: the receive loop, a TLS read and a file write.
-const STACK: usize = 256 << 10;
 
 enum Got {
     Data(usize),
@@ -47,32 +44,13 @@ where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let (done_tx, done_rx) = smol::channel::bounded(1);
-    let job = move || {
+    let job: super::threads::Job = Box::new(move |buf: &mut [u8]| {
         let mut data = data;
-        let (body, ended) = smol::block_on(receive_here(body, &mut data, idle, &abort));
+        let (body, ended) = smol::block_on(receive_here(body, &mut data, idle, &abort, buf));
         let _ = done_tx.send_blocking((body, ended, data));
-    };
-    // The job goes to the thread through a channel, so that it is still ours (and runs
-    // on the blocking pool instead) if no thread can be started.
-    let job: Box<dyn FnOnce() + Send> = Box::new(job);
-    let (job_tx, job_rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1);
-    let started = std::thread::Builder::new()
-        .name("ftpgate-recv".into())
-        .stack_size(STACK)
-        .spawn(move || {
-            if let Ok(job) = job_rx.recv() {
-                job()
-            }
-        });
-    let unsent = match started {
-        Ok(_) => job_tx.send(job).err().map(|e| e.0),
-        Err(e) => {
-            log::warn!("cannot start a thread for a transfer ({e}); using the shared pool");
-            Some(job)
-        }
-    };
-    if let Some(job) = unsent {
-        smol::unblock(job).detach();
+    });
+    if let Err(job) = super::threads::run(job) {
+        smol::unblock(move || job(&mut vec![0u8; super::threads::BUF_SIZE])).detach();
     }
     done_rx
         .recv()
@@ -107,6 +85,7 @@ async fn receive_here<R: AsyncRead + Unpin>(
     data: &mut R,
     idle: Duration,
     abort: &smol::channel::Receiver<()>,
+    buf: &mut [u8],
 ) -> (Body, Ended) {
     let spool = body.spool.clone();
     // Free space for the next bytes is promised before they are written: a small grant
@@ -121,7 +100,6 @@ async fn receive_here<R: AsyncRead + Unpin>(
         Err(Error::Full(why)) => return (body, Ended::Full(why)),
         Err(_) => None,
     };
-    let mut buf = vec![0u8; BUF_SIZE];
     let mut until_flush = FLUSH_EVERY;
     let mut timer = smol::Timer::after(idle);
     let mut last_data = std::time::Instant::now();
@@ -135,7 +113,7 @@ async fn receive_here<R: AsyncRead + Unpin>(
                 // One timer for the whole transfer, re-armed only when it fires early.
                 let got = smol::future::or(
                     async {
-                        match data.read(&mut buf).await {
+                        match data.read(buf).await {
                             Ok(n) => Got::Data(n),
                             Err(e) => Got::Failed(e),
                         }
@@ -161,7 +139,7 @@ async fn receive_here<R: AsyncRead + Unpin>(
         let n = match read {
             Got::Data(0) => break Ended::Complete,
             Got::Data(n) => {
-                let (n, after) = take_arrived(data, &mut buf, n).await;
+                let (n, after) = take_arrived(data, buf, n).await;
                 next = after;
                 n
             }
