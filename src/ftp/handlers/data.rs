@@ -12,10 +12,10 @@ use crate::ftp::session::Session;
 
 /// How long a passive reply to libcurl waits when it follows a transfer: long enough that
 /// libcurl has looked at the control connection once and found nothing, even on a busy
-/// two-core box with the client on it (200 µs still lost the race about once in 200
-/// files there), short against the few milliseconds a file takes. See
+/// two-core box with the client on it (200 µs lost the race about once in 200 files
+/// there, 1 ms about once in 1,300), short against the few milliseconds a file takes. See
 /// docs/ARCHITECTURE.md, "Replies libcurl can miss".
-pub(crate) const PASSIVE_REPLY_WAIT: Duration = Duration::from_millis(1);
+pub(crate) const PASSIVE_REPLY_WAIT: Duration = Duration::from_millis(2);
 
 impl Session {
     /// `PASV`/`EPSV` after the core allowed it: a listener on a free passive port.
