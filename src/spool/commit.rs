@@ -50,19 +50,17 @@ impl Committer {
         tmp: PathBuf,
         ready: PathBuf,
         store: Arc<Store>,
-    ) -> Committer {
+    ) -> std::io::Result<Committer> {
         let (jobs, rx) = unbounded();
         let (moves, moving) = unbounded();
         let (d, t, r) = (disk.clone(), tmp.clone(), ready.clone());
         std::thread::Builder::new()
             .name("ftpgate-move".into())
-            .spawn(move || finish_moves(moving, &*d, &t, &r))
-            .expect("spawning the move thread");
+            .spawn(move || finish_moves(moving, &*d, &t, &r))?;
         std::thread::Builder::new()
             .name("ftpgate-commit".into())
-            .spawn(move || run(rx, moves, &*disk, &tmp, &ready, &store))
-            .expect("spawning the commit thread");
-        Committer { jobs }
+            .spawn(move || run(rx, moves, &*disk, &tmp, &ready, &store))?;
+        Ok(Committer { jobs })
     }
 }
 
@@ -86,7 +84,7 @@ fn run(
             // The other half of the moves, on its own thread: the next batch's commit
             // need not wait for this one's directory fsyncs.
             if let Err(e) = moves.send_blocking(linked) {
-                e.into_inner().finish(disk, tmp, ready);
+                finish_logged(e.into_inner(), disk, tmp, ready);
             }
         }
     }
@@ -106,7 +104,15 @@ fn finish_moves(moving: Receiver<super::ready::Linked>, disk: &dyn Disk, tmp: &P
         while let Ok(more) = moving.try_recv() {
             linked.absorb(more);
         }
-        linked.finish(disk, tmp, ready);
+        finish_logged(linked, disk, tmp, ready);
+    }
+}
+
+fn finish_logged(linked: super::ready::Linked, disk: &dyn Disk, tmp: &Path, ready: &Path) {
+    if let Err(e) = linked.finish(disk, tmp, ready) {
+        // Both names stay; the body is found in its bucket, and recovery drops the
+        // `tmp/` name once the bucket's is durable.
+        log::warn!("spool: fsyncing spool/ready: {e}; bodies keep their tmp/ names");
     }
 }
 

@@ -183,7 +183,7 @@ impl Spool {
         let used = recover::recover(&*disk, &tmp, &ready, &store)?;
         let spares = spares::Spares::open(&*disk, state.spool_spare(), spares::LISTED)?;
         let committer =
-            commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone());
+            commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone())?;
         let reserve = reserve::Reserve::new(state.spool_reserve());
         Ok(Arc::new(Spool {
             disk,
@@ -373,6 +373,14 @@ impl Spool {
     /// (it is still there); recovery deletes it at the next start if the store lists it
     /// as garbage.
     pub fn remove_bodies(&self, ids: &[String]) {
+        let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
+        for id in ids {
+            let bucket = ready::bucket(id);
+            if !emptied.contains(bucket) {
+                emptied.insert(bucket.to_string());
+            }
+        }
+        drop(emptied);
         for id in ids {
             let kept = {
                 // Held while the body is emptied and moved: a reader either registered
@@ -386,10 +394,6 @@ impl Spool {
                         .keep(&*self.disk, [self.ready_path(id), self.tmp_path(id)], id)
                 }
             };
-            self.emptied
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(ready::bucket(id).to_string());
             let removed = match kept {
                 Some(freed) => Ok(freed),
                 None => self.disk.delete_body(&self.tmp, &self.ready, id),

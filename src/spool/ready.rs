@@ -15,8 +15,9 @@
 //!   bucket, fsyncs the bucket (and `ready/` when the bucket is new), and only then
 //!   removes the `tmp/` name. The commit links before the client hears `226` (from then
 //!   on the body is found in its bucket); the fsyncs and removals follow on a thread of
-//!   their own, once for every batch committed meanwhile, off the commits' path. A crash in between leaves both names; recovery drops the
-//!   `tmp/` one. The test is `spool::tests::faults::a_committed_body_is_never_without_a_durable_name`.
+//!   their own, once for every batch committed meanwhile, off the commits' path. A crash
+//!   in between leaves both names; recovery drops the `tmp/` one. The test is
+//!   `spool::tests::ready::a_committed_body_is_never_without_a_durable_name`.
 //! * Bodies written by releases before buckets lie directly in `ready/`: start-up moves
 //!   them into their buckets ([`adopt`]).
 
@@ -43,14 +44,19 @@ pub(super) fn path(ready: &Path, id: &str) -> PathBuf {
     ready.join(bucket(id)).join(id)
 }
 
-/// Moves committed bodies from `tmp/` into their buckets: [`link`], then
-/// [`Linked::finish`]. Returns the ids that could not be moved; they stay in `tmp/`,
-/// whence they are delivered, and recovery moves them at the next start.
-pub(super) fn move_in(disk: &dyn Disk, tmp: &Path, ready: &Path, ids: &[String]) -> Vec<String> {
-    let linked = link(disk, tmp, ready, ids);
-    let failed = linked.failed.clone();
-    linked.finish(disk, tmp, ready);
-    failed
+/// Moves committed bodies from `tmp/` into their buckets at once: [`link`], then
+/// [`Linked::finish`]. At start-up only (the commit thread does the halves apart): a
+/// body that could not be moved fails the start, as it did before buckets.
+pub(super) fn move_in(disk: &dyn Disk, tmp: &Path, ready: &Path, ids: &[String]) -> io::Result<()> {
+    let mut linked = link(disk, tmp, ready, ids);
+    let failed = std::mem::take(&mut linked.failed);
+    linked.finish(disk, tmp, ready)?;
+    match failed.len() {
+        0 => Ok(()),
+        n => Err(io::Error::other(format!(
+            "could not move {n} recorded upload(s) into spool/ready"
+        ))),
+    }
 }
 
 /// Bodies linked into their buckets, their `tmp/` names not yet removed.
@@ -130,10 +136,11 @@ impl Linked {
     }
 
     /// The second half: fsyncs the buckets (and `ready/` if a bucket was made), then
-    /// removes the `tmp/` names.
-    pub(super) fn finish(self, disk: &dyn Disk, tmp: &Path, ready: &Path) {
+    /// removes the `tmp/` names. If an fsync fails, both names stay: the body is found in
+    /// its bucket, and recovery drops the `tmp/` name once the bucket's is durable.
+    pub(super) fn finish(self, disk: &dyn Disk, tmp: &Path, ready: &Path) -> io::Result<()> {
         if self.buckets.is_empty() {
-            return;
+            return Ok(());
         }
         // A bucket swept meanwhile held none of these bodies any more (they were all
         // delivered and released): nothing of it to make durable.
@@ -141,13 +148,11 @@ impl Linked {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             r => r,
         };
-        let synced =
-            (!self.made || sync(ready).is_ok()) && self.buckets.iter().all(|b| sync(b).is_ok());
-        if !synced {
-            // Both names stay; the body is found in its bucket, and recovery drops the
-            // `tmp/` name once the bucket's is durable.
-            log::warn!("spool: fsyncing spool/ready failed; bodies keep their tmp/ names");
-            return;
+        if self.made {
+            sync(ready)?;
+        }
+        for b in &self.buckets {
+            sync(b)?;
         }
         for id in self.linked {
             match disk.remove(&tmp.join(&id)) {
@@ -157,6 +162,7 @@ impl Linked {
                 Err(e) => log::warn!("spool: removing the tmp/ name of body {id}: {e}"),
             }
         }
+        Ok(())
     }
 }
 
@@ -198,13 +204,7 @@ pub(super) fn adopt(disk: &dyn Disk, ready: &Path) -> io::Result<()> {
     if flat.is_empty() {
         return Ok(());
     }
-    let failed = move_in(disk, ready, ready, &flat);
-    if !failed.is_empty() {
-        return Err(io::Error::other(format!(
-            "could not move {} bodies of an earlier release into spool/ready's buckets",
-            failed.len()
-        )));
-    }
+    move_in(disk, ready, ready, &flat)?;
     log::info!(
         "spool: moved {} bodies of an earlier release into spool/ready's buckets",
         flat.len()

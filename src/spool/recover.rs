@@ -14,7 +14,6 @@
 //! The bytes the spool holds come from the store's counters (queued puts and partials).
 
 use std::collections::HashSet;
-use std::io;
 use std::path::Path;
 
 use super::{Disk, Error};
@@ -70,14 +69,7 @@ pub(super) fn recover(
     }
     drop(r);
     if !recorded.is_empty() {
-        let failed = super::ready::move_in(disk, tmp, ready, &recorded);
-        if !failed.is_empty() {
-            return Err(io::Error::other(format!(
-                "could not move {} recorded upload(s) into spool/ready",
-                failed.len()
-            ))
-            .into());
-        }
+        super::ready::move_in(disk, tmp, ready, &recorded)?;
         log::info!(
             "recovery: moved {} recorded upload(s) into spool/ready",
             recorded.len()

@@ -244,10 +244,8 @@ impl Spares {
         }
         let new = self.dir.with_extension("new");
         std::fs::create_dir(&new)?;
-        pool.names.retain(|name| {
-            let moved = disk.rename(&self.dir.join(name), &new.join(name));
-            moved.is_ok()
-        });
+        pool.names
+            .retain(|name| disk.rename(&self.dir.join(name), &new.join(name)).is_ok());
         // Whatever did not move goes with the old directory: spares are only files.
         std::fs::remove_dir_all(&self.dir)?;
         std::fs::rename(&new, &self.dir)?;

@@ -26,7 +26,6 @@ struct Idle {
     jobs: SyncSender<Job>,
 }
 
-#[derive(Default)]
 struct Pool {
     idle: Vec<Idle>,
     started: u64,

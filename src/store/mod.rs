@@ -52,6 +52,7 @@ const CACHE_BYTES: usize = 4 << 20;
 /// 125,000 uploads queued (a 59 MiB state file) started again in 0.32 s
 /// (`FILES=100000 scripts/bench-backlog`). A device waits for a commit with every
 /// upload; a repair happens once per crash.
+///
 /// `said`: the progress last logged (0: nothing yet).
 fn repair_progress(session: &mut redb::RepairSession, said: &std::sync::atomic::AtomicU8) {
     let done = (session.progress() * 100.0) as u8;

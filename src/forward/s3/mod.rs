@@ -108,11 +108,11 @@ fn meta_headers(meta: &Meta) -> HeaderMap {
         ("pipe", meta.pipe.as_str()),
         ("gateway", meta.gateway.as_str()),
         ("mtime", &meta.mtime.to_string()),
-        ("upload", if meta.only_new { &meta.upload } else { "" }),
-    ] {
-        if v.is_empty() {
-            continue;
-        }
+    ]
+    .into_iter()
+    // The body id, for a put that must recognise its own object (`put_over_own`).
+    .chain(meta.only_new.then_some(("upload", meta.upload.as_str())))
+    {
         if let (Ok(name), Ok(value)) = (
             HeaderName::try_from(format!("x-amz-meta-{k}")),
             HeaderValue::try_from(v),
@@ -229,12 +229,12 @@ impl S3Sink {
         &self,
         key: &str,
         body: &Path,
+        size: u64,
         sum: &Checksum,
         meta: &Meta,
         only: &HeaderMap,
     ) -> Result<(), SinkError> {
         // Counted against the deliveries' memory budget while it is held.
-        let size = std::fs::metadata(body).map_err(unreadable)?.len();
         let _held = budget::MEMORY.take(size);
         let content = std::fs::read(body).map_err(unreadable)?;
         let got = sum.of_same_kind(&content);
@@ -317,7 +317,7 @@ impl S3Sink {
         if size > MULTIPART_THRESHOLD {
             self.put_multipart(key, body, sum, meta, only)
         } else {
-            self.put_small(key, body, sum, meta, only)
+            self.put_small(key, body, size, sum, meta, only)
         }
     }
 

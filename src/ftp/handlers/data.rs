@@ -27,7 +27,7 @@ impl Session {
     /// a second before it connects. Our reply beat that look for nearly every file after
     /// the first of a connection. The wait is a timer: the thread serves other sessions
     /// meanwhile, and other clients (which send `TYPE` first) never wait.
-    /// `tests/clients.rs`, `curl_sends_many_files_over_one_connection_without_a_stall`.
+    /// `tests/curl_stall.rs`, `curl_sends_many_files_over_one_connection_without_a_stall`.
     pub(crate) async fn passive(&mut self, announce: Option<Ipv4Addr>) -> Reply {
         let ip = canonical(self.core.settings().local);
         let listener = datachan::listen_passive(ip, &self.srv.config.passive_ports).await;
