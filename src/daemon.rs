@@ -198,6 +198,24 @@ async fn retention_loop(store: Arc<Store>, cap: u64) {
     }
 }
 
+/// Gives redb's page cache back once nothing has been committed for [`QUIET`]: after a
+/// busy hour or a drained backlog the daemon returns to its idle size (see
+/// `store::idle`).
+async fn cache_release_loop(store: Arc<Store>) {
+    const QUIET: Duration = Duration::from_secs(60);
+    let mut failing = crate::repeated::Repeated::default();
+    loop {
+        smol::Timer::after(Duration::from_secs(10)).await;
+        let s = store.clone();
+        match smol::unblock(move || s.release_cache_if_quiet(QUIET)).await {
+            Ok(_) => failing.clear(),
+            Err(e) => {
+                failing.error(format!("reopening the state file to free its cache: {e}"));
+            }
+        }
+    }
+}
+
 /// Pipes into a directory made before destinations carried a marker get one now, if their
 /// directory is there (see `forward::dir`); from then on a missing marker holds the Pipe
 /// as "destination not mounted?". One made while its directory was missing is adopted
@@ -426,6 +444,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }
         let expiry_task = smol::spawn(expiry_loop(spool.clone()));
         let retention_task = smol::spawn(retention_loop(store.clone(), opts.keep_delivered_max));
+        let cache_task = smol::spawn(cache_release_loop(store.clone()));
         smol::spawn(reserve_loop(spool.clone())).detach();
         smol::spawn(spool_tidy_loop(spool.clone())).detach();
         while let Some(Ok(sig)) = signals.next().await {
@@ -457,6 +476,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         drop(forward_task);
         drop(expiry_task);
         drop(retention_task);
+        drop(cache_task);
     });
     if let Some(t) = sftp_thread {
         let _ = t.join();

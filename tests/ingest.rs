@@ -439,3 +439,64 @@ fn a_flaky_device_cannot_fill_the_spool_with_broken_uploads() {
     assert_eq!(r.code, 452);
     assert!(r.text.contains("waiting for delivery"), "{}", r.text);
 }
+
+/// The threads of the daemon's process, by name (`/proc/PID/task/*/comm`), but for the
+/// delivery threads: those are kept, at most as many as the Pipes' `parallel`.
+fn threads(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_string())
+        .filter(|n| n != "ftpgate-deliver")
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_burst_of_sessions_leaves_no_threads_behind_once_idle() {
+    // Each thread holds its stack and its allocator caches: a gateway that kept the
+    // threads of its busiest minute would never return to its idle memory.
+    let g = Gate::provisioned();
+    let d = g.serve(&["--max-sessions-per-ip", "32"]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("warm.bin", b"warm").code, 226);
+    drop(c);
+    std::thread::sleep(Duration::from_secs(12));
+    let idle = threads(d.pid());
+    let addr = d.ftp();
+    let burst: Vec<_> = (0..16)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let mut c = Raw::login(addr);
+                for n in 0..5 {
+                    assert_eq!(
+                        c.stor(&format!("s{i}-{n}.bin"), &data(64 << 10, i as u8))
+                            .code,
+                        226
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in burst {
+        t.join().unwrap();
+    }
+    let busy = threads(d.pid());
+    assert!(
+        busy.len() > idle.len(),
+        "the burst ran on no threads of its own: {busy:?}"
+    );
+    // Transfer threads are kept 10 s for the next upload, the blocking pool's a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut now = threads(d.pid());
+    while now.len() > idle.len() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        now = threads(d.pid());
+    }
+    assert!(
+        now.len() <= idle.len(),
+        "threads idle before the burst: {idle:?}\nduring it: {} \n30 s after it: {now:?}",
+        busy.len()
+    );
+}

@@ -11,6 +11,7 @@
 
 pub mod destination;
 mod error;
+mod idle;
 pub mod namespace;
 pub mod partials;
 pub mod pipes;
@@ -88,8 +89,15 @@ pub struct Store {
     durable_done: AtomicU64,
     /// Times the database was opened again (a non-durable commit does not survive it).
     generation: AtomicU64,
+    /// One more than the highest `durable_begun` a non-durable commit saw (0: none): all of
+    /// them are on disk once `durable_done` reaches it.
+    volatile_need: AtomicU64,
     /// The steady clock: (ms it read when this process opened the store, and when).
     steady: Mutex<(u64, Instant)>,
+    /// The read snapshots alive, and when the last commit was (none since the cache was
+    /// last given back): see [`idle`].
+    readers: idle::Readers,
+    last_commit: Mutex<Option<Instant>>,
     /// Tests: the database lives on this disk instead of the file at `path`.
     #[cfg(test)]
     disk: Option<power_cut::Disk>,
@@ -154,7 +162,10 @@ impl Store {
             durable_begun: AtomicU64::new(0),
             durable_done: AtomicU64::new(0),
             generation: AtomicU64::new(0),
+            volatile_need: AtomicU64::new(0),
             steady: Mutex::new((0, Instant::now())),
+            readers: idle::Readers::default(),
+            last_commit: Mutex::new(None),
             #[cfg(test)]
             disk: None,
         }
@@ -409,14 +420,7 @@ impl Store {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         drop(db.take());
         self.generation.fetch_add(1, Ordering::SeqCst);
-        #[cfg(test)]
-        let opened = match &self.disk {
-            Some(disk) => Self::open_disk(&self.path, disk),
-            None => Self::open_db(&self.path),
-        };
-        #[cfg(not(test))]
-        let opened = Self::open_db(&self.path);
-        match opened {
+        match self.open_again() {
             Ok(new) => {
                 *db = Some(new);
                 log::info!("{}: reopened", self.path.display());
@@ -431,11 +435,21 @@ impl Store {
         }
     }
 
+    /// Opens the database at `path` (on the test's disk, if it has one).
+    fn open_again(&self) -> Result<Database> {
+        #[cfg(test)]
+        if let Some(disk) = &self.disk {
+            return Self::open_disk(&self.path, disk);
+        }
+        Self::open_db(&self.path)
+    }
+
     /// A consistent read-only snapshot.
     pub fn read(&self) -> Result<Reader> {
         self.with_db(false, |db| {
             Ok(Reader {
                 txn: db.begin_read()?,
+                _live: self.readers.enter(),
             })
         })
     }
@@ -459,9 +473,11 @@ impl Store {
             };
             let r = f(&w)?;
             w.txn.commit()?;
+            self.note_commit();
             // Read after the commit: every durable commit numbered above this began later,
             // so it carries this one to the disk.
             let begun = self.durable_begun.load(Ordering::SeqCst);
+            self.volatile_need.fetch_max(begun + 1, Ordering::SeqCst);
             Ok((r, Unsynced { generation, begun }))
         })
     }
@@ -504,6 +520,7 @@ impl Store {
             if commit {
                 w.txn.commit()?;
                 self.durable_done.fetch_max(number, Ordering::SeqCst);
+                self.note_commit();
             } else {
                 w.txn.abort()?;
             }

@@ -11,6 +11,8 @@ use crate::vfs::VPath;
 /// A read-only view of the store.
 pub struct Reader {
     pub(super) txn: ReadTransaction,
+    /// Counted while it lives: the database is not reopened under it.
+    pub(super) _live: super::idle::Live,
 }
 
 /// A view inside a write transaction: reads see its own writes.
