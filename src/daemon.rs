@@ -1,10 +1,10 @@
 //! `ftpgate serve`: the long-running process that owns the state directory.
 //!
-//! Start-up order: open the database (redb locks it, so a second daemon is refused),
-//! recover the spool, bind every FTP listener (a bad address fails before anything is
-//! served), replace a stale control socket, then serve. SIGTERM/SIGINT stop accepting,
-//! tell idle sessions to go, let running transfers finish within the grace period, and
-//! exit.
+//! Start-up order: claim the state directory (a second daemon is refused), open the
+//! database (waiting for a CLI command that holds it), recover the spool, bind every FTP
+//! listener (a bad address fails before anything is served), replace a stale control
+//! socket, then serve. SIGTERM/SIGINT stop accepting, tell idle sessions to go, let
+//! running transfers finish within the grace period, and exit.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -26,7 +26,7 @@ use crate::store::{self, Store};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "another ftpgate daemon is already running on {0} (its control socket answers): stop it first, or use another --state"
+        "another ftpgate daemon is already running on {0}: stop it first, or use another --state"
     )]
     AlreadyRunning(String),
     #[error("{0}")]
@@ -63,15 +63,29 @@ pub struct Options {
     pub keep_delivered_max: u64,
 }
 
-/// Opens the store for the daemon; says plainly when another daemon owns it.
-fn open_store(state: &StateDir) -> Result<Store, Error> {
-    match Store::open(&state.database()) {
-        Err(store::Error::InUse(_))
-            if std::os::unix::net::UnixStream::connect(state.control_socket()).is_ok() =>
-        {
-            Err(Error::AlreadyRunning(state.root().display().to_string()))
+/// How long the daemon waits for a CLI command that holds the database (it opens the
+/// file itself when no daemon answers, for as long as its one change takes).
+const CLI_PATIENCE: Duration = Duration::from_secs(30);
+
+/// Claims the state directory (a second daemon is refused here, whatever it finds of
+/// the database's own lock) and opens the store, waiting for a CLI command that holds it.
+fn open_store(state: &StateDir) -> Result<(std::fs::File, Store), Error> {
+    let claim = state
+        .claim()
+        .map_err(io_err(format!("cannot lock {}", state.root().display())))?
+        .ok_or_else(|| Error::AlreadyRunning(state.root().display().to_string()))?;
+    let deadline = std::time::Instant::now() + CLI_PATIENCE;
+    let mut said = false;
+    loop {
+        match Store::open(&state.database()) {
+            Err(store::Error::InUse(_)) if std::time::Instant::now() < deadline => {
+                if !std::mem::replace(&mut said, true) {
+                    log::info!("the state file is in use by an ftpgate command; waiting for it");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return Ok((claim, other?)),
         }
-        other => Ok(other?),
     }
 }
 
@@ -278,7 +292,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         "cannot create state directory {}",
         state.root().display()
     )))?;
-    let store = open_store(state)?;
+    // Held until the daemon exits.
+    let (_claim, store) = open_store(state)?;
     // Never while serving: compaction holds the database for its whole run.
     match store.compact_if_sparse() {
         Ok(Some((before, after))) => log::info!(

@@ -1,11 +1,11 @@
-//! The state directory (DESIGN §5) and the paths inside it.
+//! The state directory and the paths inside it.
 //!
 //! The directory is created with mode 0700 on first use: it holds the database with
 //! password hashes and S3 secrets, the TLS key and the control socket.
 
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// Default location when neither `--state` nor `FTPGATE_STATE` is given.
@@ -43,6 +43,26 @@ impl StateDir {
 
     pub fn control_socket(&self) -> PathBuf {
         self.root.join("control.sock")
+    }
+
+    /// The daemon's claim on the directory: an exclusive lock on `daemon.lock`, held for
+    /// as long as the returned file is open (the kernel lets go when the process ends,
+    /// `kill -9` included). `Ok(None)` when another process holds it. The database
+    /// file's own lock does not do this job: the daemon lets go of it for a moment when
+    /// it reopens the file to give its cache back, and a CLI command that found no daemon
+    /// holds it for a moment too.
+    pub fn claim(&self) -> io::Result<Option<fs::File>> {
+        let f = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(self.root.join("daemon.lock"))?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(f)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
     }
 
     pub fn tls_dir(&self) -> PathBuf {
@@ -108,4 +128,19 @@ pub fn host_name() -> Option<String> {
         .trim()
         .to_string();
     (!name.is_empty()).then_some(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_claim_at_a_time_and_a_dropped_claim_is_free_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::new(dir.path());
+        let first = state.claim().unwrap().expect("free at first");
+        assert!(state.claim().unwrap().is_none(), "held by the first");
+        drop(first);
+        assert!(state.claim().unwrap().is_some(), "free once dropped");
+    }
 }

@@ -749,3 +749,37 @@ fn the_daemon_tells_systemd_when_it_is_ready_and_when_it_stops() {
     let n = sock.recv(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"STOPPING=1");
 }
+
+/// A CLI command run while no daemon answers opens the database itself for a moment. A
+/// daemon starting meanwhile (systemd restarting it while a technician types `status`)
+/// waits for it instead of exiting.
+#[test]
+fn a_daemon_starting_while_a_cli_command_holds_the_database_waits_for_it() {
+    let g = Gate::new();
+    g.run(&["status"]).ok();
+    let held = ftpgate::store::Store::open(&g.state().join("ftpgate.redb")).unwrap();
+    let mut d = g.start_env(&[], &[]);
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    drop(held);
+    d.wait_ready();
+    g.run(&["status"]).ok();
+}
+
+/// Commands typed while the daemon starts either reach it or, before it has the
+/// database, use the database themselves; neither side fails for the other's moment
+/// with the state file.
+#[test]
+fn commands_run_while_the_daemon_starts_all_succeed_and_the_daemon_comes_up() {
+    let g = Gate::new();
+    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw")
+        .ok();
+    for round in 0..5 {
+        let mut d = g.start_env(&[], &[]);
+        for _ in 0..8 {
+            let out = g.run(&["sender", "list", "--json"]);
+            assert!(out.ok().contains("cam1"), "round {round}: {}", out.ok());
+        }
+        d.wait_ready();
+        assert_eq!(d.stop(), 0, "round {round}");
+    }
+}

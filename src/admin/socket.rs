@@ -27,51 +27,56 @@ enum Reply {
     Err(Error),
 }
 
+/// How long a CLI command waits for the database while another process holds it and
+/// no daemon answers: a CLI command beside it, or a daemon starting (it holds the
+/// database before its control socket answers, for as long as recovering the spool
+/// takes).
+const PATIENCE: Duration = Duration::from_secs(30);
+
 /// Runs `req` through the daemon if one answers on the control socket, else directly.
 pub fn dispatch(state: &StateDir, req: Request) -> Result<Response, Error> {
-    match UnixStream::connect(state.control_socket()) {
-        Ok(stream) => send(stream, &req),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            let store = open_store(state)?;
-            let mutates = req.mutates();
-            let response = execute(&store, req)?;
-            if mutates {
-                // Spool bodies a change let go of (a removed Pipe's) go now.
-                crate::spool::purge_garbage(state, &store)
-                    .map_err(|e| Error::runtime(format!("deleting spool bodies: {e}")))?;
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match UnixStream::connect(state.control_socket()) {
+            Ok(stream) => return send(stream, &req),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+                ) => {}
+            Err(e) => {
+                return Err(Error::runtime(format!(
+                    "cannot reach the daemon at {}: {e}",
+                    state.control_socket().display()
+                )));
             }
-            Ok(response)
         }
-        Err(e) => Err(Error::runtime(format!(
-            "cannot reach the daemon at {}: {e}",
-            state.control_socket().display()
-        ))),
+        state.create().map_err(|e| {
+            Error::runtime(format!(
+                "cannot create state directory {}: {e}",
+                state.root().display()
+            ))
+        })?;
+        match Store::open(&state.database()) {
+            Ok(store) => return run_here(state, &store, req),
+            Err(store::Error::InUse(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 
-/// Opens the database for a CLI command, waiting briefly if another short-lived CLI
-/// process holds it.
-pub fn open_store(state: &StateDir) -> Result<Store, Error> {
-    state.create().map_err(|e| {
-        Error::runtime(format!(
-            "cannot create state directory {}: {e}",
-            state.root().display()
-        ))
-    })?;
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match Store::open(&state.database()) {
-            Err(store::Error::InUse(_)) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            other => return other.map_err(Error::from),
-        }
+/// Runs `req` against the database, no daemon running.
+fn run_here(state: &StateDir, store: &Store, req: Request) -> Result<Response, Error> {
+    let mutates = req.mutates();
+    let response = execute(store, req)?;
+    if mutates {
+        // Spool bodies a change let go of (a removed Pipe's) go now.
+        crate::spool::purge_garbage(state, store)
+            .map_err(|e| Error::runtime(format!("deleting spool bodies: {e}")))?;
     }
+    Ok(response)
 }
 
 fn send(mut stream: UnixStream, req: &Request) -> Result<Response, Error> {

@@ -156,6 +156,13 @@ impl Gate {
 
     /// [`Gate::serve`] with extra environment variables for the daemon.
     pub fn serve_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let mut d = self.start_env(args, env);
+        d.wait_ready();
+        d
+    }
+
+    /// Starts `ftpgate serve` as [`Gate::serve_env`] does, without waiting for it.
+    pub fn start_env(&self, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         // Beside the state directory, not in it: a test may fill that disk.
         let log = self.dir.path().join("serve.log");
         let mut all = vec!["serve"];
@@ -173,13 +180,11 @@ impl Gate {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log file"));
         let child = c.spawn().expect("spawn ftpgate serve");
-        let d = Daemon {
+        Daemon {
             child,
             log,
             sock: self.state().join("control.sock"),
-        };
-        d.wait_ready();
-        d
+        }
     }
 }
 
@@ -191,9 +196,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    fn wait_ready(&self) {
+    /// Waits until the control socket answers and every listener is up; panics with the
+    /// daemon's log if it does not come up within 20 s.
+    pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "daemon ended ({status}) before it was ready: {}",
+                    self.log_text()
+                );
+            }
             if std::os::unix::net::UnixStream::connect(&self.sock).is_ok()
                 && self.listening_line().is_some()
             {
