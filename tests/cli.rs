@@ -783,3 +783,29 @@ fn commands_run_while_the_daemon_starts_all_succeed_and_the_daemon_comes_up() {
         assert_eq!(d.stop(), 0, "round {round}");
     }
 }
+
+/// A daemon stopped as systemd stops it (SIGTERM) closes the state file cleanly: the next
+/// start, and a CLI command after it, do not check the whole file as after a crash (which
+/// takes seconds on a large state file). Before, every restart did.
+#[test]
+fn a_stopped_daemon_leaves_the_state_file_closed_cleanly() {
+    let g = Gate::new();
+    g.run_stdin(&["sender", "add", "cam1", "--password-stdin"], "pw")
+        .ok();
+    let d = g.serve(&[]);
+    g.run_stdin(&["sender", "add", "cam2", "--password-stdin"], "pw")
+        .ok();
+    assert_eq!(d.stop(), 0);
+    let after = g.run(&["sender", "list"]);
+    assert!(
+        !after.stderr.contains("not closed cleanly"),
+        "{}",
+        after.stderr
+    );
+    let d = g.serve(&[]);
+    assert!(
+        !d.log_text().contains("not closed cleanly"),
+        "{}",
+        d.log_text()
+    );
+}

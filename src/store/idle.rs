@@ -43,8 +43,9 @@ impl Store {
     }
 
     /// Closes the database and opens it again, emptying redb's cache, if something was
-    /// committed since the last time and nothing for `quiet`. Skipped (`Ok(false)`) while a read snapshot lives. A database
-    /// that cannot be opened again is left failed, to be reopened as after a disk failure.
+    /// committed since the last time and nothing for `quiet`. Skipped (`Ok(false)`) while
+    /// a read snapshot lives. A database that cannot be opened again is left failed, to be
+    /// reopened as after a disk failure.
     pub fn release_cache_if_quiet(&self, quiet: Duration) -> Result<bool> {
         let due = |last: &Option<Instant>| last.is_some_and(|t| t.elapsed() >= quiet);
         if !due(&self.last_commit.lock().unwrap_or_else(|e| e.into_inner())) {
@@ -60,18 +61,7 @@ impl Store {
         };
         // Non-durable commits reach the disk first, and so stay valid: the reopen does
         // not count as one that loses them.
-        let synced = if self.durable_done.load(Ordering::SeqCst)
-            >= self.volatile_need.load(Ordering::SeqCst)
-        {
-            Ok(false)
-        } else {
-            let number = self.durable_begun.fetch_add(1, Ordering::SeqCst) + 1;
-            let commit = |db: &redb::Database| -> Result<()> { Ok(db.begin_write()?.commit()?) };
-            commit(&open).map(|()| {
-                self.durable_done.fetch_max(number, Ordering::SeqCst);
-                true
-            })
-        };
+        let synced = self.sync_volatile(&open);
         drop(open);
         *last = None;
         drop(last);
@@ -99,6 +89,46 @@ impl Store {
                 h.retry_at = Instant::now();
                 Err(e)
             }
+        }
+    }
+}
+
+impl Store {
+    /// Makes the non-durable commits durable with an empty durable commit; `Ok(true)` if
+    /// there were any.
+    fn sync_volatile(&self, open: &redb::Database) -> Result<bool> {
+        if self.durable_done.load(Ordering::SeqCst) >= self.volatile_need.load(Ordering::SeqCst) {
+            return Ok(false);
+        }
+        let number = self.durable_begun.fetch_add(1, Ordering::SeqCst) + 1;
+        open.begin_write()?.commit()?;
+        self.durable_done.fetch_max(number, Ordering::SeqCst);
+        Ok(true)
+    }
+
+    /// Closes the database for good, as the daemon exits: non-durable commits reach the
+    /// disk first, and redb records a clean close, so the next start does not check the
+    /// whole file as after a crash. Waits up to `patience` for read snapshots to end
+    /// (redb cannot record a clean close under one). Calls after this fail.
+    pub fn close(&self, patience: Duration) -> Result<()> {
+        let deadline = Instant::now() + patience;
+        loop {
+            let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
+            if self.readers.alive() > 0 && Instant::now() < deadline {
+                drop(db);
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            let Some(open) = db.take() else {
+                return Ok(());
+            };
+            let synced = self.sync_volatile(&open);
+            if synced.is_err() {
+                // Non-durable commits may not have reached the disk.
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            let closed = open.close().map_err(super::Error::from);
+            return synced.and(closed);
         }
     }
 }
