@@ -20,9 +20,21 @@ impl Forwarder {
                     Outcome::Done
                 }
                 Err(e) if e.is_transient() => {
-                    let wait = backoff::delay(op.attempts.max(1), backoff::jitter());
+                    let mut failures = 0;
+                    self.update(&op.pipe, |h| {
+                        h.failures = h.failures.saturating_add(1);
+                        failures = h.failures;
+                    });
+                    let wait = backoff::delay(op.attempts.max(failures), backoff::jitter());
                     let due_ms = now + wait.as_millis() as u64;
-                    log::warn!(
+                    // Said once when the Pipe goes offline; its probes after that are
+                    // in `status` (and at debug level), not a warning a second.
+                    let level = match failures {
+                        1 => log::Level::Warn,
+                        _ => log::Level::Debug,
+                    };
+                    log::log!(
+                        level,
                         "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
                         op.pipe,
                         op.id,
@@ -75,6 +87,14 @@ impl Forwarder {
                 h.recent_bytes = 0;
             }
             h.recent_bytes += bytes;
+            if h.failures > 0 {
+                log::info!(
+                    "pipe {} back online after {} failed attempts",
+                    op.pipe,
+                    h.failures
+                );
+            }
+            h.failures = 0;
             h.offline_until_ms = None;
             h.last_success = Some(secs);
             h.delivered_ops += 1;

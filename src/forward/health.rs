@@ -12,6 +12,10 @@ use super::Forwarder;
 pub struct Health {
     /// Set while the destination fails transiently: ops wait until this time (ms).
     pub offline_until_ms: Option<u64>,
+    /// Transient failures since the last delivery: the Pipe's backoff grows with them,
+    /// whichever op was the probe.
+    #[serde(default)]
+    pub failures: u32,
     pub last_success: Option<u64>,
     pub last_error: Option<String>,
     pub delivered_ops: u64,

@@ -231,3 +231,47 @@ fn a_pipe_that_never_overwrites_still_replaces_its_own_earlier_version() {
         b"first part, then the rest"
     );
 }
+
+/// A dead endpoint is probed with one op at a time, and each probe is usually an op never
+/// tried before. The Pipe's backoff must still grow with its failed probes, up to
+/// `backoff::CAP` (README: "probed with backoff, at most 15 s apart"): it used to come from
+/// the probe op's own attempts, so a Pipe with a backlog was probed every second for as
+/// long as the outage lasted, with a warning logged each time.
+#[test]
+fn a_dead_endpoint_is_probed_less_and_less_often_whatever_op_is_the_probe() {
+    let w = world(9);
+    let f = Forwarder::new(w.store.clone(), w.spool.clone(), Config::default());
+    let mut running = Running::default();
+    let mut waits = Vec::new();
+    for i in 0..6 {
+        let id = queue(&w.store, &w.spool, &format!("/probe{i}.jpg"));
+        let mut op = w.store.read().unwrap().op(id).unwrap().unwrap();
+        op.attempts = 1;
+        running.claimed("cams");
+        running.started("cams");
+        let mut ended = vec![(op, Err(super::SinkError::transient("connection refused")))];
+        let before = super::now_ms();
+        f.outcomes(&mut ended, &mut running);
+        waits.push(f.offline_until("cams").unwrap() - before);
+    }
+    // 1, 2, 4, 8, 15, 15 s, each within the jitter of ±25 %.
+    assert!(
+        waits[3] >= 6_000,
+        "fourth probe failed; next in {waits:?} ms"
+    );
+    assert!(waits[5] >= 11_000 && waits[5] <= 15_000, "{waits:?} ms");
+    // Once it answers, the next failure starts again from a second.
+    let id = queue(&w.store, &w.spool, "/ok.jpg");
+    let op = w.store.read().unwrap().op(id).unwrap().unwrap();
+    running.claimed("cams");
+    running.started("cams");
+    f.outcomes(&mut vec![(op.clone(), Ok(1))], &mut running);
+    running.claimed("cams");
+    running.started("cams");
+    let before = super::now_ms();
+    f.outcomes(
+        &mut vec![(op, Err(super::SinkError::transient("connection refused")))],
+        &mut running,
+    );
+    assert!(f.offline_until("cams").unwrap() - before <= 1_250);
+}
