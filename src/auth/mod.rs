@@ -9,7 +9,8 @@
 //! * A verified-credential cache spares devices that log in for every file the argon2
 //!   cost. Its keys are HMACs under a per-process random key, so the memory never holds a
 //!   password or an offline-checkable digest of one. An entry holds only while the
-//!   Sender's hash is unchanged, and admin changes clear the cache.
+//!   Sender's hash is unchanged, and admin changes clear the cache. Logins with the same
+//!   credentials at once (cameras restarted together) wait for one check, not one each.
 //! * Unknown Senders are verified against a dummy hash, so the time taken does not tell
 //!   which names exist.
 
@@ -152,6 +153,36 @@ struct Lookup {
     pipe: Option<Pipe>,
 }
 
+/// A login's place among those checking the same credentials. Its lock is cloned from
+/// and dropped into [`Authenticator::checking`] under that map's lock, so the last one to
+/// leave (done, or its session gone mid-wait) removes the entry: the map holds only the
+/// checks running now.
+struct Turn<'a> {
+    auth: &'a Authenticator,
+    key: [u8; 32],
+    lock: Arc<smol::lock::Mutex<()>>,
+}
+
+impl<'a> Turn<'a> {
+    fn take(auth: &'a Authenticator, key: [u8; 32]) -> Turn<'a> {
+        let lock = auth.lock_checking().entry(key).or_default().clone();
+        Turn { auth, key, lock }
+    }
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut checking = self.auth.lock_checking();
+        drop(std::mem::take(&mut self.lock));
+        if checking
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) == 1)
+        {
+            checking.remove(&self.key);
+        }
+    }
+}
+
 /// Resolves logins against the store; shared by every session of a daemon.
 pub struct Authenticator {
     store: Arc<Store>,
@@ -160,6 +191,9 @@ pub struct Authenticator {
     hmac_key: [u8; 32],
     dummy_hash: crate::secret::Secret,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// Verifications running, by cache key: a login whose credentials are being checked
+    /// already waits for that check (and its cache entry) instead of running its own.
+    checking: Mutex<HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>>,
     argon2_runs: AtomicU64,
 }
 
@@ -177,6 +211,7 @@ impl Authenticator {
             hmac_key,
             dummy_hash,
             cache: Mutex::new(HashMap::new()),
+            checking: Mutex::new(HashMap::new()),
             argon2_runs: AtomicU64::new(0),
         }
     }
@@ -238,6 +273,23 @@ impl Authenticator {
         {
             return true;
         }
+        // One check at a time per credentials: the others wait, then find it cached.
+        let turn = Turn::take(self, key);
+        let _mine = turn.lock.lock().await;
+        match hash {
+            Some(hash) if self.cached(&key, hash) => true,
+            _ => self.run_argon2(key, hash, password).await,
+        }
+    }
+
+    fn lock_checking(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>> {
+        self.checking.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// One argon2 verification, in the bounded pool; a match is remembered.
+    async fn run_argon2(&self, key: [u8; 32], hash: Option<&str>, password: &str) -> bool {
         let _permit = self.permits.acquire().await;
         self.argon2_runs.fetch_add(1, Ordering::Relaxed);
         let against = hash.unwrap_or(self.dummy_hash.expose()).to_string();
@@ -385,6 +437,34 @@ fn authorise(name: LoginName, lookup: Lookup, peer: IpAddr, tls: bool) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_checks_running_are_forgotten_by_the_last_to_leave_even_one_cancelled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.redb")).unwrap());
+        let auth = Authenticator::new(store, AuthConfig::default());
+        let key = auth.cache_key("cam", "pw");
+        let first = Turn::take(&auth, key);
+        let second = Turn::take(&auth, key);
+        drop(first);
+        assert_eq!(auth.lock_checking().len(), 1, "the second still waits");
+        drop(second);
+        assert!(auth.lock_checking().is_empty());
+        // A session that goes while its login waits for argon2.
+        let login = auth.login("ghost", "pw", "10.0.0.1".parse().unwrap(), false);
+        let mut login = Box::pin(login);
+        // Polled until it waits on its check (the look-up of the name comes first).
+        for _ in 0..500 {
+            assert!(smol::block_on(smol::future::poll_once(&mut login)).is_none());
+            if !auth.lock_checking().is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(auth.lock_checking().len(), 1);
+        drop(login);
+        assert!(auth.lock_checking().is_empty());
+    }
 
     #[test]
     fn login_names() {
