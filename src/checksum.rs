@@ -1,5 +1,5 @@
 //! The checksum of a spool body, taken while it is received and checked again, over the
-//! bytes actually sent, before a destination may keep it (DESIGN §9).
+//! bytes actually sent, before a destination may keep it (docs/ARCHITECTURE.md, "At the destination").
 //!
 //! New bodies get a CRC32C: one instruction per 8 bytes on x86-64 (SSE4.2) and ARMv8
 //! (`crc`), so it costs almost nothing on the receive path, and S3 verifies it

@@ -1,4 +1,4 @@
-//! The Pipe namespace operations every protocol calls (DESIGN §10a). FTP and SFTP
+//! The Pipe namespace operations every protocol calls. FTP and SFTP
 //! handlers translate a request into one of these and its result into a reply; the rules
 //! (overwrite policies, `--create-dirs`, what a resumed upload continues, what a change
 //! queues for the destination) live in [`crate::store::namespace`] and are reached only
@@ -6,7 +6,7 @@
 //!
 //! Each operation runs its store work off the executor, wakes the forwarder after a
 //! change, frees the spool bodies a change cancels, and writes the one log line per
-//! change or transfer that DESIGN §6 asks for.
+//! change or transfer.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -167,7 +167,7 @@ impl PipeOps<'_> {
         }
     }
 
-    /// The one log line per transfer (DESIGN §6); `proto` is `ftp` or `sftp`.
+    /// The one log line per transfer; `proto` is `ftp` or `sftp`.
     pub fn log_upload(&self, proto: &str, path: &VPath, received: u64, secs: f64, result: &str) {
         log::info!(
             "upload proto={proto} sender={} pipe={} path={path} bytes={received} seconds={secs:.3} rate={:.1}MB/s result={result}",

@@ -1,5 +1,5 @@
 //! Catalog and outbox against a real store: namespace rules, overwrite policies, and
-//! the coalescing rules of DESIGN §3.
+//! the coalescing rules (docs/ARCHITECTURE.md).
 
 use ftpgate::store::catalog::{Delivery, Kind, Upload};
 use ftpgate::store::namespace::Overwrite;

@@ -1,4 +1,4 @@
-//! The FTP surface (DESIGN §7) against a running server: the reply every command gets,
+//! The FTP surface against a running server: the reply every command gets,
 //! raw bytes and an FTP client crate, and hostile input.
 
 mod common;

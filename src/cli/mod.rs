@@ -1,4 +1,4 @@
-//! The command line (DESIGN §6): argh definitions, one file per command group, and the
+//! The command line: argh definitions, one file per command group, and the
 //! translation of outcomes into exit codes: 0 ok, 1 runtime failure, 2 usage error.
 //! Errors are one line on stderr that names the problem and the fix.
 

@@ -142,7 +142,7 @@ impl Session {
                         .map(|_| Flow::Continue),
                     Frame::Line(line) => match Command::parse(&line) {
                         // Boxed: a command's future lives only while it runs, and an
-                        // idle session's task stays small (DESIGN §10).
+                        // idle session's task stays small (docs/ARCHITECTURE.md, Bounds).
                         Ok(cmd) => Box::pin(self.dispatch(cmd)).await,
                         Err(e) => self
                             .reply(Reply::new(e.code(), format!("{e}.")))

@@ -1,4 +1,4 @@
-//! The SFTP source (DESIGN §10a): SSH on one port with the `sftp` subsystem only, into
+//! The SFTP source: SSH on one port with the `sftp` subsystem only, into
 //! the same Senders, Pipes and durable spool as FTP.
 //!
 //! * [`proto`]: the pure SFTP version 3 layer (framer, decoder, replies), fuzzed.

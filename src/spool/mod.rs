@@ -1,4 +1,4 @@
-//! The spool (DESIGN §3–§5): upload bodies on disk, one file per upload, named by a random
+//! The spool: upload bodies on disk, one file per upload, named by a random
 //! id and never by the client's name.
 //!
 //! A body's life, and who owns it at each step:

@@ -1,4 +1,4 @@
-//! The gateway's durable state in one redb database (DESIGN §5): Senders, Pipes, Grants,
+//! The gateway's durable state in one redb database: Senders, Pipes, Grants,
 //! each Pipe's namespace and outbox, partial uploads. Tables are defined in [`schema`];
 //! records live in [`senders`], [`pipes`], [`namespace`] and [`partials`].
 //!

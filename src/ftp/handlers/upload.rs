@@ -1,4 +1,4 @@
-//! STOR, APPE, STOU: the durable upload (DESIGN §3–§4).
+//! STOR, APPE, STOU: the durable upload (docs/ARCHITECTURE.md, "An upload, from socket to destination").
 //!
 //! The core has resolved the path, the overwrite policy and how the upload resumes;
 //! refusals from the store and the spool still come before any data is accepted. The body

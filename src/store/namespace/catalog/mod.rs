@@ -2,7 +2,7 @@
 //! delivery state), changed together with the outbox in one transaction, so what a
 //! listing shows and what the forwarder will do never disagree.
 //!
-//! Coalescing (DESIGN §3) happens here: a `DELE` of an undelivered file cancels its put,
+//! Coalescing happens here: a `DELE` of an undelivered file cancels its put,
 //! a rename of one queues its put again under the new name, a replacing `STOR` swaps its
 //! body. Only a put that is the last op on its key and is not being delivered right now
 //! is ever rewritten (see [`super`]); everything else is queued in order.

@@ -435,7 +435,8 @@ fn up(b: &str) -> Upload {
 
 #[test]
 fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
-    // The camera's replace-a-snapshot sequence from issue 9, step by step.
+    // A camera's replace-a-snapshot sequence (upload under a temporary name, rename over
+    // the snapshot) during an outage, step by step.
     let mut w = World::new(1);
     let s = &w.store;
     s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b1"), 0))
