@@ -12,6 +12,10 @@
 //! * `fill`: `STATE_FILL=DB,PIPE,DIR,N` adds N delivered files to DIR of PIPE in the
 //!   state file DB (for `scripts/bench-state`'s listing over FTP).
 //!
+//! * `compact`: `STATE_COMPACT=DB` compacts the state file DB (no daemon running), as
+//!   start-up does when more than half of it is free, and prints its sizes (to tell a
+//!   drained file's layout from its contents, see `docs/BENCHMARKS.md`).
+//!
 //! Run: `cargo bench --bench state` (all but fill), or `STATE_BENCH=sizes,list` for some.
 //! `BENCH_DIR` holds the databases (default /var/tmp: a real disk).
 
@@ -39,6 +43,9 @@ fn main() {
     }
     if let Ok(spec) = std::env::var("STATE_WALK") {
         return walk(&spec);
+    }
+    if let Ok(db) = std::env::var("STATE_COMPACT") {
+        return compact(&db);
     }
     let which = std::env::var("STATE_BENCH").unwrap_or_else(|_| "sizes,queued,list".into());
     let base = std::env::var("BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
@@ -364,4 +371,30 @@ fn walk(spec: &str) {
         }
     }
     println!("listed {n}: {}", rss());
+}
+
+/// `STATE_COMPACT=DB`: compacts DB whatever its free share, printing the sizes.
+fn compact(db: &str) {
+    let path = std::path::Path::new(db);
+    let mut store = redb::Database::create(path).unwrap();
+    let used = |d: &redb::Database| {
+        let txn = d.begin_write().unwrap();
+        let s = txn.stats().unwrap();
+        let b = s.allocated_pages() * s.page_size() as u64;
+        txn.abort().unwrap();
+        b
+    };
+    let mib = |b: u64| b as f64 / 1048576.0;
+    let size = || std::fs::metadata(path).unwrap().len();
+    println!(
+        "before: file {:.1} MiB, pages in use {:.1} MiB",
+        mib(size()),
+        mib(used(&store))
+    );
+    store.compact().unwrap();
+    println!(
+        "after:  file {:.1} MiB, pages in use {:.1} MiB",
+        mib(size()),
+        mib(used(&store))
+    );
 }
