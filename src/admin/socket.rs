@@ -35,6 +35,12 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Runs `req` through the daemon if one answers on the control socket, else directly.
 pub fn dispatch(state: &StateDir, req: Request) -> Result<Response, Error> {
+    state.create().map_err(|e| {
+        Error::runtime(format!(
+            "cannot create state directory {}: {e}",
+            state.root().display()
+        ))
+    })?;
     let deadline = Instant::now() + PATIENCE;
     loop {
         match UnixStream::connect(state.control_socket()) {
@@ -51,12 +57,6 @@ pub fn dispatch(state: &StateDir, req: Request) -> Result<Response, Error> {
                 )));
             }
         }
-        state.create().map_err(|e| {
-            Error::runtime(format!(
-                "cannot create state directory {}: {e}",
-                state.root().display()
-            ))
-        })?;
         match Store::open(&state.database()) {
             Ok(store) => return run_here(state, &store, req),
             Err(store::Error::InUse(_)) if Instant::now() < deadline => {

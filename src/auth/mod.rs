@@ -153,6 +153,9 @@ struct Lookup {
     pipe: Option<Pipe>,
 }
 
+/// The checks running, by cache key (see [`Turn`]).
+type Checking = HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>;
+
 /// A login's place among those checking the same credentials. Its lock is cloned from
 /// and dropped into [`Authenticator::checking`] under that map's lock, so the last one to
 /// leave (done, or its session gone mid-wait) removes the entry: the map holds only the
@@ -193,7 +196,7 @@ pub struct Authenticator {
     cache: Mutex<HashMap<[u8; 32], Cached>>,
     /// Verifications running, by cache key: a login whose credentials are being checked
     /// already waits for that check (and its cache entry) instead of running its own.
-    checking: Mutex<HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>>,
+    checking: Mutex<Checking>,
     argon2_runs: AtomicU64,
 }
 
@@ -282,9 +285,7 @@ impl Authenticator {
         }
     }
 
-    fn lock_checking(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Arc<smol::lock::Mutex<()>>>> {
+    fn lock_checking(&self) -> std::sync::MutexGuard<'_, Checking> {
         self.checking.lock().unwrap_or_else(|e| e.into_inner())
     }
 

@@ -20,13 +20,16 @@ impl Forwarder {
                     Outcome::Done
                 }
                 Err(e) if e.is_transient() => {
-                    let mut failures = 0;
+                    let (mut failures, mut wait, mut due_ms) = (0, Duration::ZERO, now);
                     self.update(&op.pipe, |h| {
                         h.failures = h.failures.saturating_add(1);
                         failures = h.failures;
+                        wait = backoff::delay(op.attempts.max(failures), backoff::jitter());
+                        due_ms = now + wait.as_millis() as u64;
+                        h.offline_until_ms = Some(due_ms);
+                        h.last_error = Some(e.message.clone());
+                        h.failed_ops += 1;
                     });
-                    let wait = backoff::delay(op.attempts.max(failures), backoff::jitter());
-                    let due_ms = now + wait.as_millis() as u64;
                     // Said once when the Pipe goes offline; its probes after that are
                     // in `status` (and at debug level), not a warning a second.
                     let level = match failures {
@@ -42,11 +45,6 @@ impl Forwarder {
                         e.message,
                         wait.as_secs_f64()
                     );
-                    self.update(&op.pipe, |h| {
-                        h.offline_until_ms = Some(due_ms);
-                        h.last_error = Some(e.message.clone());
-                        h.failed_ops += 1;
-                    });
                     Outcome::Retry {
                         due_ms,
                         error: e.message,

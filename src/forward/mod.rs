@@ -1,4 +1,5 @@
-//! The forwarder: delivers the outbox to each Pipe's destination (docs/ARCHITECTURE.md, "At the destination").
+//! The forwarder: delivers the outbox to each Pipe's destination (docs/ARCHITECTURE.md,
+//! "At the destination").
 //!
 //! One loop works in rounds. A round is one write transaction that records the outcome
 //! of every delivery that ended since the last round (a group commit: many settled ops,

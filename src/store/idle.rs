@@ -91,9 +91,7 @@ impl Store {
             }
         }
     }
-}
 
-impl Store {
     /// Makes the non-durable commits durable with an empty durable commit; `Ok(true)` if
     /// there were any.
     fn sync_volatile(&self, open: &redb::Database) -> Result<bool> {
