@@ -258,6 +258,15 @@ impl Forwarder {
             .collect()
     }
 
+    /// Idle destinations let their connections go (see `s3::http`): a drained backlog
+    /// leaves no buffers behind.
+    fn rest_idle_sinks(&self) {
+        let sinks = self.sinks.lock().unwrap_or_else(|e| e.into_inner());
+        for (_, s) in sinks.values() {
+            s.rest(s3::http::REST_AFTER);
+        }
+    }
+
     fn journal(&self, pipe: &str) -> Option<Arc<journal::Journal>> {
         let dir = self.config.multipart_dir.as_ref()?;
         let mut journals = self.journals.lock().unwrap_or_else(|e| e.into_inner());
@@ -381,7 +390,11 @@ impl Forwarder {
         smol::spawn(async move {
             loop {
                 let m = me.clone();
-                if let Err(e) = smol::unblock(move || m.sweep()).await {
+                let swept = smol::unblock(move || {
+                    m.rest_idle_sinks();
+                    m.sweep()
+                });
+                if let Err(e) = swept.await {
                     log::warn!("cleaning up after interrupted deliveries: {e}");
                 }
                 smol::Timer::after(SWEEP_EVERY).await;

@@ -99,6 +99,9 @@ pub trait Sink: Send + Sync {
     fn sweep(&self) -> Result<usize, SinkError> {
         Ok(0)
     }
+    /// Lets go of what the destination keeps while idle (kept-alive connections and their
+    /// buffers) once nothing was sent for `quiet`; the next operation makes it again.
+    fn rest(&self, _quiet: std::time::Duration) {}
     /// How far the destination's clock is from ours (seconds, positive: ahead), when it
     /// matters and is known (S3 signatures; see `s3::http`).
     fn clock_skew_secs(&self) -> Option<i64> {

@@ -9,8 +9,15 @@
 //! (`RequestTimeTooSkewed`). As the AWS SDKs do, the client then learns the offset from
 //! the answer's `Date` (or its `ServerTime`), signs with the corrected time and tries
 //! once more; the offset stays for the next requests and `status` shows it.
+//!
+//! **An idle Pipe keeps no connection.** Each kept-alive connection holds its read and
+//! write buffers (256 KiB) and its TLS state, and ureq purges idle ones only when the
+//! pool is next used: after a drain, a Pipe kept about 3 MiB for good
+//! (docs/BENCHMARKS.md). [`Client::rest`] lets the whole pool go once nothing was sent
+//! for [`REST_AFTER`]; the next request opens a connection again.
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use s3::Region;
@@ -39,7 +46,9 @@ pub struct Route {
 }
 
 pub struct Client {
-    agent: ureq::Agent,
+    /// The kept-alive connections, made again from `config` after a rest.
+    pool: Mutex<Pool>,
+    config: ureq::config::Config,
     /// The bucket's URL, e.g. `https://s3.example.com/bucket` (path style).
     base: String,
     region: Region,
@@ -48,8 +57,19 @@ pub struct Client {
     /// "via proxy http://host:port", for error messages (never with credentials).
     via: String,
     /// The endpoint's clock minus ours, in seconds, learned from a skew refusal.
-    skew_secs: std::sync::Mutex<i64>,
+    skew_secs: Mutex<i64>,
 }
+
+/// The agent (its pool of connections) while the Pipe is sending, and when it last did.
+struct Pool {
+    agent: Option<ureq::Agent>,
+    used: Instant,
+}
+
+/// How long a Pipe's connections outlive its last request: ureq's own limit for reusing
+/// an idle connection (`max_idle_age`, 15 s), past which they would only be closed on
+/// the next request anyway, and below the 20 s after which S3 closes them itself.
+pub const REST_AFTER: Duration = Duration::from_secs(15);
 
 /// Longest S3 answer body read (error documents and small XML answers).
 const MAX_ANSWER: u64 = 1 << 20;
@@ -65,7 +85,8 @@ impl Client {
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(Duration::from_secs(300)))
-            .max_idle_connections_per_host(crate::store::pipes::MAX_PARALLEL as usize);
+            .max_idle_connections_per_host(crate::store::pipes::MAX_PARALLEL as usize)
+            .max_idle_age(REST_AFTER);
         if let Some(pem) = &route.ca_pem {
             let certs = parse_cas(pem)?;
             config = config.tls_config(
@@ -87,14 +108,36 @@ impl Client {
         };
         config = config.proxy(proxy);
         Ok(Client {
-            agent: config.build().into(),
+            pool: Mutex::new(Pool {
+                agent: None,
+                used: Instant::now(),
+            }),
+            config: config.build(),
             base: bucket.url(),
             region: bucket.region(),
             access_key: access_key.to_string(),
             secret_key: secret_key.clone(),
             via,
-            skew_secs: std::sync::Mutex::new(0),
+            skew_secs: Mutex::new(0),
         })
+    }
+
+    /// The agent to send with (made again after a rest); the Pipe counts as sending now.
+    fn agent(&self) -> ureq::Agent {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        pool.used = Instant::now();
+        pool.agent
+            .get_or_insert_with(|| ureq::Agent::new_with_config(self.config.clone()))
+            .clone()
+    }
+
+    /// Lets the kept-alive connections go, with their buffers, if nothing was sent for
+    /// `quiet`. A request still running keeps its own connection until it ends.
+    pub fn rest(&self, quiet: Duration) {
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.agent.is_some() && pool.used.elapsed() >= quiet {
+            pool.agent = None;
+        }
     }
 
     /// How far the endpoint's clock is from ours (seconds, positive: it is ahead), once a
@@ -155,7 +198,11 @@ impl Client {
             let e = S3Error::HttpFailWithBody(0, format!("building the request: {e}"));
             (e, None)
         })?;
-        let mut resp = self.agent.run(req).map_err(|e| {
+        let agent = self.agent();
+        let sent = agent.run(req);
+        // A long request (a part, a copy) counts until its answer, not from its start.
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).used = Instant::now();
+        let mut resp = sent.map_err(|e| {
             let text = format!("{}{}", transport_text(&e), self.via);
             (S3Error::Io(std::io::Error::other(text)), None)
         })?;
@@ -380,5 +427,53 @@ mod tests {
     #[test]
     fn a_ca_file_without_certificates_is_refused() {
         assert!(parse_cas("hello").unwrap_err().contains("no certificate"));
+    }
+
+    /// This process's TCP connections to `port` that are open (ESTABLISHED), from
+    /// `/proc/net/tcp`: the server's side of each has `port` as its local port instead.
+    fn open_to(port: u16) -> usize {
+        let table = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
+        let remote = format!(":{port:04X}");
+        table
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() > 3 && f[2].ends_with(&remote) && f[3] == "01"
+            })
+            .count()
+    }
+
+    #[test]
+    fn an_idle_client_lets_its_connections_go_and_opens_one_again_when_asked() {
+        let server = super::super::test_server::s3();
+        let sink = server.sink();
+        let list = || {
+            let q = [("list-type", "2"), ("max-keys", "1")];
+            sink.client.send("GET", "", &q, HeaderMap::new(), &[])
+        };
+        // Four requests at once: up to four connections, kept alive afterwards.
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| list().unwrap());
+            }
+        });
+        let kept = open_to(server.port);
+        assert!(kept >= 1, "no connection kept alive");
+
+        // Not idle for long enough yet: kept.
+        sink.client.rest(Duration::from_secs(60));
+        assert_eq!(open_to(server.port), kept);
+        // Idle long enough: every connection goes, with its buffers.
+        sink.client.rest(Duration::ZERO);
+        assert_eq!(
+            open_to(server.port),
+            0,
+            "connections still open after a rest"
+        );
+
+        // The next request opens one again.
+        list().unwrap();
+        assert_eq!(open_to(server.port), 1);
     }
 }

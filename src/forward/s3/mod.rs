@@ -477,6 +477,10 @@ impl Sink for S3Sink {
         Ok(aborted)
     }
 
+    fn rest(&self, quiet: std::time::Duration) {
+        self.client.rest(quiet);
+    }
+
     fn clock_skew_secs(&self) -> Option<i64> {
         Some(self.client.skew_secs()).filter(|s| *s != 0)
     }

@@ -9,7 +9,7 @@ use crate::forward::sink::Meta;
 /// cache), killed on drop.
 pub(super) struct S3 {
     child: std::process::Child,
-    port: u16,
+    pub(super) port: u16,
     pub(super) root: tempfile::TempDir,
 }
 
