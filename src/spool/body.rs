@@ -39,6 +39,9 @@ pub struct Body {
     /// Free space promised for its first bytes, taken while it was opened (off the
     /// executor); [`super::receive`] asks again if there was none.
     pub(super) first_grant: Option<super::reserve::Grant>,
+    /// When its `tmp/` name was made (see [`super::durable_names`]); `None` for a body
+    /// that continues a partial.
+    pub(super) named: Option<super::durable_names::Ticket>,
 }
 
 /// How a transfer ended.
@@ -244,6 +247,7 @@ impl Spool {
                     settled: false,
                     continues: Some((pipe, path)),
                     first_grant: spool.grant(FIRST_GRANT).ok(),
+                    named: None,
                 });
             }
             let existing = r.entry(&pipe, &path)?.filter(|e| e.kind == Kind::File);
@@ -294,6 +298,7 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         Some(spare) => spare,
         None => spool.disk.create(&path)?,
     };
+    let named = Some(spool.names.made());
     spool.claim(&id)?;
     Ok(Body {
         spool: spool.clone(),
@@ -306,5 +311,6 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         settled: false,
         continues: None,
         first_grant: spool.grant(FIRST_GRANT).ok(),
+        named,
     })
 }

@@ -1,8 +1,9 @@
 //! Group commit: one thread publishes acknowledged bodies in batches.
 //!
 //! Each upload fsyncs its own body (in parallel, off the executor), then hands it here.
-//! The thread takes every job waiting, fsyncs `tmp/` once (the bodies' names are then
-//! durable), and records all of them in one redb transaction (one durable commit); only
+//! The thread takes every job waiting, makes sure the bodies' `tmp/` names are durable
+//! (usually done already while they were received, see [`super::durable_names`]; else
+//! one fsync of `tmp/` for the batch), and records all of them in one redb transaction (one durable commit); only
 //! then are the bodies moved into `ready/` (`ready.rs`). Under load 32 sessions pay for a
 //! handful of commits instead of 32. A crash after the commit and before a move leaves a
 //! body in `tmp/` that the outbox names: start-up recovery finishes the move.
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use smol::channel::{Receiver, Sender, bounded, unbounded};
 
+use super::durable_names::{DurableNames, Ticket};
 use super::{Body, Disk, Error, Spool};
 use crate::checksum::Checksum;
 use crate::store::Store;
@@ -37,6 +39,8 @@ pub struct Publish {
 pub(super) struct Job {
     pub(super) publish: Publish,
     pub(super) upload: Upload,
+    /// When the body's `tmp/` name was made (`None`: not known to be durable).
+    pub(super) named: Option<Ticket>,
     pub(super) reply: Sender<Result<Published, Error>>,
 }
 
@@ -50,6 +54,7 @@ impl Committer {
         tmp: PathBuf,
         ready: PathBuf,
         store: Arc<Store>,
+        names: Arc<DurableNames>,
     ) -> std::io::Result<Committer> {
         let (jobs, rx) = unbounded();
         let (moves, moving) = unbounded();
@@ -59,7 +64,7 @@ impl Committer {
             .spawn(move || finish_moves(moving, &*d, &t, &r))?;
         std::thread::Builder::new()
             .name("ftpgate-commit".into())
-            .spawn(move || run(rx, moves, &*disk, &tmp, &ready, &store))?;
+            .spawn(move || run(rx, moves, &*disk, &tmp, &ready, &store, &names))?;
         Ok(Committer { jobs })
     }
 }
@@ -71,6 +76,7 @@ fn run(
     tmp: &Path,
     ready: &Path,
     store: &Store,
+    names: &DurableNames,
 ) {
     while let Ok(first) = rx.recv_blocking() {
         let mut batch = vec![first];
@@ -80,7 +86,7 @@ fn run(
                 Err(_) => break,
             }
         }
-        if let Some(linked) = commit_batch(batch, disk, tmp, ready, store) {
+        if let Some(linked) = commit_batch(batch, disk, tmp, ready, store, names) {
             // The other half of the moves, on its own thread: the next batch's commit
             // need not wait for this one's directory fsyncs.
             if let Err(e) = moves.send_blocking(linked) {
@@ -124,8 +130,10 @@ pub(super) fn commit_batch(
     tmp: &Path,
     ready: &Path,
     store: &Store,
+    names: &DurableNames,
 ) -> Option<super::ready::Linked> {
-    if let Err(e) = disk.sync_dir(tmp) {
+    let tickets: Vec<Option<Ticket>> = batch.iter().map(|j| j.named).collect();
+    if let Err(e) = names.ensure(&tickets) {
         for j in batch {
             let _ = j.reply.try_send(Err(Error::Disk(std::io::Error::new(
                 e.kind(),
@@ -226,6 +234,7 @@ impl Spool {
             .send(Job {
                 publish,
                 upload: upload.clone(),
+                named: body.named,
                 reply,
             })
             .await

@@ -34,6 +34,7 @@
 mod body;
 mod commit;
 pub mod disk;
+mod durable_names;
 mod offset;
 pub mod partials;
 mod ready;
@@ -148,6 +149,8 @@ pub struct Spool {
     /// When an upload last started or was committed (ms since the epoch).
     last_upload_ms: AtomicU64,
     committer: commit::Committer,
+    /// Makes new `tmp/` names durable while their bodies arrive.
+    names: Arc<durable_names::DurableNames>,
     /// The filesystem under `tmp/` and `ready/` (a fault-injecting one in tests).
     disk: Arc<dyn Disk>,
     /// Space kept for the database on the day the disk fills.
@@ -182,8 +185,17 @@ impl Spool {
         std::fs::create_dir_all(&ready)?;
         let used = recover::recover(&*disk, &tmp, &ready, &store)?;
         let spares = spares::Spares::open(&*disk, state.spool_spare(), spares::LISTED)?;
-        let committer =
-            commit::Committer::start(disk.clone(), tmp.clone(), ready.clone(), store.clone())?;
+        let names = Arc::new(durable_names::DurableNames::start(
+            disk.clone(),
+            tmp.clone(),
+        )?);
+        let committer = commit::Committer::start(
+            disk.clone(),
+            tmp.clone(),
+            ready.clone(),
+            store.clone(),
+            names.clone(),
+        )?;
         let reserve = reserve::Reserve::new(state.spool_reserve());
         Ok(Arc::new(Spool {
             disk,
@@ -201,6 +213,7 @@ impl Spool {
             collected: Mutex::default(),
             last_upload_ms: AtomicU64::new(0),
             committer,
+            names,
         }))
     }
 

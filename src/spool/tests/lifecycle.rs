@@ -65,11 +65,14 @@ fn a_storage_error_in_the_middle_of_a_group_commit_records_none_of_the_batch() {
                     mtime: 0,
                     sender: "cam".into(),
                 },
+                named: None,
                 reply,
             }
         })
         .collect();
-    assert!(commit_batch(batch, &*w.disk, &tmp, &ready, &w.store).is_none());
+    let names =
+        crate::spool::durable_names::DurableNames::start(w.disk.clone(), tmp.clone()).unwrap();
+    assert!(commit_batch(batch, &*w.disk, &tmp, &ready, &w.store, &names).is_none());
     for a in answers {
         let r = a.try_recv().expect("every upload gets an answer");
         assert!(matches!(r, Err(Error::Commit(_))), "{r:?}");

@@ -147,3 +147,59 @@ fn a_file_system_without_hard_links_still_moves_bodies_into_ready() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// The directory fsyncs of `tmp/` the disk has seen since log entry `from`.
+fn tmp_syncs(w: &World, from: usize) -> usize {
+    let tmp = NameOp::SyncDir(w.state.spool_tmp());
+    w.disk.names.lock().unwrap()[from..]
+        .iter()
+        .filter(|op| **op == tmp)
+        .count()
+}
+
+/// A device sending one file after another waits for every sync before its `226`: a
+/// new body's `tmp/` name is made durable while its bytes arrive, so the commit adds no
+/// directory fsync of its own (see `spool::durable_names`).
+#[test]
+fn a_new_body_name_is_made_durable_while_it_arrives_and_the_commit_adds_no_fsync() {
+    let w = World::new();
+    let from = w.disk.names.lock().unwrap().len();
+    let body = smol::block_on(w.spool.start()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tmp_syncs(&w, from) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "tmp/ was not fsynced after the body's name was made"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    w.finish(body, "/a", &bytes(50_000)).unwrap();
+    assert_eq!(tmp_syncs(&w, from), 1, "the commit fsynced tmp/ again");
+    assert_eq!(w.recorded("/a"), Some(50_000));
+}
+
+/// Whatever the early fsync did (failed here, or not yet run), the body's `tmp/` name
+/// is durable before the commit records it and links it into `ready/`.
+#[test]
+fn a_name_whose_early_fsync_failed_is_made_durable_by_the_commit() {
+    let w = World::new();
+    let from = w.disk.names.lock().unwrap().len();
+    w.disk.fail_sync_dir.store(true, Ordering::SeqCst);
+    let body = smol::block_on(w.spool.start()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    w.disk.fail_sync_dir.store(false, Ordering::SeqCst);
+    w.finish(body, "/a", &bytes(50_000)).unwrap();
+    let log = w.disk.names.lock().unwrap()[from..].to_vec();
+    let tmp = w.state.spool_tmp();
+    let linked = log
+        .iter()
+        .position(
+            |op| matches!(op, NameOp::Link(f, _) | NameOp::Rename(f, _) if f.starts_with(&tmp)),
+        )
+        .unwrap_or_else(|| panic!("the body was never linked into ready/: {log:?}"));
+    assert!(
+        log[..linked].contains(&NameOp::SyncDir(tmp.clone())),
+        "the body was recorded before its tmp/ name was durable: {log:?}"
+    );
+    assert_eq!(w.recorded("/a"), Some(50_000));
+}
