@@ -298,7 +298,10 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         Some(spare) => spare,
         None => spool.disk.create(&path)?,
     };
-    let named = Some(spool.names.made());
+    // Alone: nobody else is sending a body now, so no group commit will share the
+    // directory fsync (see `durable_names`).
+    let alone = spool.receiving() == 0;
+    let named = Some(spool.names.made(alone));
     spool.claim(&id)?;
     Ok(Body {
         spool: spool.clone(),

@@ -7,14 +7,19 @@
 //! Now the name is made durable as soon as it exists: [`DurableNames::made`] wakes a
 //! thread that fsyncs `tmp/`, while the client is told `150` and sends its data. By the
 //! time the body itself is fsynced, its name usually is, and the commit skips the
-//! directory fsync; when it is not yet, the commit does it as before.
+//! directory fsync; when it is not yet, the commit waits for that fsync or makes one.
+//!
+//! Only for an upload that arrives alone. With uploads arriving together the group
+//! commit already shares one directory fsync among a batch, and early fsyncs on top
+//! (one per burst of new names) cost 13 % of the rate of 32 sessions
+//! (`scripts/profile-small`, docs/BENCHMARKS.md), for a wait nobody had.
 //!
 //! Every fsync of the directory covers every name made before it started. Names are
 //! counted ([`Ticket`]s): an fsync that starts after name `n` was made covers tickets up
 //! to `n`, so one fsync serves every upload that started meanwhile.
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use smol::channel::{Receiver, Sender, bounded};
 
@@ -30,6 +35,9 @@ struct Counts {
     made: u64,
     /// Every name up to this one is durable.
     durable: u64,
+    /// fsyncs running now, and the newest name the newest of them covers.
+    running: usize,
+    running_covers: u64,
 }
 
 /// What the spool and the fsync thread share.
@@ -37,20 +45,42 @@ struct Dir {
     path: PathBuf,
     disk: Arc<dyn Disk>,
     counts: Mutex<Counts>,
+    /// Signalled when an fsync ends.
+    ended: Condvar,
 }
 
 impl Dir {
-    fn counts(&self) -> std::sync::MutexGuard<'_, Counts> {
+    fn counts(&self) -> MutexGuard<'_, Counts> {
         self.counts.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// One fsync of the directory: covers every name made before it starts.
-    fn sync(&self) -> std::io::Result<()> {
-        let covers = self.counts().made;
-        self.disk.sync_dir(&self.path)?;
+    /// Makes every name up to `needed` durable: done already, or by an fsync running now
+    /// that covers it (waited for, so concurrent uploads share one), or by one started
+    /// here, which covers every name made so far.
+    fn make_durable(&self, needed: u64) -> std::io::Result<()> {
         let mut c = self.counts();
-        c.durable = c.durable.max(covers);
-        Ok(())
+        while c.durable < needed && c.running > 0 && c.running_covers >= needed {
+            c = self.ended.wait(c).unwrap_or_else(|e| e.into_inner());
+        }
+        if c.durable >= needed {
+            return Ok(());
+        }
+        let covers = c.made;
+        c.running += 1;
+        c.running_covers = c.running_covers.max(covers);
+        drop(c);
+        let synced = self.disk.sync_dir(&self.path);
+        let mut c = self.counts();
+        c.running -= 1;
+        if c.running == 0 {
+            c.running_covers = 0;
+        }
+        if synced.is_ok() {
+            c.durable = c.durable.max(covers);
+        }
+        drop(c);
+        self.ended.notify_all();
+        synced
     }
 }
 
@@ -69,6 +99,7 @@ impl DurableNames {
             path,
             disk,
             counts: Mutex::default(),
+            ended: Condvar::new(),
         });
         let d = dir.clone();
         std::thread::Builder::new()
@@ -77,33 +108,44 @@ impl DurableNames {
         Ok(DurableNames { dir, kick })
     }
 
-    /// A name was just made in `tmp/` (a body created, or a spare renamed there): starts
-    /// an fsync of the directory unless one is about to start.
-    pub(super) fn made(&self) -> Ticket {
+    /// A name was just made in `tmp/` (a body created, or a spare renamed there). `early`:
+    /// start an fsync of the directory now (unless one is about to start) instead of
+    /// leaving it to the commit.
+    pub(super) fn made(&self, early: bool) -> Ticket {
         let ticket = {
             let mut c = self.dir.counts();
             c.made += 1;
             Ticket(c.made)
         };
-        let _ = self.kick.try_send(());
+        if early {
+            let _ = self.kick.try_send(());
+        }
         ticket
     }
 
-    /// Makes the names of a batch durable (`None`: a name this module was not told of):
-    /// nothing to do if the fsyncs since have covered them all, else one fsync now
-    /// (blocking).
+    /// Makes the names of a batch durable: nothing to do if the fsyncs since have covered
+    /// them all, else it waits for the one running or makes one now (blocking). A name
+    /// this module was not told of (`None`: a body continuing a partial) always gets an
+    /// fsync of its own.
     pub(super) fn ensure(&self, tickets: &[Option<Ticket>]) -> std::io::Result<()> {
-        let durable = self.dir.counts().durable;
-        if tickets.iter().all(|t| t.is_some_and(|t| t.0 <= durable)) {
-            return Ok(());
+        match tickets
+            .iter()
+            .map(|t| t.map(|t| t.0))
+            .collect::<Option<Vec<_>>>()
+        {
+            Some(known) => self.dir.make_durable(known.into_iter().max().unwrap_or(0)),
+            None => {
+                let after_all = self.dir.counts().made + 1;
+                self.dir.make_durable(after_all)
+            }
         }
-        self.dir.sync()
     }
 }
 
 fn run(dir: &Dir, kicked: Receiver<()>) {
     while kicked.recv_blocking().is_ok() {
-        if let Err(e) = dir.sync() {
+        let made = dir.counts().made;
+        if let Err(e) = dir.make_durable(made) {
             // The commit then fsyncs the directory itself, and reports what fails.
             log::debug!("spool: fsyncing {}: {e}", dir.path.display());
         }

@@ -333,6 +333,11 @@ impl Spool {
             });
     }
 
+    /// How many bodies sessions are writing now.
+    fn receiving(&self) -> usize {
+        self.busy.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     fn claim(&self, id: &str) -> Result<(), Error> {
         let mut busy = self.busy.lock().unwrap_or_else(|e| e.into_inner());
         if busy.insert(id.to_string()) {
