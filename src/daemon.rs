@@ -18,7 +18,7 @@ use crate::admin::socket::{Hooks, serve_client};
 use crate::admin::status::StatusView;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::forward::{self, Forwarder};
-use crate::ftp::server::{self, Server};
+use crate::gateway::server::{self, Server};
 use crate::spool::{self, Spool};
 use crate::state::StateDir;
 use crate::store::{self, Store};
@@ -36,9 +36,9 @@ pub enum Error {
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
     #[error("TLS: {0}")]
-    Tls(#[from] crate::ftp::tls::Error),
+    Tls(#[from] crate::gateway::tls::Error),
     #[error("SFTP: {0}")]
-    HostKey(#[from] crate::sftp::hostkey::Error),
+    HostKey(#[from] crate::gateway::hostkey::Error),
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
@@ -49,7 +49,9 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
 /// What `serve` was asked for.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub ftp: server::Config,
+    pub ftp: crate::ftp::Config,
+    /// What every session, FTP or SFTP, is held to.
+    pub sessions: server::Config,
     pub limits: spool::Limits,
     /// Where to serve Prometheus metrics, if anywhere.
     pub metrics: Option<std::net::SocketAddr>,
@@ -335,7 +337,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let sftp_addrs = addresses(sftp_listeners.iter().map(|l| l.local_addr()));
     let host_key = match sftp_listeners.is_empty() {
         true => None,
-        false => Some(crate::sftp::hostkey::load_or_create(
+        false => Some(crate::gateway::hostkey::load_or_create(
             state,
             opts.sftp_host_key.as_deref(),
         )?),
@@ -344,7 +346,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .map_err(io_err("cannot watch signals"))?;
     let tls = match opts.ftp.tls {
-        crate::ftp::tls::Policy::Off => None,
+        crate::gateway::tls::Policy::Off => None,
         _ => {
             let mut names = crate::cert::default_names(&[]);
             for l in &listeners {
@@ -355,16 +357,16 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
                 }
             }
             let (cert, key) = opts.cert.clone().unzip();
-            let t = crate::ftp::tls::Tls::load(
+            let t = crate::gateway::tls::Tls::load(
                 state,
-                crate::ftp::tls::Source::new(state, cert, key, names),
+                crate::gateway::tls::Source::new(state, cert, key, names),
             )?;
             log::info!("TLS certificate SHA-256 fingerprint {}", t.fingerprint());
             Some(Arc::new(t))
         }
     };
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
-    let grace = opts.ftp.shutdown_grace;
+    let grace = opts.sessions.shutdown_grace;
     forward::init();
     let forwarder = Forwarder::new(
         store.clone(),
@@ -374,8 +376,9 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             ..forward::Config::default()
         },
     );
+    let ftp = Arc::new(opts.ftp);
     let srv = Server::new(
-        opts.ftp,
+        opts.sessions,
         store.clone(),
         auth.clone(),
         spool.clone(),
@@ -435,7 +438,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     notify_systemd("READY=1");
     smol::block_on(async {
         for l in listeners {
-            smol::spawn(server::accept_loop(srv.clone(), l)).detach();
+            smol::spawn(crate::ftp::accept::accept_loop(srv.clone(), ftp.clone(), l)).detach();
         }
         let control_task = smol::spawn(control_loop(control, store.clone(), hooks));
         let forward_task = smol::spawn(forwarder.clone().run());

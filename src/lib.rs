@@ -33,6 +33,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod calendar;
 pub mod cert;
 pub mod checksum;
 pub mod cli;
@@ -42,6 +43,7 @@ pub mod duration;
 pub mod fleet;
 pub mod forward;
 pub mod ftp;
+pub mod gateway;
 pub mod metrics;
 pub mod names;
 pub mod net;

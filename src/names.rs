@@ -1,6 +1,14 @@
 //! Pure validation of the names a technician types: Sender names, Pipe ids and names
 //! (destinations are checked in [`crate::store::destination`]). Every error is a sentence that says what is wrong and what is allowed.
 
+/// Replaces control characters (CR, LF, NUL, ...) with `?`: for what a client typed,
+/// before it goes into a reply or a log line.
+pub fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// Characters used for generated ids and passwords: no `0/o`, `1/l/i`, easy to read aloud.
 pub const UNAMBIGUOUS: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
 

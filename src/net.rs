@@ -1,4 +1,5 @@
-//! CIDR networks for a Sender's allowed source addresses (pure).
+//! Network addresses (pure): CIDR networks for a Sender's allowed source addresses, and
+//! one form for an address a dual-stack listener reports two ways.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -16,15 +17,19 @@ pub struct Cidr {
     prefix: u8,
 }
 
+/// An address with IPv4-mapped IPv6 folded to IPv4, so both forms compare equal.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
 impl Cidr {
     /// True when `ip` lies in this network. IPv4-mapped IPv6 peers (`::ffff:a.b.c.d`)
     /// match IPv4 networks, as a dual-stack listener reports them that way.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
+        match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => mask_eq(&net.octets(), &ip.octets(), self.prefix),
             (IpAddr::V6(net), IpAddr::V6(ip)) => mask_eq(&net.octets(), &ip.octets(), self.prefix),
             _ => false,

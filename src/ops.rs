@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use crate::auth::Login;
 use crate::checksum::Checksum;
 use crate::clock::now_secs;
-use crate::ftp::server::Server;
+use crate::gateway::server::Server;
 use crate::spool::{self, Body, Publish};
 use crate::store::catalog::{Entry, Kind};
 use crate::store::namespace::Overwrite;

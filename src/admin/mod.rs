@@ -250,7 +250,7 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             let mut added = Vec::new();
             for line in &keys {
                 let k = SshKey::parse(line)?;
-                if crate::auth::keys::find(&s.ssh_keys, &k.key).is_none() {
+                if crate::auth::keys::find(&s.ssh_keys, k.blob()).is_none() {
                     s.ssh_keys.push(k.line());
                     added.push(k.fingerprint);
                 }

@@ -323,12 +323,13 @@ impl Authenticator {
         authorise(name, lookup, peer, tls)
     }
 
-    /// Resolves an SFTP login with a public key whose ownership SSH has verified. Over
+    /// Resolves an SFTP login with a public key (`offered`, its wire form) whose
+    /// ownership SSH has verified. Over
     /// SSH the connection is encrypted, so Senders that require TLS may use it.
     pub async fn login_key(
         &self,
         user: &str,
-        offered: &russh::keys::PublicKey,
+        offered: &[u8],
         peer: IpAddr,
     ) -> Result<Login, Refusal> {
         let name = LoginName::parse(user);

@@ -8,7 +8,8 @@ use argh::FromArgs;
 
 use super::{Ctx, Failure, Outcome};
 use crate::daemon::Options;
-use crate::ftp::server::Config;
+use crate::ftp::Config as FtpConfig;
+use crate::gateway::server::Config as SessionConfig;
 use crate::spool::Limits;
 
 /// run the gateway: FTP listeners, spool, and the control socket
@@ -59,8 +60,8 @@ pub struct ServeArgs {
     #[argh(option, default = "crate::store::catalog::expire::DEFAULT_CAP")]
     keep_delivered_max: u64,
     /// off|optional|required: explicit FTPS (AUTH TLS) policy (default optional)
-    #[argh(option, default = "crate::ftp::tls::Policy::Optional")]
-    tls: crate::ftp::tls::Policy,
+    #[argh(option, default = "crate::gateway::tls::Policy::Optional")]
+    tls: crate::gateway::tls::Policy,
     /// server certificate chain, PEM (with --key; default: STATE/tls/, generated on first start)
     #[argh(option)]
     cert: Option<std::path::PathBuf>,
@@ -122,7 +123,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             "--max-sessions, --max-unauthenticated, --max-sessions-per-ip, --idle-timeout and --login-timeout must be at least 1",
         ));
     }
-    let ftp = Config {
+    let ftp = FtpConfig {
         listen: if a.listen.is_empty() {
             vec![SocketAddr::from(([0, 0, 0, 0], 21))]
         } else {
@@ -131,14 +132,17 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
         passive_ports: a.passive_ports,
         passive_address: a.passive_address,
         active: a.active,
+        tls: a.tls,
+        tls_reuse: a.tls_reuse,
+        ..FtpConfig::default()
+    };
+    let sessions = SessionConfig {
         idle_timeout: Duration::from_secs(a.idle_timeout),
         login_timeout: Duration::from_secs(a.login_timeout),
         max_sessions: a.max_sessions,
         max_unauthenticated: a.max_unauthenticated,
         max_sessions_per_ip: a.max_sessions_per_ip,
-        tls: a.tls,
-        tls_reuse: a.tls_reuse,
-        ..Config::default()
+        ..SessionConfig::default()
     };
     let cert = a.cert.zip(a.key);
     let limits = Limits {
@@ -151,6 +155,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
         &ctx.state,
         Options {
             ftp,
+            sessions,
             limits,
             metrics: a.metrics,
             cert,
@@ -224,16 +229,20 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         sftp_addr.ip()
     );
     println!("Stop with Ctrl-C.");
-    let ftp = Config {
+    let ftp = FtpConfig {
         listen: vec![addr],
         passive_ports: 52000..=52999,
+        ..FtpConfig::default()
+    };
+    let sessions = SessionConfig {
         login_fail_delay: Duration::from_millis(500),
-        ..Config::default()
+        ..SessionConfig::default()
     };
     crate::daemon::run(
         &state,
         Options {
             ftp,
+            sessions,
             limits: Limits::default(),
             metrics: None,
             cert: None,

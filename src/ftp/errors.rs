@@ -6,6 +6,11 @@ use crate::spool;
 use crate::store;
 use crate::vfs::PathError;
 
+/// `421`: the gateway turns the connection or the login away; the session closes.
+pub fn refused(r: crate::gateway::Refused) -> Reply {
+    Reply::new(421, r.to_string())
+}
+
 pub fn path(e: &PathError) -> Reply {
     Reply::new(553, format!("Bad file name: {e}."))
 }

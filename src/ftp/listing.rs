@@ -1,28 +1,12 @@
 //! Directory listings (pure): `LIST` in `ls -l` form, `NLST` names, and RFC 3659 MLSx
 //! facts. Served from the catalog, so they work while the destination is offline.
 
-use crate::ftp::proto::time::{format_timeval, ls_date};
+use crate::calendar::format_timeval;
+use crate::gateway::listing::ls_line;
 use crate::store::catalog::{Entry, Kind};
 use crate::store::namespace::Overwrite;
 
-/// One `ls -l` line (without line ending). The bits say what the gateway allows: never
-/// reading a file (nothing is downloaded), writing it only where the Pipe's `policy`
-/// lets an upload replace or extend it; directories can be listed, entered and written.
-/// The owner is always `ftp`, and there is no one else.
-pub fn ls_line(name: &str, e: &Entry, now: u64, policy: Overwrite) -> String {
-    let (mode, links) = match (e.kind, policy) {
-        (Kind::Dir, _) => ("drwx------", 2),
-        (Kind::File, Overwrite::Refuse) => ("----------", 1),
-        (Kind::File, _) => ("--w-------", 1),
-    };
-    format!(
-        "{mode} {links:>3} ftp      ftp      {:>12} {} {name}",
-        e.size,
-        ls_date(e.mtime, now)
-    )
-}
-
-/// MLSx facts followed by a space and the name (RFC 3659 §7); `perm` as [`ls_line`].
+/// MLSx facts followed by a space and the name (RFC 3659 §7); `perm` as `ls_line`'s mode.
 pub fn mlsx_line(name: &str, e: &Entry, policy: Overwrite) -> String {
     let file_perm = match policy {
         // d: delete, f: rename; no a, w: an upload may not touch it.

@@ -17,13 +17,15 @@ pub use crate::ftp::core::Flow;
 use crate::ftp::core::{Action, Core, Settings};
 use crate::ftp::datachan::{Conn, Plan};
 use crate::ftp::proto::{Command, Frame, LineFramer, Reply};
-use crate::ftp::server::{Server, Slot};
+use crate::gateway::server::{Server, Slot};
 
 /// Most commands kept while a transfer runs (beyond that the client is misbehaving).
 const MAX_PENDING: usize = 16;
 
 pub struct Session {
     pub(super) srv: Arc<Server>,
+    /// FTP's own settings (listeners, data connections, TLS policy).
+    pub(super) ftp: Arc<crate::ftp::Config>,
     /// This connection's place in the session limits.
     pub(super) slot: Slot,
     /// When the connection (or, after `REIN`, the new login) started: login must be
@@ -43,7 +45,7 @@ pub struct Session {
     /// The server's count of admin changes when the login was last checked.
     pub(super) access_seen: u64,
     /// While logged in over TLS: this session's TLS token among its Sender's siblings.
-    pub(super) tls_sibling: Option<crate::ftp::server::TlsSibling>,
+    pub(super) tls_sibling: Option<crate::gateway::server::TlsSibling>,
     pub(super) plan: Plan,
     /// The last command was a transfer (whatever its outcome): a `PASV`/`EPSV` now is
     /// the first command of libcurl's next file (see [`Session::passive`]).
@@ -75,6 +77,7 @@ enum Deadline {
 impl Session {
     pub fn new(
         srv: Arc<Server>,
+        ftp: Arc<crate::ftp::Config>,
         slot: Slot,
         ctl: Box<dyn Conn>,
         peer: SocketAddr,
@@ -82,15 +85,16 @@ impl Session {
     ) -> Session {
         let now = Instant::now();
         let settings = Settings {
-            tls: srv.config.tls,
+            tls: ftp.tls,
             tls_available: srv.tls.is_some(),
-            active: srv.config.active,
-            passive_address: srv.config.passive_address,
+            active: ftp.active,
+            passive_address: ftp.passive_address,
             local: local.ip(),
             peer: peer.ip(),
         };
         Session {
             srv,
+            ftp,
             slot,
             login_from: now,
             last_line: now,
@@ -107,7 +111,7 @@ impl Session {
             type_after_passive: false,
             uploads: 0,
             bytes: 0,
-            token: crate::ftp::tls::session_token(),
+            token: crate::gateway::tls::session_token(),
         }
     }
 
@@ -346,7 +350,7 @@ impl Session {
     }
 
     pub(super) fn data_timeout(&self) -> Duration {
-        self.srv.config.data_timeout
+        self.ftp.data_timeout
     }
 
     /// One command: the core decides, the driver carries it out. A data-connection

@@ -23,8 +23,8 @@ use russh::server::{Auth, ChannelOpenHandle, Msg, Session as SshSession};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, Preferred, SshId, cipher, kex, mac};
 
 use crate::auth::Login;
-use crate::ftp::server::{Server, Slot};
-use crate::sftp::hostkey::HostKey;
+use crate::gateway::hostkey::HostKey;
+use crate::gateway::server::{Server, Slot};
 
 /// Session channels one connection may open (clients open one).
 const MAX_CHANNELS: usize = 4;
@@ -187,7 +187,7 @@ async fn accept_loop(
         let slot = match srv.admit(peer.ip()) {
             Ok(slot) => slot,
             Err(reply) => {
-                log::info!("refused sftp connection from {peer}: {}", reply.lines[0]);
+                log::info!("refused sftp connection from {peer}: {reply}");
                 continue;
             }
         };
@@ -307,7 +307,7 @@ impl Conn {
                         "sftp login refused peer={} sender={}: {}",
                         self.peer,
                         login.sender.name,
-                        full.lines[0]
+                        full
                     );
                     return Ok(Auth::reject());
                 }
@@ -328,7 +328,7 @@ impl Conn {
                 log::warn!(
                     "sftp login failed peer={} user={:?} with={how} reason: {refusal}",
                     self.peer,
-                    crate::ftp::proto::reply::sanitize(user)
+                    crate::names::sanitize(user)
                 );
                 Ok(Auth::reject())
             }
@@ -370,7 +370,7 @@ impl russh::server::Handler for Conn {
         let known = self
             .srv
             .auth
-            .login_key(user, offer.public_key, self.peer.ip())
+            .login_key(user, &wire_form(offer.public_key), self.peer.ip())
             .await;
         Ok(match known {
             Ok(_) => Auth::Accept,
@@ -387,7 +387,7 @@ impl russh::server::Handler for Conn {
         let (auth, ip, public) = (
             self.srv.auth.clone(),
             self.peer.ip(),
-            key.public_key.clone(),
+            wire_form(key.public_key),
         );
         let check = async move { auth.login_key(user, &public, ip).await };
         self.attempt(user, "key", check).await
@@ -532,4 +532,10 @@ impl russh::server::Handler for Conn {
         );
         Ok(false)
     }
+}
+
+/// A key a client offered, in the wire form Senders' keys are compared in
+/// (`auth::keys`); empty (matching no key) if it cannot be written.
+fn wire_form(key: &russh::keys::PublicKey) -> Vec<u8> {
+    key.to_bytes().unwrap_or_default()
 }

@@ -4,7 +4,7 @@
 use super::{Action, Core, Flow, reply};
 use crate::auth::{Login, Refusal};
 use crate::ftp::proto::Reply;
-use crate::ftp::tls::Policy;
+use crate::gateway::tls::Policy;
 use crate::secret::Secret;
 use crate::vfs::VPath;
 

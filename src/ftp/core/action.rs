@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use crate::ftp::listing::Style;
 use crate::ftp::proto::Reply;
-use crate::ftp::tls::Policy;
+use crate::gateway::tls::Policy;
 use crate::secret::Secret;
 use crate::store::namespace::Overwrite;
 use crate::vfs::VPath;

@@ -16,7 +16,7 @@ mod tests;
 use crate::auth::Login;
 use crate::ftp::listing::Style;
 use crate::ftp::proto::{Command, Reply, TransferType};
-use crate::ftp::tls::Policy;
+use crate::gateway::tls::Policy;
 use crate::vfs::VPath;
 
 mod access;

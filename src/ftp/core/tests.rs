@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::*;
 use crate::ftp::proto::{Command, Reply};
-use crate::ftp::tls::Policy;
+use crate::gateway::tls::Policy;
 use crate::store::namespace::Overwrite;
 
 fn settings(tls: Policy) -> Settings {

@@ -2,10 +2,10 @@
 //! [`crate::ops::PipeOps::change`] (one redb transaction that updates the catalog and
 //! queues the matching outbox op).
 
+use crate::calendar::format_timeval;
 use crate::ftp::core::Change;
 use crate::ftp::proto::Reply;
 use crate::ftp::proto::reply::quote_path;
-use crate::ftp::proto::time::format_timeval;
 use crate::ftp::session::Session;
 
 impl Session {

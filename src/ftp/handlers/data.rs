@@ -30,7 +30,7 @@ impl Session {
     /// `tests/curl_stall.rs`, `curl_sends_many_files_over_one_connection_without_a_stall`.
     pub(crate) async fn passive(&mut self, announce: Option<Ipv4Addr>) -> Reply {
         let ip = canonical(self.core.settings().local);
-        let listener = datachan::listen_passive(ip, &self.srv.config.passive_ports).await;
+        let listener = datachan::listen_passive(ip, &self.ftp.passive_ports).await;
         match listener.and_then(|l| Ok((l.local_addr()?.port(), l))) {
             Ok((port, listener)) => {
                 self.plan = Plan::Passive(listener);

@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::calendar::format_timeval;
 use crate::ftp::listing::mlsx_line;
 use crate::ftp::proto::Reply;
-use crate::ftp::proto::time::format_timeval;
 use crate::ftp::session::Session;
 use crate::store;
 use crate::store::catalog::{Entry, Kind};

@@ -6,9 +6,10 @@ use std::io;
 use smol::io::AsyncWriteExt;
 
 use crate::clock::now_secs;
-use crate::ftp::listing::{Style, ls_line, render};
+use crate::ftp::listing::{Style, render};
 use crate::ftp::proto::Reply;
 use crate::ftp::session::Session;
+use crate::gateway::listing::ls_line;
 use crate::store::catalog::{Entry, Kind};
 use crate::vfs::VPath;
 

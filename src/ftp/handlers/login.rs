@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::atomic::Ordering;
 
+use crate::ftp::errors;
 use crate::ftp::session::{Flow, Session};
 use crate::secret::Secret;
 
@@ -18,7 +19,7 @@ impl Session {
                     "login refused peer={}: too many failed logins from this address",
                     self.peer
                 );
-                self.reply(refusal).await?;
+                self.reply(errors::refused(refusal)).await?;
                 return Ok(Flow::Close);
             }
         };
@@ -37,7 +38,7 @@ impl Session {
                         self.peer,
                         login.sender.name
                     );
-                    self.reply(full).await?;
+                    self.reply(errors::refused(full)).await?;
                     return Ok(Flow::Close);
                 }
                 self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
@@ -62,7 +63,7 @@ impl Session {
                 log::warn!(
                     "login failed peer={} user={:?} reason: {refusal}",
                     self.peer,
-                    crate::ftp::proto::reply::sanitize(&user)
+                    crate::names::sanitize(&user)
                 );
                 smol::Timer::after(self.srv.config.login_fail_delay).await;
                 let (reply, flow) = self.core.login_failed();

@@ -8,7 +8,7 @@ use crate::ftp::datachan::{Conn, DataError};
 use crate::ftp::errors;
 use crate::ftp::proto::Reply;
 use crate::ftp::session::{Flow, Session};
-use crate::ftp::tls::resumed_token;
+use crate::gateway::tls::resumed_token;
 use crate::store::senders::TlsReuse;
 
 impl Session {
@@ -52,7 +52,7 @@ impl Session {
                 Ok(Flow::Continue)
             }
             Some(Err(e)) => {
-                match crate::ftp::tls::handshake_advice(&e, false) {
+                match crate::gateway::tls::handshake_advice(&e, false) {
                     Some(advice) => log::warn!("TLS handshake with {} failed: {advice}", self.peer),
                     None => log::info!("TLS handshake with {} failed: {e}", self.peer),
                 }
@@ -84,7 +84,7 @@ impl Session {
         let stream = match done {
             Some(Ok(s)) => s,
             Some(Err(e)) => {
-                match crate::ftp::tls::handshake_advice(&e, true) {
+                match crate::gateway::tls::handshake_advice(&e, true) {
                     Some(advice) => {
                         log::warn!("data connection from {} refused: {advice}", self.peer)
                     }
@@ -115,7 +115,7 @@ impl Session {
                 .core
                 .login()
                 .map(|l| (l.sender.name.clone(), l.sender.tls_reuse));
-            let relaxed = self.srv.config.tls_reuse == TlsReuse::Optional
+            let relaxed = self.ftp.tls_reuse == TlsReuse::Optional
                 || sender.as_ref().is_some_and(|s| s.1 == TlsReuse::Optional);
             let name = sender.map(|s| s.0).unwrap_or_default();
             if !relaxed {

@@ -67,13 +67,7 @@ pub fn epsv_text(port: u16) -> String {
     format!("Entering Extended Passive Mode (|||{port}|)")
 }
 
-/// An address with IPv4-mapped IPv6 folded to IPv4, so both forms compare equal.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
+pub use crate::net::canonical;
 
 /// Why an active-mode target is refused (checked before any connection is attempted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 
 use super::addr::{AddrError, parse_eprt, parse_port};
-use super::time::parse_timeval;
+use crate::calendar::parse_timeval;
 
 /// Representation type (RFC 959 §3.1.1). Both are stored byte for byte.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,6 @@ pub mod addr;
 pub mod command;
 pub mod line;
 pub mod reply;
-pub mod time;
 
 pub use command::{Command, ParseError, TransferType};
 pub use line::{Frame, LineFramer};

@@ -58,12 +58,7 @@ impl Reply {
     }
 }
 
-/// Replaces control characters (CR, LF, NUL, ...) with `?`.
-pub fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
+pub use crate::names::sanitize;
 
 /// A path in double quotes with embedded quotes doubled (RFC 959 appendix II, for 257).
 pub fn quote_path(path: &str) -> String {

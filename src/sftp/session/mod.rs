@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::auth::Login;
-use crate::ftp::server::Server;
+use crate::gateway::server::Server;
 use crate::ops::PipeOps;
 use crate::sftp::errors::Refusal;
 use crate::sftp::proto::{self, Decoded, PacketFramer, Status, response};

@@ -3,7 +3,7 @@
 
 use super::{Handle, Session, handle_number};
 use crate::clock::now_secs;
-use crate::ftp::listing::ls_line;
+use crate::gateway::listing::ls_line;
 use crate::ops::Change;
 use crate::sftp::errors::{self, Refusal};
 use crate::sftp::proto::{Attrs, FileAttrs, NameEntry, Request, Status, response};

@@ -1,4 +1,4 @@
-//! Calendar arithmetic for FTP timestamps (pure, UTC): `MDTM`/`MFMT` and MLSx `modify`
+//! Calendar arithmetic (pure, UTC): FTP timestamps for `MDTM`/`MFMT` and MLSx `modify`
 //! facts (`YYYYMMDDHHMMSS`), and the `ls -l` date column.
 
 const MONTHS: [&str; 12] = [

@@ -21,7 +21,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 
-use crate::ftp::proto::Reply;
+use super::Refused;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Caps {
@@ -79,22 +79,16 @@ impl<T> Limits<T> {
     /// Admits a new connection from `ip` as waiting to log in, or says why not. With it
     /// comes, when room had to be made, the token of the connection that gave its place
     /// (drop it to close that connection).
-    pub fn admit(&mut self, ip: IpAddr, token: T) -> Result<(Id, Option<T>), Reply> {
+    pub fn admit(&mut self, ip: IpAddr, token: T) -> Result<(Id, Option<T>), Refused> {
         let (all, waiting_here) = self
             .per_ip
             .get(&ip)
             .map_or((0, 0), |p| (p.all, p.waiting.len()));
         if all >= self.caps.max_per_ip {
-            return Err(Reply::new(
-                421,
-                "Too many sessions from your address; try again later.",
-            ));
+            return Err(Refused::TooManyFromAddress);
         }
         if waiting_here >= self.caps.max_unauthenticated_per_ip() {
-            return Err(Reply::new(
-                421,
-                "Too many connections from your address are waiting to log in; try again later.",
-            ));
+            return Err(Refused::TooManyWaitingFromAddress);
         }
         let mut evicted = None;
         if self.waiting >= self.caps.max_unauthenticated {
@@ -110,10 +104,7 @@ impl<T> Limits<T> {
                     evicted = self.remove(oldest).map(|c| c.token);
                 }
                 _ => {
-                    return Err(Reply::new(
-                        421,
-                        "Too many connections are waiting to log in; try again later.",
-                    ));
+                    return Err(Refused::TooManyWaiting);
                 }
             }
         }
@@ -136,22 +127,16 @@ impl<T> Limits<T> {
 
     /// A waiting connection has logged in: it takes a logged-in slot, or is refused (also
     /// when it was closed to make room meanwhile).
-    pub fn promote(&mut self, id: Id) -> Result<(), Reply> {
+    pub fn promote(&mut self, id: Id) -> Result<(), Refused> {
         let full = self.logged_in >= self.caps.max_sessions;
         let Some(conn) = self.conns.get_mut(&id) else {
-            return Err(Reply::new(
-                421,
-                "Too many connections are waiting to log in; closing this one.",
-            ));
+            return Err(Refused::MadeRoom);
         };
         if conn.logged_in {
             return Ok(());
         }
         if full {
-            return Err(Reply::new(
-                421,
-                "Too many sessions on this gateway; try again later.",
-            ));
+            return Err(Refused::Full);
         }
         conn.logged_in = true;
         let ip = conn.ip;
@@ -234,10 +219,9 @@ mod tests {
         for _ in 1..8 {
             l.admit(ip(1), 101).unwrap();
         }
-        let r = l.admit(ip(1), 102).unwrap_err();
-        assert!(
-            r.lines[0].contains("from your address are waiting"),
-            "{r:?}"
+        assert_eq!(
+            l.admit(ip(1), 102).unwrap_err(),
+            Refused::TooManyWaitingFromAddress
         );
         // Four more addresses fill the waiting room...
         for a in 2..=5 {
@@ -249,8 +233,8 @@ mod tests {
         let (device, evicted) = l.admit(ip(20), 7).unwrap();
         assert_eq!(evicted, Some(100));
         assert_eq!(
-            l.promote(first.0).unwrap_err().code,
-            421,
+            l.promote(first.0).unwrap_err(),
+            Refused::MadeRoom,
             "the evicted one cannot log in"
         );
         // and logs in.
@@ -264,8 +248,7 @@ mod tests {
         });
         even.admit(ip(1), ()).unwrap();
         even.admit(ip(2), ()).unwrap();
-        let r = even.admit(ip(3), ()).unwrap_err();
-        assert!(r.lines[0].contains("Too many connections are waiting"));
+        assert_eq!(even.admit(ip(3), ()).unwrap_err(), Refused::TooManyWaiting);
     }
 
     #[test]
@@ -278,8 +261,7 @@ mod tests {
             ids.push(id);
         }
         let (late, _) = l.admit(ip(5), 0).unwrap();
-        let r = l.promote(late).unwrap_err();
-        assert!(r.lines[0].contains("Too many sessions on this gateway"));
+        assert_eq!(l.promote(late).unwrap_err(), Refused::Full);
         l.release(ids[0]);
         l.promote(late).unwrap();
         assert_eq!(l.counts(), (4, 0));
@@ -299,7 +281,7 @@ mod tests {
                 id
             })
             .collect();
-        assert!(l.admit(ip(1), ()).unwrap_err().lines[0].contains("from your address"));
+        assert_eq!(l.admit(ip(1), ()).unwrap_err(), Refused::TooManyFromAddress);
         l.demote(ids[0]);
         assert_eq!(l.counts(), (2, 1));
         for id in ids {

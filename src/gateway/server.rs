@@ -1,72 +1,55 @@
-//! The FTP server: configuration, the context shared by sessions, listeners, session
-//! limits, and graceful shutdown.
+//! What every session shares, whatever its protocol: the session table and its limits,
+//! login scoring and bans, counters, the shutdown signal, and the store, spool and
+//! authenticator they work on. FTP and SFTP sessions each hold a [`Slot`] here.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::ops::RangeInclusive;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use smol::lock::Semaphore;
-use smol::net::{TcpListener, TcpStream};
+use smol::net::TcpListener;
 
+use super::Refused;
 use crate::auth::Authenticator;
-use crate::ftp::bans::{BanPolicy, Bans};
-use crate::ftp::limits::{Caps, Limits};
-use crate::ftp::proto::Reply;
+use crate::gateway::bans::{BanPolicy, Bans};
+use crate::gateway::limits::{Caps, Limits};
 use crate::spool::Spool;
 use crate::store::{self, Reader, Store, Writer};
 
-/// Settings of `ftpgate serve` that concern FTP.
+/// Settings of `ftpgate serve` that concern every session, FTP or SFTP (FTP's own are
+/// `crate::ftp::Config`).
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub listen: Vec<SocketAddr>,
-    pub passive_ports: RangeInclusive<u16>,
-    /// Address announced in `PASV` replies (for NAT); default: the control connection's
-    /// local address.
-    pub passive_address: Option<Ipv4Addr>,
-    pub active: bool,
     /// Idle control connection after login (a partial line does not count as activity).
     pub idle_timeout: Duration,
     /// Time allowed to log in, from the connection's start, and to finish a command line,
     /// from its first byte.
     pub login_timeout: Duration,
-    /// Data connection accept/connect, and silence during a transfer.
-    pub data_timeout: Duration,
     /// Most logged-in sessions.
     pub max_sessions: usize,
     /// Most connections waiting to log in (half of them from one address).
     pub max_unauthenticated: usize,
     pub max_sessions_per_ip: usize,
-    /// Delay before answering a failed `PASS`.
+    /// Delay before answering a failed login.
     pub login_fail_delay: Duration,
     /// How long running transfers may continue after SIGTERM.
     pub shutdown_grace: Duration,
     pub bans: BanPolicy,
-    pub tls: crate::ftp::tls::Policy,
-    /// Gateway-wide default for data connections resuming the control TLS session.
-    pub tls_reuse: crate::store::senders::TlsReuse,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            listen: vec![SocketAddr::from(([0, 0, 0, 0], 21))],
-            passive_ports: 50000..=50999,
-            passive_address: None,
-            active: true,
             idle_timeout: Duration::from_secs(300),
             login_timeout: Duration::from_secs(30),
-            data_timeout: Duration::from_secs(60),
             max_sessions: 256,
             max_unauthenticated: 64,
             max_sessions_per_ip: 32,
             login_fail_delay: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
             bans: BanPolicy::default(),
-            tls: crate::ftp::tls::Policy::Off,
-            tls_reuse: crate::store::senders::TlsReuse::Required,
         }
     }
 }
@@ -90,7 +73,7 @@ pub struct Server {
     pub auth: Arc<Authenticator>,
     pub spool: Arc<Spool>,
     /// None when TLS is off.
-    pub tls: Option<Arc<crate::ftp::tls::Tls>>,
+    pub tls: Option<Arc<crate::gateway::tls::Tls>>,
     pub bans: Mutex<Bans>,
     pub stats: Stats,
     /// Each connection's place; its token closes the session when dropped (eviction).
@@ -115,17 +98,17 @@ pub struct Server {
 /// Most password checks running at once for one address; more wait their turn.
 const VERIFYING_PER_IP: usize = 2;
 
-/// Holds a session's place in the limits (see [`crate::ftp::limits`]); released on drop.
+/// Holds a session's place in the limits (see [`crate::gateway::limits`]); released on drop.
 pub struct Slot {
     server: Arc<Server>,
-    id: crate::ftp::limits::Id,
+    id: crate::gateway::limits::Id,
     /// Closed when this connection, still waiting to log in, must make room for another.
     pub evicted: smol::channel::Receiver<()>,
 }
 
 impl Slot {
     /// The session has logged in: it now holds a logged-in slot, or is refused.
-    pub fn promote(&mut self) -> Result<(), Reply> {
+    pub fn promote(&mut self) -> Result<(), Refused> {
         self.server.limits().promote(self.id)
     }
 
@@ -189,7 +172,7 @@ impl Drop for Slot {
     }
 }
 
-/// One password check, scored before it runs (see [`crate::ftp::bans`]); say how it went
+/// One password check, scored before it runs (see [`crate::gateway::bans`]); say how it went
 /// with [`LoginAttempt::succeeded`] or [`LoginAttempt::failed`].
 pub struct LoginAttempt {
     server: Arc<Server>,
@@ -251,7 +234,7 @@ impl Server {
         store: Arc<Store>,
         auth: Arc<Authenticator>,
         spool: Arc<Spool>,
-        tls: Option<Arc<crate::ftp::tls::Tls>>,
+        tls: Option<Arc<crate::gateway::tls::Tls>>,
     ) -> Arc<Server> {
         let (tx, rx) = smol::channel::bounded(1);
         let caps = Caps {
@@ -291,19 +274,13 @@ impl Server {
     }
 
     /// Admits a connection, or says why not (the reply is sent before closing).
-    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Reply> {
-        let ip = crate::ftp::proto::addr::canonical(ip);
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<Slot, Refused> {
+        let ip = crate::net::canonical(ip);
         if self.bans().is_banned(ip, Instant::now()) {
-            return Err(Reply::new(
-                421,
-                "Too many failed logins from your address; try again later.",
-            ));
+            return Err(Refused::Banned);
         }
         if self.is_shutting_down() {
-            return Err(Reply::new(
-                421,
-                "The gateway is shutting down; try again shortly.",
-            ));
+            return Err(Refused::ShuttingDown);
         }
         let (evict, evicted) = smol::channel::bounded(1);
         let (id, made_room) = self.limits().admit(ip, evict)?;
@@ -336,8 +313,8 @@ impl Server {
 
     /// Waits for a turn to check a password from `ip` (a few at a time per address),
     /// then scores it in advance; refused while the address is banned.
-    pub async fn login_attempt(self: &Arc<Self>, ip: IpAddr) -> Result<LoginAttempt, Reply> {
-        let ip = crate::ftp::proto::addr::canonical(ip);
+    pub async fn login_attempt(self: &Arc<Self>, ip: IpAddr) -> Result<LoginAttempt, Refused> {
+        let ip = crate::net::canonical(ip);
         let semaphore = self
             .verifying
             .lock()
@@ -352,10 +329,7 @@ impl Server {
         };
         drop(semaphore);
         if !self.bans().attempt(ip, Instant::now()) {
-            return Err(Reply::new(
-                421,
-                "Too many failed logins from your address; try again later.",
-            ));
+            return Err(Refused::Banned);
         }
         Ok(attempt)
     }
@@ -396,49 +370,6 @@ pub fn bind(addrs: &[SocketAddr]) -> std::io::Result<Vec<TcpListener>> {
                 .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {a}: {e}")))
         })
         .collect()
-}
-
-/// Accepts connections on `listener` until shutdown; each session runs as its own task.
-pub async fn accept_loop(server: Arc<Server>, listener: TcpListener) {
-    loop {
-        let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
-            let _ = server.shutdown.recv().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => return,
-            Some(Ok((stream, peer))) => {
-                let server = server.clone();
-                smol::spawn(async move { start_session(server, stream, peer).await }).detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("accept failed: {e}");
-                smol::Timer::after(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-async fn start_session(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
-    use smol::io::AsyncWriteExt;
-    let slot = match server.admit(peer.ip()) {
-        Ok(slot) => slot,
-        Err(reply) => {
-            let mut s = stream;
-            let _ = s.write_all(&reply.encode()).await;
-            log::info!("refused connection from {peer}: {}", reply.lines[0]);
-            return;
-        }
-    };
-    stream.set_nodelay(true).ok();
-    let local = match stream.local_addr() {
-        Ok(a) => a,
-        Err(_) => return,
-    };
-    crate::ftp::session::Session::new(server, slot, Box::new(stream), peer, local)
-        .run()
-        .await;
 }
 
 /// Waits until no session is left, or `grace` has passed.
