@@ -1,8 +1,10 @@
 //! # ftpgate
 //!
-//! An FTP/FTPS ingestion gateway for industrial edge boxes. Devices upload over plain FTP
-//! or explicit FTPS; every upload is written durably to a spool before it is acknowledged,
-//! and a forwarder delivers it to its Pipe's destination (S3 or a local directory).
+//! An ingestion gateway for industrial edge boxes. Devices upload over plain FTP, explicit
+//! FTPS or SFTP; every upload is written durably to a spool before it is acknowledged, and
+//! a forwarder delivers it to its Pipe's destination (S3 or a local directory). SFTP is the
+//! `sftp` feature (on by default); without it the build is FTP and FTPS only, for small
+//! routers.
 //!
 //! ## Layout
 //!
@@ -12,7 +14,11 @@
 //!   invariants); every table in [`store::schema`], reads through [`store::View`].
 //! * [`spool`]: upload bodies on disk, the group commit, start-up recovery.
 //! * [`forward`]: the forwarder and the destinations (S3, directories).
-//! * [`ftp`]: the FTP/FTPS server: protocol layer, sessions, data channels, TLS.
+//! * [`gateway`]: the protocol-independent core: the session table, limits, bans, the
+//!   key material, listing lines.
+//! * [`ftp`]: the FTP/FTPS source: protocol layer, sessions, data channels.
+//! * `sftp` (feature `sftp`): the SFTP source: SSH transport, SFTP protocol, sessions.
+//! * [`ops`]: the namespace operations both sources call.
 //! * [`vfs`]: path normalisation and confinement; [`metrics`]: Prometheus text.
 //! * [`auth`]: argon2id password hashing, the verified-credential cache, login resolution.
 //! * [`admin`]: the admin operations and the control socket. One function,
@@ -27,8 +33,8 @@
 //! * [`clock`]: the wall clock, in one place (tests can move it).
 //! * [`support`]: hex, random names and directory fsync, written once.
 //! * [`repeated`]: identical errors logged once with a count.
-//! * [`names`], [`net`], [`duration`]: pure validation of names, ids, CIDR lists and
-//!   durations.
+//! * [`names`], [`net`], [`duration`], [`calendar`]: pure validation of names, ids, CIDR
+//!   lists and durations; calendar dates.
 #![forbid(unsafe_code)]
 
 pub mod admin;
@@ -50,6 +56,7 @@ pub mod net;
 pub mod ops;
 pub mod repeated;
 pub mod secret;
+#[cfg(feature = "sftp")]
 pub mod sftp;
 pub mod spool;
 pub mod state;

@@ -630,6 +630,22 @@ fn two_daemons_cannot_own_one_state_directory() {
     second.fails(1, "already running");
 }
 
+/// An FTP-only build (without the `sftp` feature) says what it lacks instead of serving
+/// less than it was asked for.
+#[cfg(not(feature = "sftp"))]
+#[test]
+fn a_build_without_sftp_refuses_to_serve_sftp_with_a_sentence() {
+    let g = Gate::new();
+    let r = g.run(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--sftp-listen",
+        "127.0.0.1:0",
+    ]);
+    r.fails(1, "built without SFTP");
+}
+
 #[test]
 fn a_killed_daemon_leaves_a_stale_socket_that_is_ignored_and_replaced() {
     let g = Gate::new();

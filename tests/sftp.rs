@@ -1,6 +1,8 @@
 //! Real SFTP clients against the real server: OpenSSH's `sftp` and `scp`, curl (libssh2)
 //! and lftp. Uploads must land at the destination byte for byte; reading back, shells,
 //! commands and forwarding must be refused with the server still serving.
+//! Only in a build with the `sftp` feature (the default).
+#![cfg(feature = "sftp")]
 
 mod common;
 

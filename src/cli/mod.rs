@@ -19,7 +19,7 @@ use argh::{EarlyExit, FromArgs};
 use crate::admin::{self, Request, Response, socket::dispatch};
 use crate::state::{DEFAULT_STATE_DIR, StateDir};
 
-/// ftpgate: an FTP/FTPS ingestion gateway. Devices upload; the gateway spools every file
+/// ftpgate: an FTP, FTPS and SFTP ingestion gateway. Devices upload; the gateway spools every file
 /// durably and forwards it to S3 or a directory.
 #[derive(FromArgs)]
 struct Args {

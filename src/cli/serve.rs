@@ -213,8 +213,13 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
     println!("  state:     {}", state.root().display());
     println!("  pipe:      demo -> file://{}", delivered.display());
     println!("  sender:    demo   password: {password}");
-    let sftp_addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port);
-    println!("  listening: ftp://{addr}  sftp://{sftp_addr}");
+    // A build without SFTP (the sftp feature) serves FTP alone.
+    let sftp_addr = cfg!(feature = "sftp")
+        .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port));
+    match sftp_addr {
+        Some(s) => println!("  listening: ftp://{addr}  sftp://{s}"),
+        None => println!("  listening: ftp://{addr}"),
+    }
     println!();
     println!("Upload a file with:");
     println!("  curl -T /etc/hostname ftp://demo:{password}@{addr}/");
@@ -223,11 +228,13 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         state.root().display()
     );
     println!("list it with: curl ftp://demo:{password}@{addr}/");
-    println!(
-        "Over SFTP: sftp -P {} demo@{} (the same password)",
-        sftp_addr.port(),
-        sftp_addr.ip()
-    );
+    if let Some(s) = sftp_addr {
+        println!(
+            "Over SFTP: sftp -P {} demo@{} (the same password)",
+            s.port(),
+            s.ip()
+        );
+    }
     println!("Stop with Ctrl-C.");
     let ftp = FtpConfig {
         listen: vec![addr],
@@ -246,7 +253,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             limits: Limits::default(),
             metrics: None,
             cert: None,
-            sftp_listen: vec![sftp_addr],
+            sftp_listen: sftp_addr.into_iter().collect(),
             sftp_host_key: None,
             keep_delivered_max: crate::store::catalog::expire::DEFAULT_CAP,
         },

@@ -13,6 +13,7 @@
 //! * [`listing`]: the `ls -l` line both protocols' listings show.
 
 pub mod bans;
+#[cfg(feature = "sftp")]
 pub mod hostkey;
 pub mod limits;
 pub mod listing;

@@ -6,6 +6,8 @@
 //! socket, then serve. SIGTERM/SIGINT stop accepting, tell idle sessions to go, let
 //! running transfers finish within the grace period, and exit.
 
+mod sftp;
+
 use std::io;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
@@ -37,8 +39,14 @@ pub enum Error {
     Io { what: String, source: io::Error },
     #[error("TLS: {0}")]
     Tls(#[from] crate::gateway::tls::Error),
+    #[cfg(feature = "sftp")]
     #[error("SFTP: {0}")]
     HostKey(#[from] crate::gateway::hostkey::Error),
+    #[cfg(not(feature = "sftp"))]
+    #[error(
+        "this ftpgate was built without SFTP (the sftp feature): serve without --sftp-listen, or use a full build"
+    )]
+    NoSftp,
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> Error {
@@ -308,7 +316,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     }
     adopt_destinations(&store);
     let store = Arc::new(store);
-    let spool = Spool::open(state, store.clone(), opts.limits)?;
+    let spool = Spool::open(state, store.clone(), opts.limits.clone())?;
     {
         let spool = Arc::downgrade(&spool);
         store.on_disk_full(move || {
@@ -332,16 +340,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         ),
         None => None,
     };
-    let sftp_listeners =
-        crate::sftp::server::bind(&opts.sftp_listen).map_err(io_err("SFTP listener"))?;
-    let sftp_addrs = addresses(sftp_listeners.iter().map(|l| l.local_addr()));
-    let host_key = match sftp_listeners.is_empty() {
-        true => None,
-        false => Some(crate::gateway::hostkey::load_or_create(
-            state,
-            opts.sftp_host_key.as_deref(),
-        )?),
-    };
+    let sftp = sftp::bind(state, &opts)?;
+    let sftp_addrs = sftp.as_ref().map(|s| s.addrs.clone()).unwrap_or_default();
     let control = bind_control(state)?;
     let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .map_err(io_err("cannot watch signals"))?;
@@ -385,17 +385,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         tls.clone(),
     );
     let _ = srv.forwarder.set(forwarder.clone());
-    let sftp_thread = match host_key {
-        Some(key) => {
-            log::info!("SSH host key fingerprint {}", key.fingerprint);
-            let _ = srv.ssh_fingerprint.set(key.fingerprint.clone());
-            Some(
-                crate::sftp::server::start(srv.clone(), sftp_listeners, key)
-                    .map_err(io_err("cannot start the SFTP thread"))?,
-            )
-        }
-        None => None,
-    };
+    let sftp_thread = sftp.map(|s| s.start(&srv)).transpose()?;
     let started = std::time::Instant::now();
     let hooks = Arc::new(Hooks {
         after_change: Box::new({
