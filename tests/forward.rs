@@ -619,7 +619,7 @@ fn a_multipart_upload_cut_by_an_outage_or_a_crash_is_not_left_open() {
     // after it.
     assert_eq!(c.stor("crash.bin", &body).code, 226);
     // Killed once the upload is open at S3 and written down (an upload opened in the
-    // instant before it is written down is the lifecycle rule's, see the README).
+    // instant before it is written down is the lifecycle rule's, see docs/OPERATING.md).
     let deadline = Instant::now() + Duration::from_secs(60);
     while open_uploads(dir.path()) == 0 || !written_down() {
         assert!(Instant::now() < deadline, "no multipart upload started");

@@ -5,7 +5,7 @@
 //! client (busybox `ftpput`, `ncftpput`, `wput`) uploads into a directory that does not
 //! exist yet. Then the bytes at the destination are compared.
 //!
-//! The table it produces is the README's compatibility table: each row must be there as
+//! The table it produces is docs/CLIENTS.md's compatibility table: each row must be there as
 //! the matrix found it (`target/client-matrix.md` holds the run's table with versions).
 
 mod common;
@@ -215,7 +215,7 @@ fn session(c: &Client, tls: bool, port: u16, local: &Path, top: &str, work: &Pat
         }
         "python3 ftplib" => {
             // Stock FTP_TLS does not resume the control connection's TLS session on data
-            // connections (CPython issue 63699): the README's row says what to do.
+            // connections (CPython issue 63699): docs/CLIENTS.md's row says what to do.
             let cls = if tls { "Reuse" } else { "ftplib.FTP" };
             let prot = if tls { "f.prot_p()" } else { "pass" };
             let script = format!(
@@ -385,21 +385,22 @@ fn every_client_in_the_matrix_uploads_and_the_readme_table_says_so() {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("client-matrix.md");
     std::fs::write(&out, format!("{table}\n")).unwrap();
     println!("{table}");
-    // The README's table has the same rows (the version column may differ by release).
+    // docs/CLIENTS.md's table has the same rows (the version column may differ by release).
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/CLIENTS.md"))
+            .unwrap();
     for row in &rows[2..] {
         let cols: Vec<&str> = row.split(" | ").collect();
         let want = format!("{} | ", cols[0]);
         let line = readme
             .lines()
             .find(|l| l.starts_with(&want))
-            .unwrap_or_else(|| panic!("README's compatibility table has no row for {}", cols[0]));
+            .unwrap_or_else(|| panic!("docs/CLIENTS.md's table has no row for {}", cols[0]));
         let found: Vec<&str> = line.split(" | ").collect();
         assert_eq!(
             (found.get(2), found.get(3), found.get(4)),
             (cols.get(2), cols.get(3), cols.get(4)),
-            "README's row differs from the matrix:\n  README: {line}\n  matrix: {row}"
+            "docs/CLIENTS.md's row differs from the matrix:\n  CLIENTS.md: {line}\n  matrix: {row}"
         );
     }
 }

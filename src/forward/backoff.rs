@@ -47,7 +47,7 @@ mod tests {
         assert_eq!(delay(1000, 0.5), CAP);
         assert_eq!(delay(1, 0.0), Duration::from_millis(750));
         assert!(delay(3, 0.999) < Duration::from_secs(5));
-        // "At most 15 s apart" (README) holds whatever the jitter.
+        // "At most 15 s apart" (docs/OPERATING.md) holds whatever the jitter.
         assert!((1..40).all(|a| delay(a, 0.999) <= CAP));
         assert_eq!(delay(10, 0.0), CAP.mul_f64(0.75));
     }

@@ -234,7 +234,7 @@ fn a_pipe_that_never_overwrites_still_replaces_its_own_earlier_version() {
 
 /// A dead endpoint is probed with one op at a time, and each probe is usually an op never
 /// tried before. The Pipe's backoff must still grow with its failed probes, up to
-/// `backoff::CAP` (README: "probed with backoff, at most 15 s apart"): it used to come from
+/// `backoff::CAP` (docs/OPERATING.md: "probed with backoff, at most 15 s apart"): it used to come from
 /// the probe op's own attempts, so a Pipe with a backlog was probed every second for as
 /// long as the outage lasted, with a warning logged each time.
 #[test]

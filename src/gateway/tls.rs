@@ -250,7 +250,7 @@ pub fn handshake_advice(e: &std::io::Error, data_connection: bool) -> Option<Str
     let tls = e.get_ref()?.downcast_ref::<rustls::Error>()?;
     match tls {
         rustls::Error::PeerIncompatible(why) => Some(format!(
-            "the client cannot speak TLS 1.2 or 1.3 with an AEAD cipher suite ({why:?}), the oldest this gateway speaks: update the device's firmware, or let it use plain FTP on a segregated network (see the README)"
+            "the client cannot speak TLS 1.2 or 1.3 with an AEAD cipher suite ({why:?}), the oldest this gateway speaks: update the device's firmware, or let it use plain FTP on a segregated network (see docs/OPERATING.md, FTPS)"
         )),
         rustls::Error::InvalidMessage(_) if data_connection => Some(
             "the client sent clear data on a data connection after PROT P: turn on TLS for data connections in the client".into(),
