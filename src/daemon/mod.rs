@@ -6,18 +6,17 @@
 //! socket, then serve. SIGTERM/SIGINT stop accepting, tell idle sessions to go, let
 //! running transfers finish within the grace period, and exit.
 
+mod control;
+mod loops;
 mod sftp;
 
 use std::io;
-use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_signal::{Signal, Signals};
 use smol::stream::StreamExt;
 
-use crate::admin::socket::{Hooks, serve_client};
-use crate::admin::status::StatusView;
 use crate::auth::{AuthConfig, Authenticator};
 use crate::forward::{self, Forwarder};
 use crate::gateway::server::{self, Server};
@@ -99,147 +98,6 @@ fn open_store(state: &StateDir) -> Result<(std::fs::File, Store), Error> {
     }
 }
 
-/// Binds the control socket (mode 0600), replacing a stale one: we own the database, so
-/// no other daemon can be answering on it.
-fn bind_control(state: &StateDir) -> Result<smol::net::unix::UnixListener, Error> {
-    let path = state.control_socket();
-    match std::fs::remove_file(&path) {
-        Ok(()) => log::info!("replaced a stale control socket left by an earlier daemon"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io_err(format!("cannot remove {}", path.display()))(e)),
-    }
-    let listener = smol::net::unix::UnixListener::bind(&path)
-        .map_err(io_err(format!("cannot listen on {}", path.display())))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(io_err(format!("cannot restrict {}", path.display())))?;
-    Ok(listener)
-}
-
-async fn control_loop(
-    listener: smol::net::unix::UnixListener,
-    store: Arc<Store>,
-    hooks: Arc<Hooks>,
-) {
-    loop {
-        match listener.accept().await {
-            Ok((stream, _)) => {
-                let (store, hooks) = (store.clone(), hooks.clone());
-                smol::spawn(async move {
-                    if let Err(e) = serve_client(stream, store, hooks).await {
-                        log::warn!("control socket client: {e}");
-                    }
-                })
-                .detach();
-            }
-            Err(e) => {
-                log::warn!("control socket accept: {e}");
-                smol::Timer::after(Duration::from_millis(100)).await;
-            }
-        }
-    }
-}
-
-/// Takes the spool's reserve again once there is room for it (see `spool::reserve`).
-async fn reserve_loop(spool: Arc<Spool>) {
-    let mut failing = crate::repeated::Repeated::default();
-    loop {
-        smol::Timer::after(Duration::from_secs(2)).await;
-        let s = spool.clone();
-        match smol::unblock(move || s.restore_reserve()).await {
-            Ok(_) => failing.clear(),
-            Err(e) => {
-                failing.error(format!("restoring the spool's reserve: {e}"));
-            }
-        }
-    }
-}
-
-/// Gives back the spool's space a drain left behind (emptied `ready/` buckets, spare
-/// body files beyond what uploads need; see `Spool::tidy`): a batch every few seconds
-/// while uploads arrive, batch after batch once they have stopped for a while, so a
-/// large pool is gone within a minute of quiet rather than over hours.
-async fn spool_tidy_loop(spool: Arc<Spool>) {
-    const QUIET_MS: u64 = 30_000;
-    let mut failing = crate::repeated::Repeated::default();
-    loop {
-        smol::Timer::after(Duration::from_secs(5)).await;
-        loop {
-            let s = spool.clone();
-            match smol::unblock(move || s.tidy()).await {
-                Ok(n) => {
-                    failing.clear();
-                    let quiet = !spool.ingesting(crate::clock::now_ms(), QUIET_MS);
-                    if n < Spool::TRIM_BATCH || !quiet {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    failing.error(format!("tidying the spool: {e}"));
-                    break;
-                }
-            }
-        }
-    }
-}
-
-/// Forgets delivered files and empty directories past their Pipe's retention window, and
-/// the oldest beyond the gateway-wide cap (see `store::catalog::expire`): a batch per
-/// transaction, so uploads wait at most for one batch. It looks with a read first and
-/// writes only when something is due, or every [`STEADY_EVERY`] to store the steady
-/// clock: an idle gateway on flash writes nothing every ten seconds.
-async fn retention_loop(store: Arc<Store>, cap: u64) {
-    const BATCH: usize = 2000;
-    const STEADY_EVERY: Duration = Duration::from_secs(600);
-    let mut failing = crate::repeated::Repeated::default();
-    let mut stored = std::time::Instant::now();
-    loop {
-        let s = store.clone();
-        let due = smol::unblock(move || {
-            let now = s.steady_ms();
-            s.read().and_then(|r| store::View::expiry_due(&r, cap, now))
-        })
-        .await
-        .unwrap_or(true);
-        if !due && stored.elapsed() < STEADY_EVERY {
-            smol::Timer::after(Duration::from_secs(10)).await;
-            continue;
-        }
-        stored = std::time::Instant::now();
-        let s = store.clone();
-        match smol::unblock(move || s.write(|w| w.expire(cap, BATCH))).await {
-            Ok(done) => {
-                failing.clear();
-                if done.more {
-                    smol::future::yield_now().await;
-                    continue;
-                }
-            }
-            Err(e) => {
-                failing.error(format!("forgetting expired catalog entries: {e}"));
-            }
-        }
-        smol::Timer::after(Duration::from_secs(10)).await;
-    }
-}
-
-/// Gives redb's page cache back once nothing has been committed for [`QUIET`]: after a
-/// busy hour or a drained backlog the daemon returns to its idle size (see
-/// `store::idle`).
-async fn cache_release_loop(store: Arc<Store>) {
-    const QUIET: Duration = Duration::from_secs(60);
-    let mut failing = crate::repeated::Repeated::default();
-    loop {
-        smol::Timer::after(Duration::from_secs(10)).await;
-        let s = store.clone();
-        match smol::unblock(move || s.release_cache_if_quiet(QUIET)).await {
-            Ok(_) => failing.clear(),
-            Err(e) => {
-                failing.error(format!("reopening the state file to free its cache: {e}"));
-            }
-        }
-    }
-}
-
 /// Pipes into a directory made before destinations carried a marker get one now, if their
 /// directory is there (see `forward::dir`); from then on a missing marker holds the Pipe
 /// as "destination not mounted?". One made while its directory was missing is adopted
@@ -285,26 +143,93 @@ fn adopt_destinations(store: &Store) {
     }
 }
 
-/// Deletes expired partial uploads now and then.
-async fn expiry_loop(spool: Arc<Spool>) {
-    loop {
-        smol::Timer::after(Duration::from_secs(600)).await;
-        let s = spool.clone();
-        if let Err(e) = smol::unblock(move || s.expire_partials()).await {
-            log::warn!("expiring partial uploads: {e}");
+/// The FTPS certificate and ticket keys, unless TLS is off: `--cert`/`--key`, else
+/// `STATE/tls/` (made for the host name and the listen addresses if missing).
+fn load_tls(
+    state: &StateDir,
+    opts: &Options,
+    listeners: &[smol::net::TcpListener],
+) -> Result<Option<Arc<crate::gateway::tls::Tls>>, Error> {
+    Ok(match opts.ftp.tls {
+        crate::gateway::tls::Policy::Off => None,
+        _ => {
+            let mut names = crate::cert::default_names(&[]);
+            for l in listeners {
+                if let Ok(a) = l.local_addr()
+                    && !a.ip().is_unspecified()
+                {
+                    names.push(a.ip().to_string());
+                }
+            }
+            let (cert, key) = opts.cert.clone().unzip();
+            let t = crate::gateway::tls::Tls::load(
+                state,
+                crate::gateway::tls::Source::new(state, cert, key, names),
+            )?;
+            log::info!("TLS certificate SHA-256 fingerprint {}", t.fingerprint());
+            Some(Arc::new(t))
         }
+    })
+}
+
+/// Serves Prometheus metrics on `listener`: the status view and the login counters.
+fn serve_metrics(
+    listener: smol::net::TcpListener,
+    store: Arc<Store>,
+    srv: Arc<Server>,
+    fwd: Arc<Forwarder>,
+    started: std::time::Instant,
+    cap: u64,
+) {
+    let view = Arc::new(move || {
+        use std::sync::atomic::Ordering;
+        let mut v = store
+            .read()
+            .and_then(|r| crate::admin::status::from_store(&r))
+            .unwrap_or_default();
+        control::live_status(&mut v, &srv, &fwd, started, cap);
+        let c = crate::metrics::Counters {
+            logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
+            logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
+        };
+        (v, c)
+    });
+    smol::spawn(crate::metrics::serve(listener, view)).detach();
+}
+
+/// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificate.
+async fn wait_for_stop(
+    signals: &mut Signals,
+    tls: Option<&Arc<crate::gateway::tls::Tls>>,
+    grace: Duration,
+) {
+    while let Some(Ok(sig)) = signals.next().await {
+        if sig == Signal::Hup {
+            // Reading the files is blocking: off the executor.
+            let reloaded = match tls.cloned() {
+                Some(t) => Some(smol::unblock(move || t.reload()).await),
+                None => None,
+            };
+            match reloaded {
+                Some(Ok(fp)) => {
+                    log::info!("SIGHUP: reloaded the TLS certificate, SHA-256 fingerprint {fp}")
+                }
+                Some(Err(e)) => log::error!("SIGHUP: kept the old TLS certificate: {e}"),
+                None => log::info!("SIGHUP: TLS is off, nothing to reload"),
+            }
+            continue;
+        }
+        log::info!(
+            "received {sig:?}: no new sessions; running transfers have {}s to finish",
+            grace.as_secs()
+        );
+        break;
     }
 }
 
-/// Runs the daemon until SIGTERM or SIGINT.
-pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
-    state.create().map_err(io_err(format!(
-        "cannot create state directory {}",
-        state.root().display()
-    )))?;
-    // Held until the daemon exits.
-    let (_claim, store) = open_store(state)?;
-    // Never while serving: compaction holds the database for its whole run.
+/// Compacts the state file when more than half of it is free. Never while serving:
+/// compaction holds the database for its whole run.
+fn compact_if_sparse(store: &Store) {
     match store.compact_if_sparse() {
         Ok(Some((before, after))) => log::info!(
             "state file compacted from {:.1} to {:.1} MiB (more than half of it was free)",
@@ -314,8 +239,11 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         Ok(None) => {}
         Err(e) => log::warn!("state file not compacted: {e}"),
     }
-    adopt_destinations(&store);
-    let store = Arc::new(store);
+}
+
+/// Opens the spool (recovering what a crash left) and gives it its reserve: the 8 MiB
+/// handed to the database the day the disk fills.
+fn open_spool(state: &StateDir, store: &Arc<Store>, opts: &Options) -> Result<Arc<Spool>, Error> {
     let spool = Spool::open(state, store.clone(), opts.limits.clone())?;
     {
         let spool = Arc::downgrade(&spool);
@@ -331,6 +259,21 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             crate::spool::reserve::Reserve::BYTES >> 20
         );
     }
+    Ok(spool)
+}
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
+    state.create().map_err(io_err(format!(
+        "cannot create state directory {}",
+        state.root().display()
+    )))?;
+    // Held until the daemon exits.
+    let (_claim, store) = open_store(state)?;
+    compact_if_sparse(&store);
+    adopt_destinations(&store);
+    let store = Arc::new(store);
+    let spool = open_spool(state, &store, &opts)?;
     let listeners = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
     let metrics = match opts.metrics {
         Some(addr) => Some(
@@ -342,29 +285,10 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     };
     let sftp = sftp::bind(state, &opts)?;
     let sftp_addrs = sftp.as_ref().map(|s| s.addrs.clone()).unwrap_or_default();
-    let control = bind_control(state)?;
+    let control = control::bind_control(state)?;
     let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
         .map_err(io_err("cannot watch signals"))?;
-    let tls = match opts.ftp.tls {
-        crate::gateway::tls::Policy::Off => None,
-        _ => {
-            let mut names = crate::cert::default_names(&[]);
-            for l in &listeners {
-                if let Ok(a) = l.local_addr()
-                    && !a.ip().is_unspecified()
-                {
-                    names.push(a.ip().to_string());
-                }
-            }
-            let (cert, key) = opts.cert.clone().unzip();
-            let t = crate::gateway::tls::Tls::load(
-                state,
-                crate::gateway::tls::Source::new(state, cert, key, names),
-            )?;
-            log::info!("TLS certificate SHA-256 fingerprint {}", t.fingerprint());
-            Some(Arc::new(t))
-        }
-    };
+    let tls = load_tls(state, &opts, &listeners)?;
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     let grace = opts.sessions.shutdown_grace;
     forward::init();
@@ -387,29 +311,14 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let _ = srv.forwarder.set(forwarder.clone());
     let sftp_thread = sftp.map(|s| s.start(&srv)).transpose()?;
     let started = std::time::Instant::now();
-    let hooks = Arc::new(Hooks {
-        after_change: Box::new({
-            let (auth, fwd, spool) = (auth.clone(), forwarder.clone(), spool.clone());
-            let srv = srv.clone();
-            move || {
-                auth.clear_cache();
-                // Open sessions check their login again before their next command.
-                srv.admin_changes
-                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                fwd.retry_now();
-                // Bodies a change let go of (a removed Pipe's) go now; blocking, but the
-                // hook already runs off the executor.
-                if let Err(e) = spool.collect_garbage() {
-                    log::warn!("deleting spool bodies of a removed pipe: {e}");
-                }
-            }
-        }),
-        live_status: Box::new({
-            let (srv, fwd) = (srv.clone(), forwarder.clone());
-            let cap = opts.keep_delivered_max;
-            move |view: &mut StatusView| live_status(view, &srv, &fwd, started, cap)
-        }),
-    });
+    let hooks = control::hooks(
+        &auth,
+        &forwarder,
+        &spool,
+        &srv,
+        started,
+        opts.keep_delivered_max,
+    );
 
     let addrs = addresses(listeners.iter().map(|l| l.local_addr()));
     let sftp = match sftp_addrs.is_empty() {
@@ -430,61 +339,20 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         for l in listeners {
             smol::spawn(crate::ftp::accept::accept_loop(srv.clone(), ftp.clone(), l)).detach();
         }
-        let control_task = smol::spawn(control_loop(control, store.clone(), hooks));
+        let control_task = smol::spawn(control::control_loop(control, store.clone(), hooks));
         let forward_task = smol::spawn(forwarder.clone().run());
         if let Some(listener) = metrics {
             let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
-            let cap = opts.keep_delivered_max;
-            let view = Arc::new(move || {
-                use std::sync::atomic::Ordering;
-                let mut v = store
-                    .read()
-                    .and_then(|r| crate::admin::status::from_store(&r))
-                    .unwrap_or_default();
-                live_status(&mut v, &srv, &fwd, started, cap);
-                let c = crate::metrics::Counters {
-                    logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
-                    logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
-                };
-                (v, c)
-            });
-            smol::spawn(crate::metrics::serve(listener, view)).detach();
+            serve_metrics(listener, store, srv, fwd, started, opts.keep_delivered_max);
         }
-        let expiry_task = smol::spawn(expiry_loop(spool.clone()));
-        let retention_task = smol::spawn(retention_loop(store.clone(), opts.keep_delivered_max));
-        let cache_task = smol::spawn(cache_release_loop(store.clone()));
-        smol::spawn(reserve_loop(spool.clone())).detach();
-        smol::spawn(spool_tidy_loop(spool.clone())).detach();
-        while let Some(Ok(sig)) = signals.next().await {
-            if sig == Signal::Hup {
-                // Reading the files is blocking: off the executor.
-                let reloaded = match tls.clone() {
-                    Some(t) => Some(smol::unblock(move || t.reload()).await),
-                    None => None,
-                };
-                match reloaded {
-                    Some(Ok(fp)) => {
-                        log::info!("SIGHUP: reloaded the TLS certificate, SHA-256 fingerprint {fp}")
-                    }
-                    Some(Err(e)) => log::error!("SIGHUP: kept the old TLS certificate: {e}"),
-                    None => log::info!("SIGHUP: TLS is off, nothing to reload"),
-                }
-                continue;
-            }
-            log::info!(
-                "received {sig:?}: no new sessions; running transfers have {}s to finish",
-                grace.as_secs()
-            );
-            break;
-        }
+        let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
+        wait_for_stop(&mut signals, tls.as_ref(), grace).await;
         notify_systemd("STOPPING=1");
         srv.begin_shutdown();
         server::drain(&srv, grace).await;
         drop(control_task);
         drop(forward_task);
-        drop(expiry_task);
-        drop(retention_task);
-        drop(cache_task);
+        drop(housekeeping);
     });
     if let Some(t) = sftp_thread {
         let _ = t.join();
@@ -506,58 +374,6 @@ fn addresses(bound: impl Iterator<Item = io::Result<std::net::SocketAddr>>) -> V
         .filter_map(Result::ok)
         .map(|a| a.to_string())
         .collect()
-}
-
-/// Adds what only the running daemon knows to a status view.
-fn live_status(
-    view: &mut StatusView,
-    srv: &Server,
-    fwd: &Forwarder,
-    started: std::time::Instant,
-    keep_delivered_max: u64,
-) {
-    use std::sync::atomic::Ordering;
-    view.daemon_running = true;
-    view.keep_delivered_max = Some(keep_delivered_max);
-    view.uptime_secs = Some(started.elapsed().as_secs());
-    view.sessions = Some(srv.stats.sessions.load(Ordering::Relaxed));
-    view.sftp_sessions = Some(srv.stats.sftp_sessions.load(Ordering::Relaxed));
-    view.sessions_waiting = Some(srv.session_counts().1);
-    view.uploads_received = Some(srv.stats.uploads.load(Ordering::Relaxed));
-    view.bytes_received = Some(srv.stats.bytes.load(Ordering::Relaxed));
-    view.spool_bytes = srv.spool.used();
-    view.spool_free_bytes = srv.spool.free_space().ok();
-    view.trouble = srv.store.trouble().or_else(|| {
-        let free = view.spool_free_bytes?;
-        (free <= srv.spool.limits().min_free.max(1 << 20)).then(|| {
-            format!(
-                "the spool's disk is full ({free} bytes free): uploads are refused with 452 until space is freed"
-            )
-        })
-    });
-    view.tls_fingerprint = srv.tls.as_ref().map(|t| t.fingerprint());
-    view.ssh_fingerprint = srv.ssh_fingerprint.get().cloned();
-    let health = fwd.health();
-    let skews = fwd.clock_skews();
-    let now_ms = crate::clock::now_secs() * 1000;
-    for p in &mut view.pipes {
-        let h = health.get(&p.id).cloned().unwrap_or_default();
-        p.clock_skew_secs = skews.get(&p.id).copied();
-        p.last_success = h.last_success;
-        p.last_error = h.last_error.clone();
-        p.delivered_ops = h.delivered_ops;
-        p.delivered_bytes = h.delivered_bytes;
-        let window = crate::clock::now_secs()
-            .saturating_sub(h.window_start)
-            .max(1);
-        p.rate_bytes_per_sec = (h.recent_bytes > 0).then(|| h.recent_bytes as f64 / window as f64);
-        if p.state != "parked" {
-            p.state = match h.offline_until_ms {
-                Some(until) if until + 1000 > now_ms => "offline".into(),
-                _ => "online".into(),
-            };
-        }
-    }
 }
 
 /// Tells systemd (`Type=notify`) about our state: one datagram to `$NOTIFY_SOCKET`, a path
