@@ -28,7 +28,7 @@ ctx.verify_mode = ssl.CERT_NONE
 
 class Reuse(ftplib.FTP_TLS):
     # Offers the control connection's TLS session on every data connection (stock
-    # ftplib does not: CPython issue 63699, formerly bpo-19500).
+    # ftplib does not: python/cpython#63699 upstream, formerly bpo-19500).
     def ntransfercmd(self, cmd, rest=None):
         conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
         if self._prot_p:

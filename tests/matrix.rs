@@ -57,7 +57,7 @@ const CLIENTS: &[Client] = &[
         kind: Kind::Full,
         plain: true,
         ftps: true,
-        note: "stock FTP_TLS does not resume the TLS session on data connections (CPython issue 63699): offer it (tests/matrix.rs) or `sender set NAME --tls-reuse optional`",
+        note: "stock FTP_TLS does not resume the TLS session on data connections (python/cpython#63699 upstream): offer it (tests/matrix.rs) or `sender set NAME --tls-reuse optional`",
     },
     Client {
         name: "tnftp",
@@ -215,7 +215,7 @@ fn session(c: &Client, tls: bool, port: u16, local: &Path, top: &str, work: &Pat
         }
         "python3 ftplib" => {
             // Stock FTP_TLS does not resume the control connection's TLS session on data
-            // connections (CPython issue 63699): docs/CLIENTS.md's row says what to do.
+            // connections (python/cpython#63699 upstream): docs/CLIENTS.md's row says what to do.
             let cls = if tls { "Reuse" } else { "ftplib.FTP" };
             let prot = if tls { "f.prot_p()" } else { "pass" };
             let script = format!(

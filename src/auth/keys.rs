@@ -53,7 +53,9 @@ impl SshKey {
             "ssh-ed25519" => wire.string().filter(|k| k.len() == 32).map(|_| ()),
             "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => wire
                 .string()
-                .filter(|curve| algorithm.ends_with(&*String::from_utf8_lossy(curve)))
+                .filter(|curve| {
+                    algorithm.strip_prefix("ecdsa-sha2-").map(str::as_bytes) == Some(curve)
+                })
                 .and_then(|_| wire.string())
                 .map(|_| ()),
             "ssh-rsa" => {
@@ -119,8 +121,9 @@ struct Wire<'a>(&'a [u8]);
 impl<'a> Wire<'a> {
     fn string(&mut self) -> Option<&'a [u8]> {
         let len = u32::from_be_bytes(self.0.get(..4)?.try_into().ok()?) as usize;
-        let s = self.0.get(4..4 + len)?;
-        self.0 = &self.0[4 + len..];
+        let end = len.checked_add(4)?;
+        let s = self.0.get(4..end)?;
+        self.0 = &self.0[end..];
         Some(s)
     }
 }

@@ -324,8 +324,8 @@ impl Authenticator {
     }
 
     /// Resolves an SFTP login with a public key (`offered`, its wire form) whose
-    /// ownership SSH has verified. Over
-    /// SSH the connection is encrypted, so Senders that require TLS may use it.
+    /// ownership SSH has verified. Over SSH the connection is encrypted, so Senders that
+    /// require TLS may use it.
     pub async fn login_key(
         &self,
         user: &str,

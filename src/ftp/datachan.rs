@@ -12,7 +12,7 @@ use std::time::Duration;
 use smol::io::{AsyncRead, AsyncWrite};
 use smol::net::{TcpListener, TcpStream};
 
-use crate::ftp::proto::addr::canonical;
+use crate::net::canonical;
 
 /// A byte stream: a TCP socket now, a TLS stream over one later.
 pub trait Conn: AsyncRead + AsyncWrite + Unpin + Send + Sync {}

@@ -2,9 +2,10 @@
 //!
 //! Each upload fsyncs its own body (in parallel, off the executor), then hands it here.
 //! The thread takes every job waiting, makes sure the bodies' `tmp/` names are durable
-//! (usually done already while they were received, see [`super::durable_names`]; else
-//! one fsync of `tmp/` for the batch), and records all of them in one redb transaction (one durable commit); only
-//! then are the bodies moved into `ready/` (`ready.rs`). Under load 32 sessions pay for a
+//! (for an upload arriving alone, usually done already while it was received, see
+//! [`super::durable_names`]; else one fsync of `tmp/` for the batch), and records all of
+//! them in one redb transaction (one durable commit); only then are the bodies moved
+//! into `ready/` (`ready.rs`). Under load 32 sessions pay for a
 //! handful of commits instead of 32. A crash after the commit and before a move leaves a
 //! body in `tmp/` that the outbox names: start-up recovery finishes the move.
 

@@ -65,6 +65,11 @@ impl Dir {
         if c.durable >= needed {
             return Ok(());
         }
+        self.sync(c)
+    }
+
+    /// One fsync of the directory, started now: it covers every name made so far.
+    fn sync(&self, mut c: MutexGuard<'_, Counts>) -> std::io::Result<()> {
         let covers = c.made;
         c.running += 1;
         c.running_covers = c.running_covers.max(covers);
@@ -130,14 +135,10 @@ impl DurableNames {
     pub(super) fn ensure(&self, tickets: &[Option<Ticket>]) -> std::io::Result<()> {
         match tickets
             .iter()
-            .map(|t| t.map(|t| t.0))
-            .collect::<Option<Vec<_>>>()
+            .try_fold(0, |newest, t| t.map(|t| newest.max(t.0)))
         {
-            Some(known) => self.dir.make_durable(known.into_iter().max().unwrap_or(0)),
-            None => {
-                let after_all = self.dir.counts().made + 1;
-                self.dir.make_durable(after_all)
-            }
+            Some(newest) => self.dir.make_durable(newest),
+            None => self.dir.sync(self.dir.counts()),
         }
     }
 }

@@ -6,7 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use super::{Action, Core, Resume, Upload, UploadKind, reply};
 use crate::ftp::listing::Style;
 use crate::ftp::proto::Reply;
-use crate::ftp::proto::addr::{canonical, check_active};
+use crate::ftp::proto::addr::check_active;
+use crate::net::canonical;
 use crate::store::namespace::Overwrite;
 
 impl Core {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::ftp::core::passive_reply;
 use crate::ftp::datachan::{self, Conn, DataError, Plan};
 use crate::ftp::proto::Reply;
-use crate::ftp::proto::addr::canonical;
 use crate::ftp::session::Session;
+use crate::net::canonical;
 
 /// How long a passive reply to libcurl waits when it follows a transfer: long enough that
 /// libcurl has looked at the control connection once and found nothing, even on a busy

@@ -3,6 +3,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
 
+use crate::net::canonical;
+
 /// Why an address argument was rejected; the text is for the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AddrError {
@@ -66,8 +68,6 @@ pub fn pasv_text(ip: Ipv4Addr, port: u16) -> String {
 pub fn epsv_text(port: u16) -> String {
     format!("Entering Extended Passive Mode (|||{port}|)")
 }
-
-pub use crate::net::canonical;
 
 /// Why an active-mode target is refused (checked before any connection is attempted).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -3,6 +3,8 @@
 //! Text never carries a raw CR or LF from client input into the reply stream: every
 //! control character is replaced, so a hostile file name cannot forge a reply line.
 
+use crate::names::sanitize;
+
 /// One reply to one command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -57,8 +59,6 @@ impl Reply {
         out
     }
 }
-
-pub use crate::names::sanitize;
 
 /// A path in double quotes with embedded quotes doubled (RFC 959 appendix II, for 257).
 pub fn quote_path(path: &str) -> String {
