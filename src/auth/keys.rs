@@ -182,6 +182,27 @@ mod tests {
     }
 
     #[test]
+    fn an_ecdsa_key_must_name_its_own_curve() {
+        let key = |curve: &str| {
+            let mut blob = Vec::new();
+            for part in [
+                &b"ecdsa-sha2-nistp256"[..],
+                curve.as_bytes(),
+                &[4u8; 65][..],
+            ] {
+                blob.extend_from_slice(&(part.len() as u32).to_be_bytes());
+                blob.extend_from_slice(part);
+            }
+            format!("ecdsa-sha2-nistp256 {}", STANDARD.encode(blob))
+        };
+        assert!(SshKey::parse(&key("nistp256")).is_ok());
+        for wrong in ["", "nistp384", "256"] {
+            let e = SshKey::parse(&key(wrong)).unwrap_err().to_string();
+            assert!(e.contains("malformed"), "{wrong:?}: {e}");
+        }
+    }
+
+    #[test]
     fn mpint_bits_ignore_the_sign_byte() {
         assert_eq!(mpint_bits(&[0x00, 0x80, 0x00]), 16);
         assert_eq!(mpint_bits(&[0x01, 0x00]), 9);
