@@ -2,7 +2,8 @@
 //! own address on an unprivileged port.
 #![no_main]
 
-use ftpgate::ftp::proto::addr::{canonical, check_active, parse_eprt, parse_port};
+use ftpgate::ftp::proto::addr::{check_active, parse_eprt, parse_port};
+use ftpgate::net::canonical;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
