@@ -1,5 +1,6 @@
 //! Calendar arithmetic (pure, UTC): FTP timestamps for `MDTM`/`MFMT` and MLSx `modify`
-//! facts (`YYYYMMDDHHMMSS`), and the `ls -l` date column.
+//! facts (`YYYYMMDDHHMMSS`), the `ls -l` date column, and the times an S3 endpoint
+//! states (an HTTP `Date`, an ISO 8601 `ServerTime`).
 
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -90,6 +91,30 @@ pub fn parse_timeval(s: &str) -> Option<u64> {
     Some(days as u64 * 86_400 + u64::from(h) * 3600 + u64::from(mi) * 60 + u64::from(se.min(59)))
 }
 
+/// Unix seconds of an HTTP date (`Sun, 06 Dec 2026 22:50:00 GMT`, RFC 9110's
+/// IMF-fixdate).
+pub fn parse_http_date(s: &str) -> Option<i64> {
+    let mut parts = s.split_whitespace().skip(1);
+    let day = parts.next()?;
+    let name = parts.next()?;
+    let month = MONTHS.iter().position(|m| *m == name)? + 1;
+    let year = parts.next()?;
+    let hms = parts.next()?.replace(':', "");
+    let secs = parse_timeval(&format!("{year}{month:02}{day:0>2}{hms}"))?;
+    i64::try_from(secs).ok()
+}
+
+/// Unix seconds of an ISO 8601 UTC time (`2026-12-06T22:50:00Z`, fractions ignored: S3's
+/// `ServerTime`).
+pub fn parse_iso8601(s: &str) -> Option<i64> {
+    let digits: String = s
+        .trim_end_matches('Z')
+        .chars()
+        .filter(|c| !matches!(c, '-' | 'T' | ':'))
+        .collect();
+    i64::try_from(parse_timeval(&digits)?).ok()
+}
+
 /// The `ls -l` date: `Nov 23 22:45` within six months of `now`, else `Nov 23  2025`.
 pub fn ls_date(mtime: u64, now: u64) -> String {
     let c = civil(mtime);
@@ -105,6 +130,22 @@ pub fn ls_date(mtime: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_times_read_as_unix_seconds() {
+        assert_eq!(
+            parse_http_date("Sun, 06 Dec 2026 22:50:00 GMT"),
+            Some(1_796_597_400)
+        );
+        assert_eq!(parse_iso8601("2026-12-06T22:50:00Z"), Some(1_796_597_400));
+        assert_eq!(
+            parse_iso8601("2026-12-06T22:50:00.123Z"),
+            Some(1_796_597_400)
+        );
+        assert_eq!(parse_http_date("yesterday"), None);
+        assert_eq!(parse_http_date("Sun, 06 Dec 2026 22:50 GMT"), None);
+        assert_eq!(parse_iso8601("2026-13-06T22:50:00Z"), None);
+    }
 
     #[test]
     fn timevals_round_trip() {

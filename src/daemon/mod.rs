@@ -291,7 +291,6 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let tls = load_tls(state, &opts, &listeners)?;
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
     let grace = opts.sessions.shutdown_grace;
-    forward::init();
     let forwarder = Forwarder::new(
         store.clone(),
         spool.clone(),

@@ -48,12 +48,6 @@ use crate::store::{Pipe, Result as StoreResult, Store, View, Writer};
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
 
-/// Makes rust-s3 leave retries to us: the forwarder classifies each error and backs off
-/// per Pipe itself.
-pub fn init() {
-    ::s3::set_retries(0);
-}
-
 /// Forwarder settings.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -20,7 +20,7 @@ pub(super) fn permanent(e: impl std::fmt::Display) -> SinkError {
 /// Transient or permanent, with a sentence that says what is wrong.
 pub fn classify(e: S3Error) -> SinkError {
     match e {
-        S3Error::HttpFailWithBody(status, body) => {
+        S3Error::Status(status, body) => {
             let code = super::http::xml_text(&body, "Code").unwrap_or_default();
             let code = code.as_str();
             let what = format!(
@@ -61,12 +61,8 @@ pub fn classify(e: S3Error) -> SinkError {
                 _ => SinkError::permanent(format!("the endpoint refused the request ({what})")),
             }
         }
-        S3Error::HttpFail => SinkError::transient("the endpoint answered with an error status"),
-        S3Error::Credentials(e) => permanent(format!("bad credentials: {e}")),
-        S3Error::Region(e) => permanent(format!("bad region: {e}")),
-        S3Error::UrlParse(e) => permanent(format!("bad endpoint URL: {e}")),
-        other => {
-            let text = other.to_string();
+        S3Error::Request(e) => permanent(format!("the request could not be made: {e}")),
+        S3Error::Transport(text) => {
             let lower = text.to_ascii_lowercase();
             let proxy = lower.contains(" via proxy ");
             let why = if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
@@ -110,25 +106,18 @@ mod tests {
         let body = |code: &str| {
             format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>m</Message></Error>")
         };
-        assert!(!classify(S3Error::HttpFailWithBody(404, body("NoSuchBucket"))).transient);
-        assert!(!classify(S3Error::HttpFailWithBody(403, body("InvalidAccessKeyId"))).transient);
-        assert!(
-            !classify(S3Error::HttpFailWithBody(
-                403,
-                body("SignatureDoesNotMatch")
-            ))
-            .transient
-        );
-        assert!(!classify(S3Error::HttpFailWithBody(403, body("AccessDenied"))).transient);
-        assert!(classify(S3Error::HttpFailWithBody(503, body("SlowDown"))).transient);
-        assert!(classify(S3Error::HttpFailWithBody(500, String::new())).transient);
-        assert!(classify(S3Error::HttpFailWithBody(429, String::new())).transient);
-        assert!(classify(S3Error::HttpFailWithBody(400, body("RequestTimeout"))).transient);
-        assert!(!classify(S3Error::HttpFailWithBody(400, body("InvalidArgument"))).transient);
-        let refused = classify(S3Error::Io(std::io::Error::new(
-            std::io::ErrorKind::ConnectionRefused,
-            "Connection refused (os error 111)",
-        )));
+        assert!(!classify(S3Error::Status(404, body("NoSuchBucket"))).transient);
+        assert!(!classify(S3Error::Status(403, body("InvalidAccessKeyId"))).transient);
+        assert!(!classify(S3Error::Status(403, body("SignatureDoesNotMatch"))).transient);
+        assert!(!classify(S3Error::Status(403, body("AccessDenied"))).transient);
+        assert!(classify(S3Error::Status(503, body("SlowDown"))).transient);
+        assert!(classify(S3Error::Status(500, String::new())).transient);
+        assert!(classify(S3Error::Status(429, String::new())).transient);
+        assert!(classify(S3Error::Status(400, body("RequestTimeout"))).transient);
+        assert!(!classify(S3Error::Status(400, body("InvalidArgument"))).transient);
+        let refused = classify(S3Error::Transport(
+            "Connection refused (os error 111)".into(),
+        ));
         assert!(refused.transient && refused.message.contains("connection refused"));
     }
 }

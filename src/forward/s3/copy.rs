@@ -3,8 +3,9 @@
 //! of a larger object is refused. The copy keeps the source's metadata (sender, Pipe,
 //! original mtime); the multipart one is written down in the journal like any other.
 
+use super::http::S3Error;
+use super::sigv4::uri_encode;
 use ::http::{HeaderMap, HeaderName, HeaderValue};
-use s3::error::S3Error;
 
 use super::multipart::Sent;
 use super::{S3Sink, classify, xml_text};
@@ -20,7 +21,7 @@ impl S3Sink {
     pub(super) fn copy(&self, from: &str, to: &str) -> Result<bool, SinkError> {
         let head = match self.client.send("HEAD", from, &[], HeaderMap::new(), &[]) {
             Ok(a) => a.headers,
-            Err(S3Error::HttpFailWithBody(404, _)) => return Ok(false),
+            Err(S3Error::Status(404, _)) => return Ok(false),
             Err(e) => return Err(classify(e)),
         };
         let size = head
@@ -36,7 +37,7 @@ impl S3Sink {
             );
             return match self.client.send("PUT", to, &[], headers, &[]) {
                 Ok(_) => Ok(true),
-                Err(S3Error::HttpFailWithBody(404, _)) => Ok(false),
+                Err(S3Error::Status(404, _)) => Ok(false),
                 Err(e) => Err(classify(e)),
             };
         }
@@ -60,11 +61,7 @@ impl S3Sink {
     }
 
     fn source(&self, key: &str) -> Result<HeaderValue, SinkError> {
-        let source = format!(
-            "/{}/{}",
-            self.bucket.name(),
-            s3::signing::uri_encode(key, false)
-        );
+        let source = format!("/{}/{}", self.bucket, uri_encode(key, false));
         HeaderValue::try_from(source)
             .map_err(|e| SinkError::permanent(format!("copy source {key}: {e}")))
     }

@@ -1,7 +1,6 @@
 //! Every S3 request of a Pipe, over one client of kept-alive HTTP connections ([`Client`]),
-//! signed here with AWS Signature V4 in the `Authorization` header (rust-s3's signing
-//! functions; the payload `UNSIGNED-PAYLOAD`, its Content-MD5 signed instead so the server
-//! still verifies the body). One client per Pipe means one place that knows the Pipe's
+//! signed with AWS Signature V4 ([`super::sigv4`]; the payload `UNSIGNED-PAYLOAD`, its
+//! checksum header signed instead so the server still verifies the body). One client per Pipe means one place that knows the Pipe's
 //! trust anchors (`--ca-file`) and its proxy (`--proxy`, or the daemon's environment).
 //!
 //! **A wrong clock.** Many gateways have no real-time clock and many plant LANs no NTP,
@@ -19,15 +18,28 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
-use s3::Region;
-use s3::error::S3Error;
-use s3::signing;
-use url::Url;
+use http::HeaderMap;
 
 use super::classify::transport_text;
+use super::sigv4::{self, Signer, UNSIGNED_PAYLOAD, uri_encode};
+use crate::calendar;
 use crate::secret::Secret;
 use crate::store::destination::redact_proxy;
+
+/// Why an S3 request failed, before [`super::classify`] says what that means.
+#[derive(Debug, thiserror::Error)]
+pub enum S3Error {
+    /// The endpoint answered with this status and body (a 2xx whose body is an S3
+    /// `<Error>` counts as 500).
+    #[error("HTTP {0}: {1}")]
+    Status(u16, String),
+    /// No answer: the connection, TLS, DNS or the proxy failed (the transport's sentence).
+    #[error("{0}")]
+    Transport(String),
+    /// The request could not be made (a header value that is not text, no host).
+    #[error("the request could not be made: {0}")]
+    Request(String),
+}
 
 /// What the endpoint answered: the status is 2xx (anything else is an error).
 pub struct Answer {
@@ -51,9 +63,10 @@ pub struct Client {
     config: ureq::config::Config,
     /// The bucket's URL, e.g. `https://s3.example.com/bucket` (path style).
     base: String,
-    region: Region,
-    access_key: String,
-    secret_key: Secret,
+    /// `host[:port]` of `base`, and the path the keys follow (`/bucket` or empty).
+    host: String,
+    base_path: String,
+    signer: Signer,
     /// "via proxy http://host:port", for error messages (never with credentials).
     via: String,
     /// The endpoint's clock minus ours, in seconds, learned from a skew refusal.
@@ -75,12 +88,9 @@ pub const REST_AFTER: Duration = Duration::from_secs(15);
 const MAX_ANSWER: u64 = 1 << 20;
 
 impl Client {
-    pub fn new(
-        bucket: &s3::Bucket,
-        access_key: &str,
-        secret_key: &Secret,
-        route: &Route,
-    ) -> Result<Client, String> {
+    /// A client for the bucket at `base` (see [`sigv4::bucket_url`]).
+    pub fn new(base: String, signer: Signer, route: &Route) -> Result<Client, String> {
+        let (host, base_path) = split_base(&base)?;
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
@@ -113,10 +123,10 @@ impl Client {
                 used: Instant::now(),
             }),
             config: config.build(),
-            base: bucket.url(),
-            region: bucket.region(),
-            access_key: access_key.to_string(),
-            secret_key: secret_key.clone(),
+            base,
+            host,
+            base_path,
+            signer,
             via,
             skew_secs: Mutex::new(0),
         })
@@ -157,8 +167,8 @@ impl Client {
         headers: HeaderMap,
         body: &[u8],
     ) -> Result<Answer, S3Error> {
-        let url = self.url(key, query)?;
-        match self.send_once(method, &url, headers.clone(), body) {
+        let path = format!("{}/{}", self.base_path, uri_encode(key, false));
+        match self.send_once(method, &path, query, headers.clone(), body) {
             Err((e, Some(server))) => {
                 let skew = server - time::OffsetDateTime::now_utc().unix_timestamp();
                 let mut s = self.skew_secs.lock().unwrap_or_else(|e| e.into_inner());
@@ -172,39 +182,56 @@ impl Client {
                     "{}: the endpoint's clock is {skew} s off this gateway's; requests are signed with its time from now on (set this box's clock, e.g. with NTP)",
                     self.base
                 );
-                self.send_once(method, &url, headers, body)
+                self.send_once(method, &path, query, headers, body)
                     .map_err(|(e, _)| e)
             }
             other => other.map_err(|(e, _)| e),
         }
     }
 
+    /// One try: `Err((why, Some(server time)))` when the endpoint refused the request's
+    /// time and said its own.
     fn send_once(
         &self,
         method: &str,
-        url: &Url,
+        path: &str,
+        query: &[(&str, &str)],
         mut headers: HeaderMap,
         body: &[u8],
     ) -> Result<Answer, (S3Error, Option<i64>)> {
-        self.sign(method, url, &mut headers)
-            .map_err(|e| (e, None))?;
-        let mut req = ureq::http::Request::builder()
-            .method(method)
-            .uri(url.as_str());
+        let signed = sigv4::Request {
+            method,
+            host: &self.host,
+            path,
+            query,
+        };
+        let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(self.skew_secs());
+        self.signer
+            .sign(&signed, UNSIGNED_PAYLOAD, &mut headers, now)
+            .map_err(|e| (S3Error::Request(e), None))?;
+        let mut url = format!("{}{path}", self.origin());
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&uri_encode(k, true));
+            if !v.is_empty() {
+                url.push('=');
+                url.push_str(&uri_encode(v, true));
+            }
+        }
+        let mut req = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_bytes());
         }
-        let req = req.body(body).map_err(|e| {
-            let e = S3Error::HttpFailWithBody(0, format!("building the request: {e}"));
-            (e, None)
-        })?;
+        let req = req
+            .body(body)
+            .map_err(|e| (S3Error::Request(format!("building the request: {e}")), None))?;
         let agent = self.agent();
         let sent = agent.run(req);
         // A long request (a part, a copy) counts until its answer, not from its start.
         self.pool.lock().unwrap_or_else(|e| e.into_inner()).used = Instant::now();
         let mut resp = sent.map_err(|e| {
             let text = format!("{}{}", transport_text(&e), self.via);
-            (S3Error::Io(std::io::Error::other(text)), None)
+            (S3Error::Transport(text), None)
         })?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -230,137 +257,40 @@ impl Client {
             let server = (status == 403 && text.contains("RequestTimeTooSkewed"))
                 .then(|| {
                     xml_text(&text, "ServerTime")
-                        .and_then(|t| parse_iso8601(&t))
+                        .and_then(|t| calendar::parse_iso8601(&t))
                         .or_else(|| {
                             headers
                                 .get(http::header::DATE)
                                 .and_then(|d| d.to_str().ok())
-                                .and_then(parse_http_date)
+                                .and_then(calendar::parse_http_date)
                         })
                 })
                 .flatten();
-            Err((S3Error::HttpFailWithBody(status, text), server))
+            Err((S3Error::Status(status, text), server))
         }
     }
 
-    fn url(&self, key: &str, query: &[(&str, &str)]) -> Result<Url, S3Error> {
-        let mut s = format!("{}/{}", self.base, signing::uri_encode(key, false));
-        for (i, (k, v)) in query.iter().enumerate() {
-            s.push(if i == 0 { '?' } else { '&' });
-            s.push_str(&signing::uri_encode(k, true));
-            if !v.is_empty() {
-                s.push('=');
-                s.push_str(&signing::uri_encode(v, true));
-            }
-        }
-        Ok(Url::parse(&s)?)
-    }
-
-    /// Adds `host`, `x-amz-date`, `x-amz-content-sha256` and the `Authorization` that
-    /// signs them with every other header.
-    fn sign(&self, method: &str, url: &Url, headers: &mut HeaderMap) -> Result<(), S3Error> {
-        use hmac::Mac;
-        let host = match (url.host_str(), url.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_string(),
-            (None, _) => return Err(S3Error::HttpFailWithBody(0, format!("no host in {url}"))),
-        };
-        let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(self.skew_secs());
-        let stamp = format!(
-            "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
-            now.year(),
-            u8::from(now.month()),
-            now.day(),
-            now.hour(),
-            now.minute(),
-            now.second()
-        );
-        let value = |s: &str| {
-            HeaderValue::try_from(s)
-                .map_err(|e| S3Error::HttpFailWithBody(0, format!("header value: {e}")))
-        };
-        headers.insert(http::header::HOST, value(&host)?);
-        headers.insert(HeaderName::from_static("x-amz-date"), value(&stamp)?);
-        headers.insert(
-            HeaderName::from_static("x-amz-content-sha256"),
-            HeaderValue::from_static(UNSIGNED),
-        );
-        let canonical = format!(
-            "{method}\n{}\n{}\n{}\n\n{}\n{UNSIGNED}",
-            signing::canonical_uri_string(url),
-            signing::canonical_query_string(url),
-            canonical_headers(headers)?,
-            signing::signed_header_string(headers),
-        );
-        let to_sign = signing::string_to_sign(&now, &self.region, &canonical)?;
-        let key = signing::signing_key(&now, self.secret_key.expose(), &self.region, "s3")?;
-        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key)
-            .map_err(|e| S3Error::HttpFailWithBody(0, format!("signing: {e}")))?;
-        mac.update(to_sign.as_bytes());
-        let signature = crate::support::hex(&mac.finalize().into_bytes());
-        let auth = signing::authorization_header(
-            &self.access_key,
-            &now,
-            &self.region,
-            &signing::signed_header_string(headers),
-            &signature,
-        )?;
-        headers.insert(http::header::AUTHORIZATION, value(&auth)?);
-        Ok(())
+    /// `scheme://host[:port]` of the bucket's URL.
+    fn origin(&self) -> &str {
+        &self.base[..self.base.len() - self.base_path.len()]
     }
 }
 
-const UNSIGNED: &str = "UNSIGNED-PAYLOAD";
-
-/// SigV4's canonical headers: `name:value` lines in the order of the names. (rust-s3's
-/// `canonical_header_string` sorts the whole lines, which puts `x-amz-copy-source-range`
-/// before `x-amz-copy-source`: every server refuses that signature.)
-fn canonical_headers(headers: &HeaderMap) -> Result<String, S3Error> {
-    let mut lines = Vec::with_capacity(headers.len());
-    for (name, value) in headers {
-        lines.push((
-            name.as_str().to_lowercase(),
-            value.to_str()?.trim().to_string(),
-        ));
+/// The `host[:port]` and the path of a bucket's URL (`http://h:9000/plant`: `h:9000`,
+/// `/plant`).
+fn split_base(base: &str) -> Result<(String, String), String> {
+    let rest = base
+        .split_once("://")
+        .map(|(_, r)| r)
+        .ok_or_else(|| format!("no scheme in {base}"))?;
+    let (host, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if host.is_empty() {
+        return Err(format!("no host in {base}"));
     }
-    lines.sort();
-    Ok(lines
-        .iter()
-        .map(|(n, v)| format!("{n}:{v}"))
-        .collect::<Vec<_>>()
-        .join("\n"))
-}
-
-/// Unix seconds of an HTTP date (`Sun, 06 Dec 2026 22:50:00 GMT`, RFC 9110's IMF-fixdate).
-fn parse_http_date(s: &str) -> Option<i64> {
-    let mut parts = s.split_whitespace().skip(1);
-    let day: u8 = parts.next()?.parse().ok()?;
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let name = parts.next()?;
-    let month = MONTHS.iter().position(|m| *m == name)? as u8 + 1;
-    let year: i32 = parts.next()?.parse().ok()?;
-    unix_secs(year, month, day, parts.next()?)
-}
-
-/// Unix seconds of an ISO 8601 UTC time (`2026-12-06T22:50:00Z`, S3's `ServerTime`).
-fn parse_iso8601(s: &str) -> Option<i64> {
-    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
-    let mut d = date.split('-');
-    let year = d.next()?.parse().ok()?;
-    let month = d.next()?.parse().ok()?;
-    let day = d.next()?.parse().ok()?;
-    unix_secs(year, month, day, time.split('.').next()?)
-}
-
-fn unix_secs(year: i32, month: u8, day: u8, hms: &str) -> Option<i64> {
-    let mut t = hms.split(':').map(|n| n.parse::<u8>().ok());
-    let (h, m, s) = (t.next()??, t.next()??, t.next()??);
-    let date =
-        time::Date::from_calendar_date(year, time::Month::try_from(month).ok()?, day).ok()?;
-    let at = date.with_hms(h, m, s).ok()?.assume_utc();
-    Some(at.unix_timestamp())
+    Ok((host.to_string(), path.to_string()))
 }
 
 /// The certificates of a PEM file, or why it holds none.
@@ -382,22 +312,6 @@ pub fn parse_cas(pem: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, Stri
 }
 
 /// The text of one XML element of an S3 answer, unescaped.
-#[cfg(test)]
-#[test]
-fn server_times_read_as_unix_seconds() {
-    assert_eq!(
-        parse_http_date("Sun, 06 Dec 2026 22:50:00 GMT"),
-        Some(1_796_597_400)
-    );
-    assert_eq!(parse_iso8601("2026-12-06T22:50:00Z"), Some(1_796_597_400));
-    assert_eq!(
-        parse_iso8601("2026-12-06T22:50:00.123Z"),
-        Some(1_796_597_400)
-    );
-    assert_eq!(parse_http_date("yesterday"), None);
-    assert_eq!(parse_iso8601("2026-13-06T22:50:00Z"), None);
-}
-
 pub fn xml_text(body: &str, tag: &str) -> Option<String> {
     let open = format!("<{tag}>");
     let close = format!("</{tag}>");

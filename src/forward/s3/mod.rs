@@ -3,8 +3,8 @@
 //! * Every request goes over one client of kept-alive HTTP connections per Pipe
 //!   ([`http::Client`], signed there), so a drain of a million small files opens a handful
 //!   of TCP and TLS connections, not a million, and the Pipe's CA file and proxy apply to
-//!   all of them. rust-s3 provides the signing and the bucket's addressing; its own HTTP
-//!   client is not used.
+//!   all of them. Requests are signed with SigV4 ([`sigv4`], our own: the few functions
+//!   we need, without an S3 crate's HTTP client beside ureq).
 //! * Larger bodies go by multipart from the spool file, several parts in flight within a
 //!   fixed process-wide budget of buffers ([`multipart`]), so memory stays flat for any
 //!   size and any number of Pipes.
@@ -16,8 +16,9 @@
 //!   checks the CRC (it echoes the header); an op queued with an MD5 by an older version
 //!   carries that as Content-MD5. The payload itself is not hashed for SigV4
 //!   (`UNSIGNED-PAYLOAD`): the checksum header is what protects it.
-//! * rust-s3's own retries are off (see `forward::init`); errors are classified here
-//!   into transient (retry) and permanent (park with the reason).
+//! * A request is tried once (after a clock-skew refusal, twice); errors are classified
+//!   here into transient (the forwarder retries with backoff) and permanent (park with
+//!   the reason).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -25,8 +26,6 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use ::http::{HeaderMap, HeaderName, HeaderValue};
 use md5::Digest;
-use s3::error::S3Error;
-use s3::{Bucket, Region, creds::Credentials};
 
 use super::journal::{Journal, Open};
 use super::sink::{Meta, Sink, SinkError, corrupted};
@@ -40,12 +39,13 @@ pub mod http;
 pub mod multipart;
 #[cfg(test)]
 mod only_new_tests;
+pub mod sigv4;
 #[cfg(test)]
 mod test_server;
 
 pub use classify::classify;
 use classify::permanent;
-use http::{Client, Route, xml_text};
+use http::{Client, Route, S3Error, xml_text};
 
 /// Bodies above this size go by multipart.
 pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
@@ -54,7 +54,8 @@ pub const PART_SIZE: usize = 5 << 20;
 const CONTENT_TYPE: &str = "application/octet-stream";
 
 pub struct S3Sink {
-    bucket: Box<Bucket>,
+    /// The bucket's name.
+    bucket: String,
     client: Client,
     where_: String,
     /// Where open multipart uploads are written down, so none is left open for good.
@@ -182,28 +183,12 @@ impl S3Sink {
         s: &S3Settings,
         journal: Option<Arc<Journal>>,
     ) -> Result<S3Sink, SinkError> {
-        let region = match &s.endpoint {
-            Some(endpoint) => Region::Custom {
-                region: s.region.clone(),
-                endpoint: endpoint.clone(),
-            },
-            None => s
-                .region
-                .parse()
-                .map_err(|e| permanent(format!("bad region {}: {e}", s.region)))?,
+        let base = sigv4::bucket_url(bucket, s.endpoint.as_deref(), &s.region, s.path_style);
+        let signer = sigv4::Signer {
+            access_key: s.access_key.clone(),
+            secret_key: s.secret_key.clone(),
+            region: s.region.clone(),
         };
-        let creds = Credentials::new(
-            Some(&s.access_key),
-            Some(s.secret_key.expose()),
-            None,
-            None,
-            None,
-        )
-        .map_err(permanent)?;
-        let mut b = Bucket::new(bucket, region, creds).map_err(classify)?;
-        if s.path_style {
-            b = b.with_path_style();
-        }
         let where_ = format!(
             "bucket {bucket} at {}",
             s.endpoint.as_deref().unwrap_or("AWS")
@@ -212,9 +197,9 @@ impl S3Sink {
             ca_pem: s.ca_pem.clone(),
             proxy: s.proxy.clone(),
         };
-        let client = Client::new(&b, &s.access_key, &s.secret_key, &route).map_err(permanent)?;
+        let client = Client::new(base, signer, &route).map_err(permanent)?;
         Ok(S3Sink {
-            bucket: b,
+            bucket: bucket.to_string(),
             client,
             where_,
             journal,
@@ -281,7 +266,7 @@ impl S3Sink {
             .client
             .send("POST", key, &[("uploads", "")], headers, &[])?;
         xml_text(&answer.body, "UploadId").ok_or_else(|| {
-            S3Error::HttpFailWithBody(500, format!("no UploadId in the answer: {}", answer.body))
+            S3Error::Status(500, format!("no UploadId in the answer: {}", answer.body))
         })
     }
 
@@ -434,7 +419,7 @@ impl Sink for S3Sink {
     fn delete(&self, key: &str) -> Result<(), SinkError> {
         match self.client.send("DELETE", key, &[], HeaderMap::new(), &[]) {
             Ok(_) => Ok(()),
-            Err(S3Error::HttpFailWithBody(404, _)) => Ok(()),
+            Err(S3Error::Status(404, _)) => Ok(()),
             Err(e) => Err(classify(e)),
         }
     }
@@ -469,7 +454,7 @@ impl Sink for S3Sink {
             match self.abort(&open.key, &open.upload_id) {
                 Ok(()) => aborted += 1,
                 // Completed or aborted already (or expired by a lifecycle rule).
-                Err(S3Error::HttpFailWithBody(404, _)) => {}
+                Err(S3Error::Status(404, _)) => {}
                 Err(e) => return Err(classify(e)),
             }
             journal.closed(&open.upload_id);
