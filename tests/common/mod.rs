@@ -642,7 +642,8 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    /// A client for checking what landed (rust-s3, as the gateway uses).
+    /// A client for checking what landed: rust-s3, an S3 client independent of the
+    /// gateway's own requests and signing.
     pub fn bucket(&self) -> Box<s3::Bucket> {
         let region = s3::Region::Custom {
             region: "us-east-1".into(),

@@ -21,7 +21,7 @@ pub(super) fn permanent(e: impl std::fmt::Display) -> SinkError {
 pub fn classify(e: S3Error) -> SinkError {
     match e {
         S3Error::Status(status, body) => {
-            let code = super::http::xml_text(&body, "Code").unwrap_or_default();
+            let code = xml_text(&body, "Code").unwrap_or_default();
             let code = code.as_str();
             let what = format!(
                 "HTTP {status}{}{code}",
@@ -97,9 +97,32 @@ pub fn classify(e: S3Error) -> SinkError {
     }
 }
 
+/// The text of one XML element of an S3 answer, unescaped.
+pub fn xml_text(body: &str, tag: &str) -> Option<String> {
+    let open = format!("<{tag}>");
+    let close = format!("</{tag}>");
+    let start = body.find(&open)? + open.len();
+    let len = body[start..].find(&close)?;
+    Some(
+        body[start..start + len]
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xml_text_reads_s3_answers() {
+        let body = "<InitiateMultipartUploadResult><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>";
+        assert_eq!(xml_text(body, "UploadId").as_deref(), Some("a&b"));
+        assert_eq!(xml_text(body, "Key"), None);
+    }
 
     #[test]
     fn classifies_s3_errors() {

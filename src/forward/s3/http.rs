@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use http::HeaderMap;
 
-use super::classify::transport_text;
+use super::classify::{transport_text, xml_text};
 use super::sigv4::{self, Signer, UNSIGNED_PAYLOAD, uri_encode};
 use crate::calendar;
 use crate::secret::Secret;
@@ -311,31 +311,23 @@ pub fn parse_cas(pem: &str) -> Result<Vec<ureq::tls::Certificate<'static>>, Stri
     Ok(certs)
 }
 
-/// The text of one XML element of an S3 answer, unescaped.
-pub fn xml_text(body: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = body.find(&open)? + open.len();
-    let len = body[start..].find(&close)?;
-    Some(
-        body[start..start + len]
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn xml_text_reads_s3_answers() {
-        let body = "<InitiateMultipartUploadResult><UploadId>a&amp;b</UploadId></InitiateMultipartUploadResult>";
-        assert_eq!(xml_text(body, "UploadId").as_deref(), Some("a&b"));
-        assert_eq!(xml_text(body, "Key"), None);
+    fn a_bucket_url_splits_into_the_host_signed_and_the_path_keys_follow() {
+        let split = |b: &str| split_base(b).unwrap();
+        assert_eq!(
+            split("http://127.0.0.1:9000/plant"),
+            ("127.0.0.1:9000".into(), "/plant".into())
+        );
+        assert_eq!(
+            split("https://plant.s3.eu-west-1.amazonaws.com"),
+            ("plant.s3.eu-west-1.amazonaws.com".into(), String::new())
+        );
+        assert!(split_base("http:///plant").is_err());
+        assert!(split_base("plant").is_err());
     }
 
     #[test]

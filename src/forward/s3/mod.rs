@@ -45,7 +45,8 @@ mod test_server;
 
 pub use classify::classify;
 use classify::permanent;
-use http::{Client, Route, S3Error, xml_text};
+use classify::xml_text;
+use http::{Client, Route, S3Error};
 
 /// Bodies above this size go by multipart.
 pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
