@@ -1,6 +1,7 @@
 //! One delivery: the blocking call to the Pipe's sink, and what the ended deliveries
 //! become (outcomes to record, health, log lines).
 
+use super::slots::Running;
 use super::*;
 
 impl Forwarder {

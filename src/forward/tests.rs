@@ -3,7 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Config, Forwarder, Running, claims, claims_timer};
+use super::slots::Running;
+use super::{Config, Forwarder, claims, claims_timer};
 use crate::spool::{Limits, Spool};
 use crate::state::StateDir;
 use crate::store::catalog::Upload;
