@@ -22,10 +22,8 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
 use ::http::{HeaderMap, HeaderName, HeaderValue};
-use md5::Digest;
 
 use super::journal::{Journal, Open};
 use super::sink::{Meta, Sink, SinkError, corrupted};
@@ -35,6 +33,7 @@ use crate::store::S3Settings;
 pub mod budget;
 mod classify;
 mod copy;
+mod headers;
 pub mod http;
 pub mod multipart;
 #[cfg(test)]
@@ -46,13 +45,13 @@ mod test_server;
 pub use classify::classify;
 use classify::permanent;
 use classify::xml_text;
+use headers::{Verifies, content_type, integrity_headers, meta_headers};
 use http::{Client, Route, S3Error};
 
 /// Bodies above this size go by multipart.
 pub const MULTIPART_THRESHOLD: u64 = 8 << 20;
 /// Part size (S3's minimum is 5 MiB).
 pub const PART_SIZE: usize = 5 << 20;
-const CONTENT_TYPE: &str = "application/octet-stream";
 
 pub struct S3Sink {
     /// The bucket's name.
@@ -70,112 +69,9 @@ pub struct S3Sink {
     copy_part: u64,
 }
 
-/// Whether a server is known to check `x-amz-checksum-crc32c`: it has echoed the header
-/// in an answer. Until then (0), and if it never does, requests carry a Content-MD5 as well.
-#[derive(Default)]
-struct Verifies(AtomicU8);
-
-const CHECKS_CRC: u8 = 1;
-const IGNORES_CRC: u8 = 2;
-
-impl Verifies {
-    fn wants_md5(&self) -> bool {
-        self.0.load(Ordering::Relaxed) != CHECKS_CRC
-    }
-
-    /// Learns from the answer to a request that carried `sum`.
-    fn saw(&self, sum: &Checksum, answer: &HeaderMap, server: &str) {
-        if !matches!(sum, Checksum::Crc32c(_)) {
-            return;
-        }
-        let now = if answer.contains_key(CRC32C_HEADER) {
-            CHECKS_CRC
-        } else {
-            IGNORES_CRC
-        };
-        if self.0.swap(now, Ordering::Relaxed) != now && now == IGNORES_CRC {
-            log::info!(
-                "{server} does not confirm CRC32C checksums: its uploads carry a Content-MD5 too"
-            );
-        }
-    }
-}
-
-const CRC32C_HEADER: &str = "x-amz-checksum-crc32c";
-
-fn meta_headers(meta: &Meta) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    for (k, v) in [
-        ("sender", meta.sender.as_str()),
-        ("pipe", meta.pipe.as_str()),
-        ("gateway", meta.gateway.as_str()),
-        ("mtime", &meta.mtime.to_string()),
-    ]
-    .into_iter()
-    // The body id, for a put that must recognise its own object (`put_over_own`).
-    .chain(meta.only_new.then_some(("upload", meta.upload.as_str())))
-    {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::try_from(format!("x-amz-meta-{k}")),
-            HeaderValue::try_from(v),
-        ) {
-            h.insert(name, value);
-        }
-    }
-    h
-}
-
-/// The headers the server checks `content` against: its checksum `sum`, and a
-/// Content-MD5 as well for a CRC the server is not known to check.
-fn integrity_headers(headers: &mut HeaderMap, sum: &Checksum, content: &[u8], v: &Verifies) {
-    let mut insert = |name: &'static str, digest: &[u8]| {
-        if let Ok(value) = HeaderValue::try_from(base64(digest)) {
-            headers.insert(HeaderName::from_static(name), value);
-        }
-    };
-    match sum {
-        Checksum::Crc32c(_) => {
-            insert(CRC32C_HEADER, &sum.bytes());
-            if v.wants_md5() {
-                insert("content-md5", &md5::Md5::digest(content));
-            }
-        }
-        Checksum::Md5(digest) => insert("content-md5", digest),
-    }
-}
-
 /// A spool body that could not be read (retried: the disk may come back).
 fn unreadable(e: std::io::Error) -> SinkError {
     SinkError::transient(format!("reading the spool body: {e}"))
-}
-
-fn content_type(headers: &mut HeaderMap) {
-    headers.insert(
-        ::http::header::CONTENT_TYPE,
-        HeaderValue::from_static(CONTENT_TYPE),
-    );
-}
-
-/// Standard base64 with padding (for Content-MD5).
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 impl S3Sink {
@@ -485,55 +381,5 @@ impl Sink for S3Sink {
             "{} answers and the credentials may list it",
             self.where_
         ))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base64_as_content_md5_wants_it() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
-        // MD5 of the empty string, as S3 documents it.
-        assert_eq!(base64(&md5::Md5::digest(b"")), "1B2M2Y8AsgTpgAmY7PhCfg==");
-    }
-
-    #[test]
-    fn a_content_md5_goes_along_until_the_server_shows_it_checks_the_crc() {
-        let v = Verifies::default();
-        let crc = Checksum::Crc32c(0x0102_0304);
-        let headers = |v: &Verifies| {
-            let mut h = HeaderMap::new();
-            integrity_headers(&mut h, &crc, b"body", v);
-            h
-        };
-        let h = headers(&v);
-        assert_eq!(h[CRC32C_HEADER], "AQIDBA==");
-        assert!(h.contains_key("content-md5"), "not known yet: MD5 too");
-        let mut echoed = HeaderMap::new();
-        echoed.insert(CRC32C_HEADER, HeaderValue::from_static("AQIDBA=="));
-        v.saw(&crc, &echoed, "s3");
-        assert!(
-            !headers(&v).contains_key("content-md5"),
-            "it checks the CRC"
-        );
-        v.saw(&crc, &HeaderMap::new(), "s3");
-        assert!(
-            headers(&v).contains_key("content-md5"),
-            "it stopped confirming"
-        );
-        // An old op's MD5 is its only checksum, and teaches nothing about CRCs.
-        let md5 = Checksum::Md5([7; 16]);
-        v.saw(&md5, &echoed, "s3");
-        assert!(v.wants_md5());
-        let mut h = HeaderMap::new();
-        integrity_headers(&mut h, &md5, b"body", &v);
-        assert_eq!(h["content-md5"], base64(&[7; 16]).as_str());
-        assert!(!h.contains_key(CRC32C_HEADER));
     }
 }

@@ -15,7 +15,8 @@ use std::io::Read;
 use std::sync::mpsc;
 
 use super::budget::{MEMORY, Ticket};
-use super::{PART_SIZE, S3Sink, integrity_headers};
+use super::headers::{base64, integrity_headers};
+use super::{PART_SIZE, S3Sink};
 use crate::checksum::Checksum;
 use crate::forward::s3::classify;
 use crate::forward::sink::{SinkError, corrupted};
@@ -170,7 +171,7 @@ impl S3Sink {
             if let Some(sum @ Checksum::Crc32c(_)) = &p.sum {
                 xml.push_str(&format!(
                     "<ChecksumCRC32C>{}</ChecksumCRC32C>",
-                    super::base64(&sum.bytes())
+                    base64(&sum.bytes())
                 ));
             }
             xml.push_str("</Part>");
