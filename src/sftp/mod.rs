@@ -6,9 +6,11 @@
 //! * [`coverage`]: which bytes of an upload the client wrote (pure).
 //! * [`session`]: one subsystem's requests, through [`crate::ops::PipeOps`].
 //! * [`errors`]: domain errors to SFTP status replies, in one place.
-//! * [`server`]: the SSH transport (russh, on its own tokio thread): logins, channels,
-//!   refusals.
+//! * [`server`]: the SSH transport (russh, on its own tokio thread): listeners,
+//!   algorithms, each connection's deadlines; `conn`: one connection's logins,
+//!   channels and refusals.
 
+mod conn;
 pub mod coverage;
 pub mod errors;
 pub mod proto;
