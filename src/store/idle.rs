@@ -1,5 +1,5 @@
 //! Giving redb's page cache back once the gateway is quiet. The cache fills with the
-//! pages a busy hour touched (up to [`super::CACHE_BYTES`]) and redb never empties it: a
+//! pages a busy hour touched (up to [`super::open::CACHE_BYTES`]) and redb never empties it: a
 //! gateway that drained a long backlog stayed that much larger for good
 //! (`scripts/bench-backlog`, docs/BENCHMARKS.md). Closing the database and opening it
 //! again is the only way redb offers; after a clean close that takes a few

@@ -11,8 +11,10 @@
 
 pub mod destination;
 mod error;
+mod health;
 mod idle;
 pub mod namespace;
+mod open;
 pub mod partials;
 pub mod pipes;
 #[cfg(test)]
@@ -36,35 +38,7 @@ pub use senders::Sender;
 pub use view::{Reader, View, Writer};
 use view::{all_records, decode, encode, one_record};
 
-use schema::{META, SCHEMA_VERSION};
-
-/// Memory redb may use to cache pages. More does not help a long outage's drain:
-/// `OUTBOX_BACKLOG=10000,1000000 cargo bench --bench outbox` gave 47 → 68 µs per op
-/// with 4 MiB and 39 → 83 µs with 12 MiB (the deep pages come from the OS page cache
-/// either way).
-const CACHE_BYTES: usize = 4 << 20;
-
-/// Says why a start-up takes longer after a crash or power cut that left the state file
-/// in need of repair: redb then walks the file to check it and rebuild its allocator
-/// state. Commits are made without redb's quick repair, which would save that walk at
-/// the price of a second fsync and an allocator snapshot in every commit:
-/// `cargo bench --bench commit` measured 0.33–0.58 against 0.54–0.90 ms per commit in a
-/// 68 MiB file and 0.56–0.80 against 0.73–1.39 ms in 610 MiB. The daemon killed with
-/// 125,000 uploads queued (a 59 MiB state file) started again in 0.32 s
-/// (`FILES=100000 scripts/bench-backlog`). A device waits for a commit with every
-/// upload; a repair happens once per crash.
-///
-/// `said`: the progress last logged (0: nothing yet).
-fn repair_progress(session: &mut redb::RepairSession, said: &std::sync::atomic::AtomicU8) {
-    let done = (session.progress() * 100.0) as u8;
-    let last = said.load(Ordering::Relaxed);
-    if last == 0 || done >= last.saturating_add(25) {
-        said.store(done.max(1), Ordering::Relaxed);
-        log::warn!(
-            "the state file was not closed cleanly (a crash or power cut): checking it, {done}% done"
-        );
-    }
-}
+use health::DbHealth;
 
 /// The open database (one process at a time may hold it: redb locks the file),
 /// reopened by itself after the disk failed under it.
@@ -121,23 +95,6 @@ pub enum SyncState {
     /// The database was opened again meanwhile (after a disk failure): it is gone.
     Lost,
 }
-
-/// Whether the disk failed under the database, and what to do about it.
-#[derive(Debug)]
-struct DbHealth {
-    /// Why, from the first failure until a write works again.
-    failed: Option<Failure>,
-    since: Instant,
-    /// Calls that failed meanwhile.
-    failures: u64,
-    /// The database must be reopened before its next use...
-    stale: bool,
-    /// ...not before this.
-    retry_at: Instant,
-}
-
-/// How often a failed database is reopened.
-const REOPEN_EVERY: Duration = Duration::from_secs(1);
 
 impl Store {
     /// Opens (or creates) the database at `path`, migrating an older schema and refusing
@@ -251,197 +208,6 @@ impl Store {
         let mut store = Self::with(path, Self::open_disk(path, disk)?);
         store.disk = Some(disk.clone());
         Ok(store.with_steady_clock())
-    }
-
-    #[cfg(test)]
-    fn open_disk(path: &Path, disk: &power_cut::Disk) -> Result<Database> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create_with_backend(disk.backend())?;
-        Self::prepare(path, db)
-    }
-
-    fn open_db(path: &Path) -> Result<Database> {
-        // redb's default cache may grow to 1 GiB: with a million queued ops the daemon's
-        // memory would grow with the backlog. The hot pages (the fronts of the indexes,
-        // the newest ops) fit in a few MiB; the rest is read through the OS page cache.
-        let mut builder = Database::builder();
-        builder.set_cache_size(CACHE_BYTES);
-        let said = std::sync::atomic::AtomicU8::new(0);
-        builder.set_repair_callback(move |session| repair_progress(session, &said));
-        let db = match builder.create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
-                return Err(Error::InUse(path.to_path_buf()));
-            }
-            Err(e) => return Err(e.into()),
-        };
-        // It holds password hashes and S3 secrets.
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-        Self::prepare(path, db)
-    }
-
-    /// Migrates an older schema, refuses a newer one.
-    fn prepare(path: &Path, db: Database) -> Result<Database> {
-        let (found, written_by) = {
-            let txn = db.begin_read()?;
-            match txn.open_table(META) {
-                Ok(meta) => (
-                    meta.get("schema_version")?
-                        .and_then(|v| v.value().parse::<u64>().ok())
-                        .unwrap_or(0),
-                    meta.get("written_by")?
-                        .map(|v| v.value().to_string())
-                        .unwrap_or_default(),
-                ),
-                Err(redb::TableError::TableDoesNotExist(_)) => (0, String::new()),
-                Err(e) => return Err(e.into()),
-            }
-        };
-        if found > SCHEMA_VERSION {
-            return Err(Error::NewerSchema {
-                path: path.to_path_buf(),
-                found,
-                written_by,
-            });
-        }
-        if found < SCHEMA_VERSION {
-            let txn = db.begin_write()?;
-            let steady_ms = match txn.open_table(schema::COUNTERS) {
-                Ok(t) => t.get("steady_ms")?.map_or(0, |v| v.value()),
-                Err(_) => 0,
-            };
-            let w = Writer { txn, steady_ms };
-            schema::migrate(&w, found)?;
-            w.txn.commit()?;
-            if found > 0 {
-                log::info!(
-                    "{}: migrated from schema {found} to {SCHEMA_VERSION}",
-                    path.display()
-                );
-            }
-        }
-        Ok(db)
-    }
-
-    /// Runs `f` with the database: reopened first if the disk failed under it (at most
-    /// once a second; calls in between fail at once with the reason), and marked failed if
-    /// `f` meets a storage failure. The failure is logged once, and its end (the first
-    /// write that works again) with the number of calls that failed meanwhile.
-    fn with_db<R>(&self, write: bool, f: impl FnOnce(&Database) -> Result<R>) -> Result<R> {
-        {
-            let mut h = self.health();
-            if h.stale {
-                let failure = h.failed.clone().unwrap_or_default();
-                if Instant::now() < h.retry_at {
-                    // Reads try the handle there is (redb may still serve them); writes
-                    // would only fail again.
-                    if write {
-                        h.failures += 1;
-                        return Err(Error::Reopening(failure));
-                    }
-                } else {
-                    h.retry_at = Instant::now() + REOPEN_EVERY;
-                    drop(h);
-                    self.reopen(failure)?;
-                    self.health().stale = false;
-                }
-            }
-        }
-        let db = self.db.read().unwrap_or_else(|e| e.into_inner());
-        let Some(db) = db.as_ref() else {
-            return Err(Error::Reopening(
-                self.health().failed.clone().unwrap_or_default(),
-            ));
-        };
-        let r = f(db);
-        let mut h = self.health();
-        match &r {
-            Err(e) if e.is_storage_failure() => {
-                if h.failed.is_none() {
-                    log::error!(
-                        "{}: the disk failed under the database ({e}); until it works again uploads are refused, and the database is reopened every {}s",
-                        self.path.display(),
-                        REOPEN_EVERY.as_secs()
-                    );
-                    h.failed = Some(Failure {
-                        why: e.to_string(),
-                        full: e.is_disk_full(),
-                    });
-                    h.since = Instant::now();
-                    h.failures = 0;
-                }
-                h.failures += 1;
-                if !h.stale {
-                    h.stale = true;
-                    h.retry_at = Instant::now() + REOPEN_EVERY;
-                }
-                if e.is_disk_full()
-                    && let Some(f) = self.on_disk_full.get()
-                {
-                    drop(h);
-                    f();
-                    return r;
-                }
-            }
-            Ok(_) if write && h.failed.is_some() => {
-                log::warn!(
-                    "{}: the database writes again, after {:.0}s and {} refused calls",
-                    self.path.display(),
-                    h.since.elapsed().as_secs_f64(),
-                    h.failures
-                );
-                h.failed = None;
-            }
-            _ => {}
-        }
-        r
-    }
-
-    /// Sets what to do when the database meets a full disk (once).
-    pub fn on_disk_full(&self, f: impl Fn() + Send + Sync + 'static) {
-        let _ = self.on_disk_full.set(Box::new(f));
-    }
-
-    fn health(&self) -> std::sync::MutexGuard<'_, DbHealth> {
-        self.health.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Why the database is failing now, if it is: for `status`.
-    pub fn trouble(&self) -> Option<String> {
-        self.health().failed.as_ref().map(|f| f.why.clone())
-    }
-
-    /// Closes the database and opens it again. Fails while another thread still has a
-    /// transaction open (redb holds the file and its lock until every one has ended), or
-    /// while the disk still fails.
-    fn reopen(&self, failure: Failure) -> Result<()> {
-        let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
-        drop(db.take());
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        match self.open_again() {
-            Ok(new) => {
-                *db = Some(new);
-                log::info!("{}: reopened", self.path.display());
-                Ok(())
-            }
-            Err(Error::InUse(_)) => Err(Error::Reopening(failure)),
-            Err(e) if e.is_storage_failure() => Err(Error::Reopening(Failure {
-                full: failure.full || e.is_disk_full(),
-                ..failure
-            })),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Opens the database at `path` (on the test's disk, if it has one).
-    fn open_again(&self) -> Result<Database> {
-        #[cfg(test)]
-        if let Some(disk) = &self.disk {
-            return Self::open_disk(&self.path, disk);
-        }
-        Self::open_db(&self.path)
     }
 
     /// A consistent read-only snapshot.
