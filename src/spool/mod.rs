@@ -40,7 +40,9 @@ pub mod partials;
 mod ready;
 mod receive;
 mod recover;
+mod remove;
 pub mod reserve;
+mod room;
 mod spares;
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,7 @@ pub use body::{Body, Ended};
 pub use commit::Publish;
 pub use disk::Disk;
 pub use receive::receive;
+pub use remove::purge_garbage;
 
 use crate::state::StateDir;
 use crate::store::{self, Store, View};
@@ -242,95 +245,12 @@ impl Spool {
         now_ms.saturating_sub(self.last_upload_ms.load(Ordering::Relaxed)) < window_ms
     }
 
-    /// Free bytes on the spool's filesystem.
-    pub fn free_space(&self) -> io::Result<u64> {
-        self.disk.free_space(&self.ready)
-    }
-
-    /// Takes the reserve again if there is room for it (blocking; the daemon calls this
-    /// now and then).
-    pub fn restore_reserve(&self) -> io::Result<bool> {
-        if self.reserve.is_held() {
-            return Ok(true);
-        }
-        let free = self.free_space()?;
-        self.reserve.restore(
-            free.saturating_sub(self.grants.outstanding()),
-            self.limits.min_free,
-        )
-    }
-
-    /// The database met a full disk: gives it the reserve (blocking).
-    pub fn release_reserve(&self) {
-        self.reserve.release();
-    }
-
-    /// Checks that the quota is not reached and that `disk` more bytes fit on the disk,
-    /// then promises those to the caller until the returned grant is dropped: sessions
-    /// writing at once cannot together pass the free space to keep.
-    pub fn grant(&self, disk: u64) -> Result<reserve::Grant, Error> {
-        self.check_quota(0)?;
-        self.check_disk(disk)?;
-        Ok(self.grants.take(disk))
-    }
-
-    /// [`Spool::grant`] off the executor (it asks the filesystem for its free space).
-    pub async fn grant_async(self: &Arc<Self>, disk: u64) -> Result<reserve::Grant, Error> {
-        let spool = self.clone();
-        smol::unblock(move || spool.grant(disk)).await
-    }
-
-    /// Whether `more` bytes may still come in: within `--spool-max-bytes`, and on the disk
-    /// beyond `--spool-min-free` and what is promised to others.
-    pub fn check_room(&self, more: u64) -> Result<(), Error> {
-        self.check_quota(more)?;
-        self.check_disk(more)
-    }
-
-    fn check_quota(&self, more: u64) -> Result<(), Error> {
-        let used = self.used();
-        if self.limits.max_bytes > 0 && used.saturating_add(more) > self.limits.max_bytes {
-            return Err(Error::Full(format!(
-                "the gateway's spool is full ({used} of {} bytes waiting for delivery): try again later",
-                self.limits.max_bytes
-            )));
-        }
-        Ok(())
-    }
-
-    fn check_disk(&self, more: u64) -> Result<(), Error> {
-        let free = self.free_space()?.saturating_sub(self.grants.outstanding());
-        if free < self.limits.min_free.saturating_add(more) {
-            return Err(Error::Full(format!(
-                "the gateway's disk is almost full ({free} bytes free): try again later"
-            )));
-        }
-        if self.reserve.given_away() {
-            return Err(Error::Full(format!(
-                "{DISK_FULL} (its last reserve went to recording deliveries)"
-            )));
-        }
-        Ok(())
-    }
-
     fn tmp_path(&self, id: &str) -> PathBuf {
         self.tmp.join(id)
     }
 
     pub(crate) fn ready_path(&self, id: &str) -> PathBuf {
         ready::path(&self.ready, id)
-    }
-
-    fn add_used(&self, n: u64) {
-        self.used.fetch_add(n, Ordering::Relaxed);
-    }
-
-    fn sub_used(&self, n: u64) {
-        let _ = self
-            .used
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
-                Some(u.saturating_sub(n))
-            });
     }
 
     /// How many bodies sessions are writing now.
@@ -384,84 +304,6 @@ impl Spool {
         self.remove_bodies(&[id.to_string()]);
     }
 
-    /// Removes bodies no record needs (delivered, replaced, expired, abandoned) wherever
-    /// each is, and stops counting their bytes: the one way a body leaves the spool. Each
-    /// is kept as an empty spare for a later upload while there is room ([`spares`]),
-    /// else deleted. Blocking. A body that cannot be deleted is logged and still counted
-    /// (it is still there); recovery deletes it at the next start if the store lists it
-    /// as garbage.
-    pub fn remove_bodies(&self, ids: &[String]) {
-        let mut emptied = self.emptied.lock().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            let bucket = ready::bucket(id);
-            if !emptied.contains(bucket) {
-                emptied.insert(bucket.to_string());
-            }
-        }
-        drop(emptied);
-        for id in ids {
-            let kept = {
-                // Held while the body is emptied and moved: a reader either registered
-                // first (the body is deleted instead; its open file stays whole) or finds
-                // the name gone.
-                let readers = self.readers.lock().unwrap_or_else(|e| e.into_inner());
-                if readers.contains_key(id) {
-                    None
-                } else {
-                    self.spares
-                        .keep(&*self.disk, [self.ready_path(id), self.tmp_path(id)], id)
-                }
-            };
-            let removed = match kept {
-                Some(freed) => Ok(freed),
-                None => self.disk.delete_body(&self.tmp, &self.ready, id),
-            };
-            match removed {
-                Ok(freed) => self.sub_used(freed),
-                Err(e) => log::warn!("spool: deleting body {id}: {e}"),
-            }
-        }
-    }
-
-    /// Gives back what a drain left behind: removes the buckets of `ready/` that bodies
-    /// left empty ([`ready`]), and deletes up to [`Spool::TRIM_BATCH`] of the spare files
-    /// beyond what uploads need, if uploads have not been taking them faster than
-    /// deliveries release them ([`spares`]). Blocking; meant to run every few seconds,
-    /// and batch after batch while no upload arrives. Returns how many spares went.
-    pub fn tidy(&self) -> io::Result<usize> {
-        let emptied = std::mem::take(&mut *self.emptied.lock().unwrap_or_else(|e| e.into_inner()));
-        ready::sweep(&self.ready, emptied);
-        self.spares.trim(&*self.disk, Self::TRIM_BATCH)
-    }
-
-    /// Spare files [`Spool::tidy`] deletes at most per call: the pool's lock is held
-    /// meanwhile, so an upload waits at most for that many deletions.
-    pub const TRIM_BATCH: usize = spares::TRIM_BATCH;
-
-    /// Deletes bodies the store has listed as garbage (after the commit that listed
-    /// them). Blocking. The store forgets them with its next write
-    /// ([`Spool::take_collected`]); a crash before that only repeats the deletion.
-    pub fn collect(&self, ids: &[String]) {
-        self.remove_bodies(ids);
-        self.collected
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(ids);
-    }
-
-    /// Deletes whatever the store lists as garbage now (after an admin change such as
-    /// `pipe remove`). Blocking.
-    pub fn collect_garbage(&self) -> Result<usize, Error> {
-        let garbage = self.store.read()?.garbage()?;
-        self.collect(&garbage);
-        Ok(garbage.len())
-    }
-
-    /// Garbage deleted since the last call, for the store to forget.
-    pub fn take_collected(&self) -> Vec<String> {
-        std::mem::take(&mut *self.collected.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
     /// Where a queued body is: `ready/`, or still `tmp/` for the moment between its
     /// commit and its rename; `None` if it is in neither.
     pub fn body_path(&self, id: &str) -> Option<PathBuf> {
@@ -469,20 +311,6 @@ impl Spool {
             .into_iter()
             .find(|p| p.exists())
     }
-}
-
-/// Deletes the bodies the store lists as garbage, without a running daemon (the CLI
-/// after `pipe remove` or `apply`). Blocking.
-pub fn purge_garbage(state: &StateDir, store: &Store) -> Result<usize, Error> {
-    let garbage = store.read()?.garbage()?;
-    let (tmp, ready) = (state.spool_tmp(), state.spool_ready());
-    for id in &garbage {
-        disk::Os.delete_body(&tmp, &ready, id)?;
-    }
-    if !garbage.is_empty() {
-        store.write(|w| w.forget_garbage(&garbage))?;
-    }
-    Ok(garbage.len())
 }
 
 /// A new body id: 32 hex digits, the first 12 the wall clock in milliseconds and the rest
