@@ -23,7 +23,9 @@ use crate::store::power_cut::Disk;
 use crate::store::{Store, SyncState, Unsynced, View};
 use crate::vfs::VPath;
 
+mod cases;
 mod check;
+mod expiry;
 mod model;
 mod retention;
 
@@ -278,95 +280,6 @@ impl World {
         }
     }
 
-    /// Time passes on the steady clock and the gateway forgets what expired: only
-    /// delivered files and empty directories, each at least one window old, with no op
-    /// queued on it; never an undelivered file. Sometimes the cap is tiny, so the oldest
-    /// go first whatever their age. The model forgets the same, and the destination keeps
-    /// it.
-    fn expire(&mut self) {
-        let by = self.rng.below(2 * KEEP_MS as usize) as u64;
-        self.store
-            .advance_steady(std::time::Duration::from_millis(by));
-        let cap = if self.rng.below(4) == 0 { 2 } else { u64::MAX };
-        let before = self.listing();
-        let steady = self.store.steady_ms();
-        let done = self.store.write(|w| w.expire(cap, 1000)).unwrap();
-        let after = self.listing();
-        self.log.push(format!(
-            "steady +{by} ms, expire cap={cap}: {} forgotten",
-            done.forgotten
-        ));
-        let log = || self.log.join("\n");
-        for (pipe, entries) in &before {
-            for (path, (e, queued)) in entries {
-                if after[pipe].contains_key(path) {
-                    continue;
-                }
-                assert!(
-                    !queued,
-                    "{pipe} {path} forgotten with an op queued\n{}",
-                    log()
-                );
-                assert!(
-                    e.kind == Kind::Dir || e.state == Delivery::Delivered,
-                    "{pipe} {path} forgotten undelivered: {e:?}\n{}",
-                    log()
-                );
-                // A directory its last entry left in this sweep is remembered from now:
-                // only the cap forgets it at once.
-                let since = e.kept_since.unwrap_or(steady);
-                assert!(
-                    e.kept_since.is_some() || e.kind == Kind::Dir,
-                    "{pipe} {path} was not remembered\n{}",
-                    log()
-                );
-                assert!(
-                    cap < u64::MAX || since + KEEP_MS <= steady,
-                    "{pipe} {path} forgotten before its window ended\n{}",
-                    log()
-                );
-                let m = self.model.get_mut(pipe.as_str()).unwrap();
-                let dest = self.dest.get_mut(pipe.as_str()).unwrap();
-                if e.kind == Kind::Dir {
-                    assert!(m.dirs.remove(path.as_str()), "{path} not in the model");
-                    dest.forgotten.dirs.insert(path.clone());
-                } else {
-                    let body = m.files.remove(path.as_str()).expect("in the model");
-                    dest.forgotten.files.insert(path.clone(), body);
-                }
-            }
-        }
-        for (pipe, entries) in &after {
-            assert!(
-                entries.keys().all(|p| before[pipe].contains_key(p)),
-                "expiry made entries\n{}",
-                log()
-            );
-        }
-    }
-
-    /// Every catalog entry of each Pipe, with whether an op is queued on its path.
-    fn listing(&self) -> BTreeMap<String, BTreeMap<String, (Entry, bool)>> {
-        let r = self.store.read().unwrap();
-        let mut out = BTreeMap::new();
-        for pipe in PIPES {
-            let mut entries = BTreeMap::new();
-            let mut dirs = vec![VPath::root()];
-            while let Some(d) = dirs.pop() {
-                for (name, e) in r.children_page(pipe, &d, None, usize::MAX).unwrap() {
-                    let p = d.child(&name);
-                    if e.kind == Kind::Dir {
-                        dirs.push(p.clone());
-                    }
-                    let queued = r.last_op_on(pipe, p.as_str()).unwrap().is_some();
-                    entries.insert(p.to_string(), (e, queued));
-                }
-            }
-            out.insert(pipe.to_string(), entries);
-        }
-        out
-    }
-
     fn settle(&mut self) {
         let batch: Vec<(u64, Outcome)> =
             self.unsettled.drain(..).map(|(op, o)| (op.id, o)).collect();
@@ -431,74 +344,4 @@ fn up(b: &str) -> Upload {
         mtime: 0,
         sender: "s".into(),
     }
-}
-
-#[test]
-fn the_rename_over_a_file_during_an_outage_keeps_the_renamed_bytes() {
-    // A camera's replace-a-snapshot sequence (upload under a temporary name, rename over
-    // the snapshot) during an outage, step by step.
-    let mut w = World::new(1);
-    let s = &w.store;
-    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b1"), 0))
-        .unwrap();
-    let first = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
-    s.write(|w| w.settle(&[(first[0].id, Outcome::Done)]))
-        .unwrap();
-    s.write(|w| w.publish("pipa", &v("/x.jpg"), Overwrite::Replace, false, up("b2"), 0))
-        .unwrap();
-    s.write(|w| w.publish("pipa", &v("/x.tmp"), Overwrite::Replace, false, up("b3"), 0))
-        .unwrap();
-    s.write(|w| w.rename("pipa", &v("/x.tmp"), &v("/x.jpg"), 0))
-        .unwrap();
-    w.dest
-        .get_mut("pipa")
-        .unwrap()
-        .ns
-        .files
-        .insert("/x.jpg".into(), "b1".into());
-    w.model
-        .get_mut("pipa")
-        .unwrap()
-        .files
-        .insert("/x.jpg".into(), "b3".into());
-    w.drain();
-    w.check();
-    assert_eq!(w.dest["pipa"].ns.files["/x.jpg"], "b3");
-}
-
-/// A month offline, a camera makes a directory a day and uploads into it: delivering the
-/// marker must not have to wake every upload queued under it (a million at once, in one
-/// transaction, stalled the drain for seconds). Uploads depend on what was deleted or
-/// renamed above them, never on a directory's creation: destinations make directories
-/// on the way to a file.
-#[test]
-fn uploads_into_a_new_directory_do_not_wait_for_its_marker() {
-    let w = World::new(1);
-    let s = &w.store;
-    s.write(|w| w.mkdir("pipa", &v("/day"), 0)).unwrap();
-    for f in ["/day/a.jpg", "/day/b.jpg"] {
-        s.write(|w| w.publish("pipa", &v(f), Overwrite::Replace, false, up(f), 0))
-            .unwrap();
-    }
-    let claimed = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
-    assert_eq!(claimed.len(), 3, "{claimed:?}");
-}
-
-/// What an upload does wait for: the delete of a file where its directory now is.
-#[test]
-fn an_upload_still_waits_for_the_delete_of_a_file_in_its_directorys_place() {
-    let w = World::new(1);
-    let s = &w.store;
-    s.write(|w| w.publish("pipa", &v("/d"), Overwrite::Replace, false, up("b1"), 0))
-        .unwrap();
-    let first = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
-    s.write(|w| w.settle(&[(first[0].id, Outcome::Done)]))
-        .unwrap();
-    s.write(|w| w.delete("pipa", &v("/d"), 0)).unwrap();
-    s.write(|w| w.mkdir("pipa", &v("/d"), 0)).unwrap();
-    s.write(|w| w.publish("pipa", &v("/d/x"), Overwrite::Replace, false, up("b2"), 0))
-        .unwrap();
-    let claimed = s.write(|w| w.claim_ready("pipa", 0, 10)).unwrap();
-    let names: Vec<&str> = claimed.iter().map(|op| op.action.name()).collect();
-    assert_eq!(names, ["delete"], "{claimed:?}");
 }
