@@ -5,6 +5,7 @@
 mod cert;
 mod fleet;
 mod pipe;
+mod route;
 mod sender;
 mod serve;
 mod status;

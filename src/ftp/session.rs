@@ -32,7 +32,7 @@ pub struct Session {
     /// complete within the login timeout from here.
     pub(super) login_from: Instant,
     /// When the last complete command line arrived (the idle timeout counts from here).
-    last_line: Instant,
+    pub(super) last_line: Instant,
     /// When the first byte of a line not yet complete arrived.
     pub(super) line_started: Option<Instant>,
     pub(super) ctl: Box<dyn Conn>,
@@ -64,14 +64,6 @@ enum Input {
     TimedOut,
     Shutdown,
     Evicted,
-}
-
-/// Which deadline ran out.
-#[derive(Debug, Clone, Copy)]
-enum Deadline {
-    Login,
-    Line,
-    Idle,
 }
 
 impl Session {
@@ -256,44 +248,6 @@ impl Session {
                     return Ok(None);
                 }
             }
-        }
-    }
-
-    /// The first deadline to come: logging in within the login timeout from the
-    /// connection's start; finishing a started line within the login timeout from its
-    /// first byte; a complete command within the idle timeout of the last one. Bytes that
-    /// do not finish a line move none of them.
-    fn deadline(&self) -> (Deadline, Instant) {
-        let config = &self.srv.config;
-        let mut next = if self.core.login().is_some() {
-            (Deadline::Idle, self.last_line + config.idle_timeout)
-        } else {
-            (Deadline::Login, self.login_from + config.login_timeout)
-        };
-        if let Some(started) = self.line_started {
-            let line = started + config.login_timeout;
-            if line < next.1 {
-                next = (Deadline::Line, line);
-            }
-        }
-        next
-    }
-
-    fn deadline_text(&self, which: Deadline) -> String {
-        let config = &self.srv.config;
-        match which {
-            Deadline::Login => format!(
-                "Not logged in within {} seconds; closing the connection.",
-                config.login_timeout.as_secs()
-            ),
-            Deadline::Line => format!(
-                "A command line must end within {} seconds of its start; closing the connection.",
-                config.login_timeout.as_secs()
-            ),
-            Deadline::Idle => format!(
-                "Idle for {} seconds; closing the connection.",
-                config.idle_timeout.as_secs()
-            ),
         }
     }
 
