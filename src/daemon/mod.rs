@@ -8,6 +8,7 @@
 
 mod control;
 mod loops;
+mod open;
 mod sftp;
 
 use std::io;
@@ -23,6 +24,7 @@ use crate::gateway::server::{self, Server};
 use crate::spool::{self, Spool};
 use crate::state::StateDir;
 use crate::store::{self, Store};
+use open::{adopt_destinations, compact_if_sparse, open_spool, open_store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -70,77 +72,6 @@ pub struct Options {
     pub sftp_host_key: Option<std::path::PathBuf>,
     /// `--keep-delivered-max`: remembered delivered entries the gateway keeps at most.
     pub keep_delivered_max: u64,
-}
-
-/// How long the daemon waits for a CLI command that holds the database (it opens the
-/// file itself when no daemon answers, for as long as its one change takes).
-const CLI_PATIENCE: Duration = Duration::from_secs(30);
-
-/// Claims the state directory (a second daemon is refused here, whatever it finds of
-/// the database's own lock) and opens the store, waiting for a CLI command that holds it.
-fn open_store(state: &StateDir) -> Result<(std::fs::File, Store), Error> {
-    let claim = state
-        .claim()
-        .map_err(io_err(format!("cannot lock {}", state.root().display())))?
-        .ok_or_else(|| Error::AlreadyRunning(state.root().display().to_string()))?;
-    let deadline = std::time::Instant::now() + CLI_PATIENCE;
-    let mut said = false;
-    loop {
-        match Store::open(&state.database()) {
-            Err(store::Error::InUse(_)) if std::time::Instant::now() < deadline => {
-                if !std::mem::replace(&mut said, true) {
-                    log::info!("the state file is in use by an ftpgate command; waiting for it");
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return Ok((claim, other?)),
-        }
-    }
-}
-
-/// Pipes into a directory made before destinations carried a marker get one now, if their
-/// directory is there (see `forward::dir`); from then on a missing marker holds the Pipe
-/// as "destination not mounted?". One made while its directory was missing is adopted
-/// the same way once the directory is there at a start.
-fn adopt_destinations(store: &Store) {
-    // A read first: a durable write at every start costs 1.6 MiB of resident memory.
-    let pending = store.read().and_then(|r| {
-        Ok(store::View::pipes(&r)?
-            .iter()
-            .any(|p| !p.dest.is_s3() && !p.dest_marked))
-    });
-    if !matches!(pending, Ok(true)) {
-        return;
-    }
-    let adopted = store.write(|w| {
-        let mut adopted = Vec::new();
-        for mut p in store::View::pipes(w)? {
-            if p.dest.is_s3() || p.dest_marked {
-                continue;
-            }
-            match crate::forward::dir::mark(&mut p) {
-                Ok(true) => {
-                    w.put_pipe(&p)?;
-                    adopted.push(format!("{} ({})", p.id, p.dest));
-                }
-                Ok(false) => {}
-                Err(e) => log::warn!(
-                    "pipe {}: cannot write the marker into {}: {e}",
-                    p.id,
-                    p.dest
-                ),
-            }
-        }
-        Ok(adopted)
-    });
-    match adopted {
-        Ok(a) if !a.is_empty() => log::info!(
-            "left a destination marker in {}: from now on a missing marker (an unmounted disk) holds deliveries",
-            a.join(", ")
-        ),
-        Ok(_) => {}
-        Err(e) => log::warn!("adopting destinations: {e}"),
-    }
 }
 
 /// The FTPS certificate and ticket keys, unless TLS is off: `--cert`/`--key`, else
@@ -227,42 +158,38 @@ async fn wait_for_stop(
     }
 }
 
-/// Compacts the state file when more than half of it is free. Never while serving:
-/// compaction holds the database for its whole run.
-fn compact_if_sparse(store: &Store) {
-    match store.compact_if_sparse() {
-        Ok(Some((before, after))) => log::info!(
-            "state file compacted from {:.1} to {:.1} MiB (more than half of it was free)",
-            before as f64 / 1048576.0,
-            after as f64 / 1048576.0
+/// Everything the daemon listens on, bound before anything is served: a port in use
+/// fails the start with a sentence, not the first connection.
+struct Bound {
+    ftp: Vec<smol::net::TcpListener>,
+    metrics: Option<smol::net::TcpListener>,
+    sftp: Option<sftp::Bound>,
+    control: smol::net::unix::UnixListener,
+    signals: Signals,
+}
+
+fn bind(state: &StateDir, opts: &Options) -> Result<Bound, Error> {
+    let ftp = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
+    let metrics = match opts.metrics {
+        Some(addr) => Some(
+            server::bind(&[addr])
+                .map_err(io_err("metrics listener"))?
+                .remove(0),
         ),
-        Ok(None) => {}
-        Err(e) => log::warn!("state file not compacted: {e}"),
-    }
+        None => None,
+    };
+    Ok(Bound {
+        ftp,
+        metrics,
+        sftp: sftp::bind(state, opts)?,
+        control: control::bind_control(state)?,
+        signals: Signals::new([Signal::Term, Signal::Int, Signal::Hup])
+            .map_err(io_err("cannot watch signals"))?,
+    })
 }
 
-/// Opens the spool (recovering what a crash left) and gives it its reserve: the 8 MiB
-/// handed to the database the day the disk fills.
-fn open_spool(state: &StateDir, store: &Arc<Store>, opts: &Options) -> Result<Arc<Spool>, Error> {
-    let spool = Spool::open(state, store.clone(), opts.limits.clone())?;
-    {
-        let spool = Arc::downgrade(&spool);
-        store.on_disk_full(move || {
-            if let Some(s) = spool.upgrade() {
-                s.release_reserve();
-            }
-        });
-    }
-    if let Ok(false) | Err(_) = spool.restore_reserve() {
-        log::warn!(
-            "the spool's disk has no room for its {} MiB reserve: running without one until there is (a full disk may then keep deliveries from being recorded)",
-            crate::spool::reserve::Reserve::BYTES >> 20
-        );
-    }
-    Ok(spool)
-}
-
-/// Runs the daemon until SIGTERM or SIGINT.
+/// Runs the daemon until SIGTERM or SIGINT: the state opened (and recovered), every
+/// listener bound, the parts assembled, served, then shut down in order.
 pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     state.create().map_err(io_err(format!(
         "cannot create state directory {}",
@@ -274,41 +201,26 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     adopt_destinations(&store);
     let store = Arc::new(store);
     let spool = open_spool(state, &store, &opts)?;
-    let listeners = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
-    let metrics = match opts.metrics {
-        Some(addr) => Some(
-            server::bind(&[addr])
-                .map_err(io_err("metrics listener"))?
-                .remove(0),
-        ),
-        None => None,
-    };
-    let sftp = sftp::bind(state, &opts)?;
-    let sftp_addrs = sftp.as_ref().map(|s| s.addrs.clone()).unwrap_or_default();
-    let control = control::bind_control(state)?;
-    let mut signals = Signals::new([Signal::Term, Signal::Int, Signal::Hup])
-        .map_err(io_err("cannot watch signals"))?;
-    let tls = load_tls(state, &opts, &listeners)?;
+    let mut bound = bind(state, &opts)?;
+    let tls = load_tls(state, &opts, &bound.ftp)?;
     let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
-    let grace = opts.sessions.shutdown_grace;
-    let forwarder = Forwarder::new(
-        store.clone(),
-        spool.clone(),
-        forward::Config {
-            multipart_dir: Some(state.root().join("multipart")),
-            ..forward::Config::default()
-        },
-    );
-    let ftp = Arc::new(opts.ftp);
+    let multipart_dir = Some(state.root().join("multipart"));
+    let config = forward::Config {
+        multipart_dir,
+        ..forward::Config::default()
+    };
+    let forwarder = Forwarder::new(store.clone(), spool.clone(), config);
+    let ftp = Arc::new(opts.ftp.clone());
     let srv = Server::new(
-        opts.sessions,
+        opts.sessions.clone(),
         store.clone(),
         auth.clone(),
         spool.clone(),
         tls.clone(),
     );
     let _ = srv.forwarder.set(forwarder.clone());
-    let sftp_thread = sftp.map(|s| s.start(&srv)).transpose()?;
+    let sftp_addrs = bound.sftp.as_ref().map(|s| s.addrs.clone());
+    let sftp_thread = bound.sftp.take().map(|s| s.start(&srv)).transpose()?;
     let started = std::time::Instant::now();
     let hooks = control::hooks(
         &auth,
@@ -318,8 +230,39 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         started,
         opts.keep_delivered_max,
     );
+    log_ready(state, &bound.ftp, sftp_addrs.unwrap_or_default(), &spool);
 
-    let addrs = addresses(listeners.iter().map(|l| l.local_addr()));
+    notify_systemd("READY=1");
+    smol::block_on(async {
+        for l in std::mem::take(&mut bound.ftp) {
+            smol::spawn(crate::ftp::accept::accept_loop(srv.clone(), ftp.clone(), l)).detach();
+        }
+        let control_task = smol::spawn(control::control_loop(bound.control, store.clone(), hooks));
+        let forward_task = smol::spawn(forwarder.clone().run());
+        if let Some(listener) = bound.metrics {
+            let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
+            serve_metrics(listener, store, srv, fwd, started, opts.keep_delivered_max);
+        }
+        let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
+        let grace = opts.sessions.shutdown_grace;
+        wait_for_stop(&mut bound.signals, tls.as_ref(), grace).await;
+        notify_systemd("STOPPING=1");
+        srv.begin_shutdown();
+        server::drain(&srv, grace).await;
+        drop((control_task, forward_task, housekeeping));
+    });
+    shut_down(state, &store, sftp_thread);
+    Ok(())
+}
+
+/// The ready line: what listens where, and what the spool holds.
+fn log_ready(
+    state: &StateDir,
+    ftp: &[smol::net::TcpListener],
+    sftp_addrs: Vec<String>,
+    spool: &Spool,
+) {
+    let addrs = addresses(ftp.iter().map(|l| l.local_addr()));
     let sftp = match sftp_addrs.is_empty() {
         true => String::new(),
         false => format!(" sftp={}", sftp_addrs.join(",")),
@@ -332,39 +275,21 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         state.control_socket().display(),
         spool.used()
     );
+}
 
-    notify_systemd("READY=1");
-    smol::block_on(async {
-        for l in listeners {
-            smol::spawn(crate::ftp::accept::accept_loop(srv.clone(), ftp.clone(), l)).detach();
-        }
-        let control_task = smol::spawn(control::control_loop(control, store.clone(), hooks));
-        let forward_task = smol::spawn(forwarder.clone().run());
-        if let Some(listener) = metrics {
-            let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
-            serve_metrics(listener, store, srv, fwd, started, opts.keep_delivered_max);
-        }
-        let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
-        wait_for_stop(&mut signals, tls.as_ref(), grace).await;
-        notify_systemd("STOPPING=1");
-        srv.begin_shutdown();
-        server::drain(&srv, grace).await;
-        drop(control_task);
-        drop(forward_task);
-        drop(housekeeping);
-    });
+/// After the sessions have drained: the SFTP thread ends, the control socket goes, and
+/// the store is closed rather than dropped. Threads that outlive the executor (the
+/// commit thread, the blocking pool) hold it, and a clean close spares the next start a
+/// check of the whole file.
+fn shut_down(state: &StateDir, store: &Store, sftp_thread: Option<std::thread::JoinHandle<()>>) {
     if let Some(t) = sftp_thread {
         let _ = t.join();
     }
     let _ = std::fs::remove_file(state.control_socket());
-    // Threads that outlive the executor (the commit thread, the blocking pool) hold the
-    // store, so it is closed here rather than dropped: a clean close spares the next start
-    // a check of the whole file.
     if let Err(e) = store.close(Duration::from_secs(5)) {
         log::warn!("the state file was not closed cleanly ({e}): the next start checks it");
     }
     log::info!("ftpgate stopped");
-    Ok(())
 }
 
 /// The addresses listeners are bound to, for the ready line.
