@@ -8,7 +8,7 @@
 //!
 //! Needs /dev/fuse, root (to mount) and Python's `mfusepy` (scripts/test-all installs it
 //! and sets FTPGATE_FUSE_PYTHON); skipped with a line saying why where they are missing,
-//! unless FTPGATE_REQUIRE_FUSE=1 (the test command sets it where /dev/fuse exists).
+//! unless FTPGATE_REQUIRE_FUSE=1 (the test command sets it where this user may mount it).
 
 mod common;
 
