@@ -132,38 +132,44 @@ pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
 /// undelivered uploads is refused unless `discard_backlog` (see [`Writer::remove_pipe`]).
 pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<Vec<String>> {
     let mut changes = Vec::new();
+    let old_pipes = put_pipes(w, fleet, &mut changes)?;
+    let old_senders = put_senders(w, fleet, &mut changes)?;
+    let kept_senders: BTreeSet<&str> = fleet.senders.iter().map(|s| s.name.as_str()).collect();
+    let kept_pipes: BTreeSet<&str> = fleet.pipes.iter().filter_map(|p| p.id.as_deref()).collect();
+    sync_grants(w, fleet, (&kept_senders, &kept_pipes), &mut changes)?;
+    for name in old_senders
+        .iter()
+        .filter(|n| !kept_senders.contains(n.as_str()))
+    {
+        w.remove_sender(name)?;
+        changes.push(format!("- sender {name}"));
+    }
+    for id in old_pipes
+        .iter()
+        .filter(|id| !kept_pipes.contains(id.as_str()))
+    {
+        let b = w.backlog(id)?;
+        w.remove_pipe(id, discard_backlog)?;
+        changes.push(if b.ops > 0 {
+            format!(
+                "- pipe {id} (discarding {} undelivered file(s), {} byte(s))",
+                b.puts, b.bytes
+            )
+        } else {
+            format!("- pipe {id}")
+        });
+    }
+    Ok(changes)
+}
+
+/// Adds or changes the file's Pipes; returns the ids there were before.
+fn put_pipes(w: &Writer, fleet: &Fleet, changes: &mut Vec<String>) -> store::Result<Vec<String>> {
     let old_pipes: BTreeMap<String, _> =
         w.pipes()?.into_iter().map(|p| (p.id.clone(), p)).collect();
     for spec in &fleet.pipes {
         let id = spec.id.clone().unwrap_or_default();
         let old = old_pipes.get(&id);
-        let old_secret = old
-            .and_then(|p| p.s3.as_ref())
-            .map(|s| s.secret_key.clone());
-        let created = old.map_or_else(now_secs, |p| p.created);
-        let mut spec = spec.clone();
-        // An export without secrets shows the proxy's password as `***`: keep the one
-        // there is, if the rest of the URL is the same.
-        if let (Some(given), Some(kept)) = (
-            &spec.proxy,
-            old.and_then(|p| p.s3.as_ref())
-                .and_then(|s| s.proxy.as_ref()),
-        ) && crate::store::destination::redact_proxy(kept.expose()) == given.expose()
-        {
-            spec.proxy = Some(kept.clone());
-        }
-        let mut pipe = spec.build(id.clone(), old_secret, created)?;
-        match old {
-            Some(o) if o.dest == pipe.dest => pipe.dest_marked = o.dest_marked,
-            _ => {
-                crate::forward::dir::mark(&mut pipe).map_err(|e| {
-                    store::Error::Invalid(crate::names::Invalid(format!(
-                        "pipe {id}: cannot write the destination's marker into {}: {e}",
-                        pipe.dest
-                    )))
-                })?;
-            }
-        }
+        let pipe = pipe_of(spec, &id, old)?;
         match old {
             Some(o) if *o == pipe => continue,
             Some(_) => changes.push(format!("~ pipe {id}")),
@@ -171,7 +177,45 @@ pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<
         }
         w.put_pipe(&pipe)?;
     }
+    Ok(old_pipes.into_keys().collect())
+}
 
+/// The Pipe `spec` describes, keeping from the one there is (`old`) what a file does
+/// not carry: the secret key when left out, the proxy's password when shown as `***`,
+/// the creation time and the destination's marker; a new destination gets its marker.
+fn pipe_of(spec: &PipeSpec, id: &str, old: Option<&store::Pipe>) -> store::Result<store::Pipe> {
+    let old_secret = old
+        .and_then(|p| p.s3.as_ref())
+        .map(|s| s.secret_key.clone());
+    let created = old.map_or_else(now_secs, |p| p.created);
+    let mut spec = spec.clone();
+    // An export without secrets shows the proxy's password as `***`: keep the one
+    // there is, if the rest of the URL is the same.
+    if let (Some(given), Some(kept)) = (
+        &spec.proxy,
+        old.and_then(|p| p.s3.as_ref())
+            .and_then(|s| s.proxy.as_ref()),
+    ) && crate::store::destination::redact_proxy(kept.expose()) == given.expose()
+    {
+        spec.proxy = Some(kept.clone());
+    }
+    let mut pipe = spec.build(id.to_string(), old_secret, created)?;
+    match old {
+        Some(o) if o.dest == pipe.dest => pipe.dest_marked = o.dest_marked,
+        _ => {
+            crate::forward::dir::mark(&mut pipe).map_err(|e| {
+                store::Error::Invalid(crate::names::Invalid(format!(
+                    "pipe {id}: cannot write the destination's marker into {}: {e}",
+                    pipe.dest
+                )))
+            })?;
+        }
+    }
+    Ok(pipe)
+}
+
+/// Adds or changes the file's Senders; returns the names there were before.
+fn put_senders(w: &Writer, fleet: &Fleet, changes: &mut Vec<String>) -> store::Result<Vec<String>> {
     let old_senders: BTreeMap<String, Sender> = w
         .senders()?
         .into_iter()
@@ -196,7 +240,17 @@ pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<
         }
         w.put_sender(&sender)?;
     }
+    Ok(old_senders.into_keys().collect())
+}
 
+/// Grants the file's Grants and revokes the others, except those of Senders or Pipes
+/// about to be removed (they go with them); `kept` is (Senders, Pipes) of the file.
+fn sync_grants(
+    w: &Writer,
+    fleet: &Fleet,
+    kept: (&BTreeSet<&str>, &BTreeSet<&str>),
+    changes: &mut Vec<String>,
+) -> store::Result<()> {
     let wanted: BTreeSet<(String, String)> = fleet
         .senders
         .iter()
@@ -207,36 +261,11 @@ pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<
         w.grant(s, p)?;
         changes.push(format!("+ grant {s} -> {p}"));
     }
-    let kept_senders: BTreeSet<&str> = fleet.senders.iter().map(|s| s.name.as_str()).collect();
-    let kept_pipes: BTreeSet<&str> = fleet.pipes.iter().filter_map(|p| p.id.as_deref()).collect();
     for (s, p) in have.difference(&wanted) {
-        // Grants of Senders or Pipes about to be removed go with them.
-        if kept_senders.contains(s.as_str()) && kept_pipes.contains(p.as_str()) {
+        if kept.0.contains(s.as_str()) && kept.1.contains(p.as_str()) {
             w.revoke(s, p)?;
             changes.push(format!("- grant {s} -> {p}"));
         }
     }
-    for name in old_senders
-        .keys()
-        .filter(|n| !kept_senders.contains(n.as_str()))
-    {
-        w.remove_sender(name)?;
-        changes.push(format!("- sender {name}"));
-    }
-    for id in old_pipes
-        .keys()
-        .filter(|id| !kept_pipes.contains(id.as_str()))
-    {
-        let b = w.backlog(id)?;
-        w.remove_pipe(id, discard_backlog)?;
-        changes.push(if b.ops > 0 {
-            format!(
-                "- pipe {id} (discarding {} undelivered file(s), {} byte(s))",
-                b.puts, b.bytes
-            )
-        } else {
-            format!("- pipe {id}")
-        });
-    }
-    Ok(changes)
+    Ok(())
 }
