@@ -11,12 +11,13 @@
 //! buffers are kept for the next transfer ([`super::threads`]).
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use smol::io::{AsyncRead, AsyncReadExt};
 
 use super::body::FIRST_GRANT;
-use super::{Body, Ended, Error};
+use super::reserve::Grant;
+use super::{Body, Ended, Error, Spool};
 
 /// Free space is re-checked after this many bytes.
 const STATVFS_EVERY: u64 = 8 << 20;
@@ -88,53 +89,21 @@ async fn receive_here<R: AsyncRead + Unpin>(
     buf: &mut [u8],
 ) -> (Body, Ended) {
     let spool = body.spool.clone();
-    // Free space for the next bytes is promised before they are written: a small grant
-    // first (most uploads are small, and many may run at once), STATVFS_EVERY after.
-    let mut until_statvfs = FIRST_GRANT;
-    let granted = match body.first_grant.take() {
-        Some(g) => Ok(g),
-        None => spool.grant(FIRST_GRANT),
+    let mut pace = match Pace::start(&mut body) {
+        Ok(p) => p,
+        Err(ended) => return (body, ended),
     };
-    let mut grant = match granted {
-        Ok(g) => Some(g),
-        Err(Error::Full(why)) => return (body, Ended::Full(why)),
-        Err(_) => None,
+    let mut wait = Wait {
+        timer: smol::Timer::after(idle),
+        last_data: Instant::now(),
+        idle,
     };
-    let mut until_flush = FLUSH_EVERY;
-    let mut timer = smol::Timer::after(idle);
-    let mut last_data = std::time::Instant::now();
-    let mut flushing: Option<smol::Task<()>> = None;
     // What a read that filled the buffer met after it (the end, or an error).
     let mut next: Option<Got> = None;
     let ended = loop {
         let read = match next.take() {
             Some(got) => got,
-            None => loop {
-                // One timer for the whole transfer, re-armed only when it fires early.
-                let got = smol::future::or(
-                    async {
-                        match data.read(buf).await {
-                            Ok(n) => Got::Data(n),
-                            Err(e) => Got::Failed(e),
-                        }
-                    },
-                    smol::future::or(
-                        async {
-                            (&mut timer).await;
-                            Got::TimedOut
-                        },
-                        async {
-                            let _ = abort.recv().await;
-                            Got::Aborted
-                        },
-                    ),
-                )
-                .await;
-                match got {
-                    Got::TimedOut if last_data.elapsed() < idle => timer.set_at(last_data + idle),
-                    other => break other,
-                }
-            },
+            None => wait.read(data, buf, abort).await,
         };
         let n = match read {
             Got::Data(0) => break Ended::Complete,
@@ -147,45 +116,134 @@ async fn receive_here<R: AsyncRead + Unpin>(
             Got::TimedOut => break Ended::TimedOut,
             Got::Aborted => break Ended::Aborted,
         };
-        last_data = std::time::Instant::now();
-        // Counted once written (see `Body::write_chunk`). Over the quota, the oldest
-        // partials make room first.
-        let limits = &spool.limits;
-        if limits.max_bytes > 0
-            && spool.used() + n as u64 > limits.max_bytes
-            && let Err(e) = spool.make_room(n as u64)
-        {
-            break Ended::Full(match e {
-                Error::Full(why) => why,
-                other => other.to_string(),
-            });
+        wait.last_data = Instant::now();
+        if let Err(ended) = pace.room_for(&spool, n as u64) {
+            break ended;
         }
-        until_statvfs = until_statvfs.saturating_sub(n as u64);
-        if until_statvfs == 0 {
-            until_statvfs = STATVFS_EVERY;
-            // What the last grant covered is on disk: the free space shows it now.
-            drop(grant.take());
-            match spool.grant(STATVFS_EVERY) {
-                Ok(g) => grant = Some(g),
-                Err(Error::Full(why)) => break Ended::Full(why),
-                Err(_) => {}
-            }
-        }
-        until_flush = until_flush.saturating_sub(n as u64);
-        if until_flush == 0 && flushing.as_ref().is_none_or(|t| t.is_finished()) {
-            until_flush = FLUSH_EVERY;
-            if let Ok(file) = body.file.try_clone() {
-                // An early fdatasync on a clone of the descriptor; a failure shows again
-                // in the final fsync, which decides.
-                flushing = Some(smol::unblock(move || drop(file.sync_data())));
-            }
-        }
+        pace.flush_now_and_then(&body, n as u64);
         if let Err(e) = body.write_chunk(&buf[..n]) {
             break Ended::Disk(e);
         }
     };
-    if let Some(task) = flushing.take() {
+    if let Some(task) = pace.flushing.take() {
         task.await;
     }
     (body, ended)
+}
+
+/// The next read, or the idle time running out, or `ABOR`.
+struct Wait {
+    /// One timer for the whole transfer, re-armed only when it fires early.
+    timer: smol::Timer,
+    last_data: Instant,
+    idle: Duration,
+}
+
+impl Wait {
+    async fn read<R: AsyncRead + Unpin>(
+        &mut self,
+        data: &mut R,
+        buf: &mut [u8],
+        abort: &smol::channel::Receiver<()>,
+    ) -> Got {
+        loop {
+            let timer = &mut self.timer;
+            let got = smol::future::or(
+                async {
+                    match data.read(buf).await {
+                        Ok(n) => Got::Data(n),
+                        Err(e) => Got::Failed(e),
+                    }
+                },
+                smol::future::or(
+                    async {
+                        timer.await;
+                        Got::TimedOut
+                    },
+                    async {
+                        let _ = abort.recv().await;
+                        Got::Aborted
+                    },
+                ),
+            )
+            .await;
+            match got {
+                Got::TimedOut if self.last_data.elapsed() < self.idle => {
+                    self.timer.set_at(self.last_data + self.idle)
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+/// What the loop keeps between writes: free space promised for the next bytes (a small
+/// grant first, since most uploads are small and many may run at once;
+/// [`STATVFS_EVERY`] after), and when the next write-behind flush is due.
+struct Pace {
+    grant: Option<Grant>,
+    until_statvfs: u64,
+    until_flush: u64,
+    flushing: Option<smol::Task<()>>,
+}
+
+impl Pace {
+    fn start(body: &mut Body) -> Result<Pace, Ended> {
+        let granted = match body.first_grant.take() {
+            Some(g) => Ok(g),
+            None => body.spool.grant(FIRST_GRANT),
+        };
+        let grant = match granted {
+            Ok(g) => Some(g),
+            Err(Error::Full(why)) => return Err(Ended::Full(why)),
+            Err(_) => None,
+        };
+        Ok(Pace {
+            grant,
+            until_statvfs: FIRST_GRANT,
+            until_flush: FLUSH_EVERY,
+            flushing: None,
+        })
+    }
+
+    /// Room for `n` more bytes: within the quota (counted once written, see
+    /// `Body::write_chunk`; the oldest partials make room first), and on the disk.
+    fn room_for(&mut self, spool: &Spool, n: u64) -> Result<(), Ended> {
+        let limits = &spool.limits;
+        if limits.max_bytes > 0
+            && spool.used() + n > limits.max_bytes
+            && let Err(e) = spool.make_room(n)
+        {
+            return Err(Ended::Full(match e {
+                Error::Full(why) => why,
+                other => other.to_string(),
+            }));
+        }
+        self.until_statvfs = self.until_statvfs.saturating_sub(n);
+        if self.until_statvfs == 0 {
+            self.until_statvfs = STATVFS_EVERY;
+            // What the last grant covered is on disk: the free space shows it now.
+            drop(self.grant.take());
+            match spool.grant(STATVFS_EVERY) {
+                Ok(g) => self.grant = Some(g),
+                Err(Error::Full(why)) => return Err(Ended::Full(why)),
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every [`FLUSH_EVERY`] bytes, an early fdatasync in the background (one at a
+    /// time), so the fsync before `226` has only the tail left.
+    fn flush_now_and_then(&mut self, body: &Body, n: u64) {
+        self.until_flush = self.until_flush.saturating_sub(n);
+        if self.until_flush == 0 && self.flushing.as_ref().is_none_or(|t| t.is_finished()) {
+            self.until_flush = FLUSH_EVERY;
+            if let Ok(file) = body.file.try_clone() {
+                // On a clone of the descriptor; a failure shows again in the final
+                // fsync, which decides.
+                self.flushing = Some(smol::unblock(move || drop(file.sync_data())));
+            }
+        }
+    }
 }
