@@ -216,7 +216,6 @@ impl PipeSpec {
         created: u64,
     ) -> Result<Pipe, crate::names::Invalid> {
         use crate::names::{Invalid, check_pipe_id, check_pipe_name};
-        use crate::store::destination::{check_ca_pem, check_endpoint, check_proxy};
         check_pipe_id(&id)?;
         check_pipe_name(&self.name)?;
         let dest = Destination::parse(&self.dest)?;
@@ -234,66 +233,12 @@ impl PipeSpec {
                 "--parallel {n} is out of range: give 1 to {MAX_PARALLEL} deliveries at once"
             )));
         }
-        let s3 = if dest.is_s3() {
-            if let Some(e) = &self.endpoint {
-                check_endpoint(e)?;
+        let s3 = match dest.is_s3() {
+            true => Some(self.s3_settings(old_secret)?),
+            false => {
+                self.no_s3_flags()?;
+                None
             }
-            let region = self.region.unwrap_or_else(|| DEFAULT_REGION.to_string());
-            if region.is_empty()
-                || !region
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-')
-            {
-                return Err(Invalid(format!(
-                    "invalid region {region:?}: use a name such as eu-central-1"
-                )));
-            }
-            let access_key = self.access_key.filter(|k| !k.is_empty()).ok_or_else(|| {
-                Invalid("an s3:// destination needs credentials: pass --access-key and --secret-key-stdin, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())
-            })?;
-            if access_key
-                .chars()
-                .any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Err(Invalid(
-                    "invalid access key: it may not contain spaces or control characters".into(),
-                ));
-            }
-            let secret_key = self.secret_key.or(old_secret).filter(|k| !k.is_empty()).ok_or_else(|| {
-                Invalid("no secret key for the s3:// destination: pass --secret-key-stdin, or set AWS_SECRET_ACCESS_KEY (export with --include-secrets to carry it in a fleet file)".into())
-            })?;
-            if let Some(pem) = &self.ca_pem {
-                check_ca_pem(pem)?;
-            }
-            if let Some(proxy) = &self.proxy {
-                check_proxy(proxy.expose())?;
-            }
-            Some(S3Settings {
-                endpoint: self.endpoint.map(|e| e.trim_end_matches('/').to_string()),
-                region,
-                path_style: self.path_style,
-                access_key,
-                secret_key,
-                ca_pem: self.ca_pem,
-                proxy: self.proxy,
-            })
-        } else {
-            let s3_only = [
-                ("--endpoint", self.endpoint.is_some()),
-                ("--region", self.region.is_some()),
-                ("--path-style", self.path_style),
-                ("--access-key", self.access_key.is_some()),
-                ("--secret-key-stdin", self.secret_key.is_some()),
-                ("--ca-file", self.ca_pem.is_some()),
-                ("--proxy", self.proxy.is_some()),
-            ];
-            if let Some((flag, _)) = s3_only.iter().find(|(_, set)| *set) {
-                return Err(Invalid(format!(
-                    "{flag} applies only to s3:// destinations, and {} is a directory",
-                    self.dest
-                )));
-            }
-            None
         };
         Ok(Pipe {
             id,
@@ -308,5 +253,83 @@ impl PipeSpec {
             keep_delivered,
             dest_marked: false,
         })
+    }
+
+    /// An s3:// Pipe's settings, checked: endpoint, region, credentials (the secret
+    /// falling back to `old_secret`), CA file and proxy.
+    fn s3_settings(
+        &self,
+        old_secret: Option<crate::secret::Secret>,
+    ) -> Result<S3Settings, crate::names::Invalid> {
+        use crate::names::Invalid;
+        use crate::store::destination::{check_ca_pem, check_endpoint, check_proxy};
+        if let Some(e) = &self.endpoint {
+            check_endpoint(e)?;
+        }
+        let region = self
+            .region
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REGION.to_string());
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(Invalid(format!(
+                "invalid region {region:?}: use a name such as eu-central-1"
+            )));
+        }
+        let access_key = self.access_key.clone().filter(|k| !k.is_empty()).ok_or_else(|| {
+            Invalid("an s3:// destination needs credentials: pass --access-key and --secret-key-stdin, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into())
+        })?;
+        if access_key
+            .chars()
+            .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(Invalid(
+                "invalid access key: it may not contain spaces or control characters".into(),
+            ));
+        }
+        let secret_key = self.secret_key.clone().or(old_secret).filter(|k| !k.is_empty()).ok_or_else(|| {
+            Invalid("no secret key for the s3:// destination: pass --secret-key-stdin, or set AWS_SECRET_ACCESS_KEY (export with --include-secrets to carry it in a fleet file)".into())
+        })?;
+        if let Some(pem) = &self.ca_pem {
+            check_ca_pem(pem)?;
+        }
+        if let Some(proxy) = &self.proxy {
+            check_proxy(proxy.expose())?;
+        }
+        Ok(S3Settings {
+            endpoint: self
+                .endpoint
+                .as_ref()
+                .map(|e| e.trim_end_matches('/').to_string()),
+            region,
+            path_style: self.path_style,
+            access_key,
+            secret_key,
+            ca_pem: self.ca_pem.clone(),
+            proxy: self.proxy.clone(),
+        })
+    }
+
+    /// A directory Pipe refuses the flags that only mean something for S3.
+    fn no_s3_flags(&self) -> Result<(), crate::names::Invalid> {
+        let s3_only = [
+            ("--endpoint", self.endpoint.is_some()),
+            ("--region", self.region.is_some()),
+            ("--path-style", self.path_style),
+            ("--access-key", self.access_key.is_some()),
+            ("--secret-key-stdin", self.secret_key.is_some()),
+            ("--ca-file", self.ca_pem.is_some()),
+            ("--proxy", self.proxy.is_some()),
+        ];
+        match s3_only.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(crate::names::Invalid(format!(
+                "{flag} applies only to s3:// destinations, and {} is a directory",
+                self.dest
+            ))),
+            None => Ok(()),
+        }
     }
 }
