@@ -3,6 +3,7 @@
 use argh::FromArgs;
 
 use super::{Ctx, Outcome, print_json, unexpected};
+use crate::admin::status::{PipeStatus, StatusView};
 use crate::admin::{Request, Response};
 
 /// sessions, spool use, and each Pipe's backlog and health
@@ -75,6 +76,18 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
         print_json(&s);
         return Ok(());
     }
+    print_gateway(&s);
+    if s.pipes.is_empty() {
+        println!("pipes:    none yet");
+    }
+    for p in &s.pipes {
+        print_pipe(p, s.daemon_running);
+    }
+    Ok(())
+}
+
+/// The gateway's lines of `status`: the daemon, trouble, fingerprints, spool and state.
+fn print_gateway(s: &StatusView) {
     match s.uptime_secs {
         Some(up) => println!(
             "daemon:   running for {up}s, {} session(s) ({} not logged in, {} SFTP), {} upload(s) received",
@@ -114,65 +127,64 @@ pub fn status(ctx: &Ctx, a: StatusArgs) -> Outcome {
     if let Some(w) = &s.state_warning {
         println!("WARNING:  {w}");
     }
-    if s.pipes.is_empty() {
-        println!("pipes:    none yet");
-    }
-    for p in &s.pipes {
+}
+
+/// One Pipe's lines of `status`; what only the daemon knows (deliveries, the last
+/// success and error) only while it runs.
+fn print_pipe(p: &PipeStatus, daemon_running: bool) {
+    println!(
+        "pipe {} ({}) -> {}{}",
+        p.id,
+        p.name,
+        p.dest,
+        if p.enabled { "" } else { " [disabled]" }
+    );
+    println!(
+        "  state:        {}{}",
+        p.state,
+        p.parked_reason
+            .as_ref()
+            .map(|r| format!(": {r}"))
+            .unwrap_or_default()
+    );
+    println!(
+        "  kept:         delivered files listed for {}",
+        p.keep_delivered
+    );
+    if let Some(skew) = p.clock_skew_secs {
         println!(
-            "pipe {} ({}) -> {}{}",
-            p.id,
-            p.name,
-            p.dest,
-            if p.enabled { "" } else { " [disabled]" }
+            "  clock:        the destination's clock is {}s {} this gateway's: requests are signed with its time (set this box's clock)",
+            skew.abs(),
+            if skew > 0 { "ahead of" } else { "behind" }
         );
+    }
+    println!(
+        "  backlog:      {} op(s), {}{}",
+        p.backlog_ops,
+        mib(p.backlog_bytes),
+        p.oldest_secs
+            .map(|a| format!(", oldest {a}s"))
+            .unwrap_or_default()
+    );
+    if daemon_running {
         println!(
-            "  state:        {}{}",
-            p.state,
-            p.parked_reason
-                .as_ref()
-                .map(|r| format!(": {r}"))
+            "  delivered:    {} op(s), {}{}",
+            p.delivered_ops,
+            mib(p.delivered_bytes),
+            p.rate_bytes_per_sec
+                .map(|r| format!(", {}/s now", mib(r as u64)))
                 .unwrap_or_default()
         );
         println!(
-            "  kept:         delivered files listed for {}",
-            p.keep_delivered
+            "  last success: {}",
+            p.last_success
+                .map(|t| format!("{}s ago", crate::clock::now_secs().saturating_sub(t)))
+                .unwrap_or_else(|| "never".into())
         );
-        if let Some(skew) = p.clock_skew_secs {
-            println!(
-                "  clock:        the destination's clock is {}s {} this gateway's: requests are signed with its time (set this box's clock)",
-                skew.abs(),
-                if skew > 0 { "ahead of" } else { "behind" }
-            );
-        }
-        println!(
-            "  backlog:      {} op(s), {}{}",
-            p.backlog_ops,
-            mib(p.backlog_bytes),
-            p.oldest_secs
-                .map(|a| format!(", oldest {a}s"))
-                .unwrap_or_default()
-        );
-        if s.daemon_running {
-            println!(
-                "  delivered:    {} op(s), {}{}",
-                p.delivered_ops,
-                mib(p.delivered_bytes),
-                p.rate_bytes_per_sec
-                    .map(|r| format!(", {}/s now", mib(r as u64)))
-                    .unwrap_or_default()
-            );
-            println!(
-                "  last success: {}",
-                p.last_success
-                    .map(|t| format!("{}s ago", crate::clock::now_secs().saturating_sub(t)))
-                    .unwrap_or_else(|| "never".into())
-            );
-            if let Some(e) = &p.last_error {
-                println!("  last error:   {e}");
-            }
+        if let Some(e) = &p.last_error {
+            println!("  last error:   {e}");
         }
     }
-    Ok(())
 }
 
 pub fn spool(ctx: &Ctx, a: SpoolArgs) -> Outcome {
