@@ -9,7 +9,7 @@ use std::time::Duration;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::net::TcpListener;
 
-use crate::admin::status::StatusView;
+use crate::admin::status::{PipeStatus, StatusView};
 
 /// Counters the status view does not carry.
 #[derive(Debug, Clone, Default)]
@@ -26,110 +26,116 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(Stri
     }
 }
 
-/// The exposition text (pure).
-pub fn render(v: &StatusView, c: &Counters) -> String {
-    let mut out = String::new();
-    let one = |x: f64| vec![(String::new(), x)];
-    let per_pipe = |f: &dyn Fn(&crate::admin::status::PipeStatus) -> f64| {
-        v.pipes
-            .iter()
-            .map(|p| (format!("{{pipe=\"{}\"}}", p.id), f(p)))
-            .collect::<Vec<_>>()
-    };
-    metric(
-        &mut out,
-        "sessions",
-        "gauge",
-        "Sessions open now (FTP and SFTP connections).",
-        &one(v.sessions.unwrap_or(0) as f64),
-    );
-    metric(
-        &mut out,
-        "sftp_sessions",
-        "gauge",
-        "Of the sessions, those running SFTP.",
-        &one(v.sftp_sessions.unwrap_or(0) as f64),
-    );
-    metric(
-        &mut out,
-        "logins_total",
-        "counter",
-        "Login attempts by outcome.",
-        &[
-            ("{result=\"ok\"}".into(), c.logins_ok as f64),
-            ("{result=\"failed\"}".into(), c.logins_failed as f64),
-        ],
-    );
-    metric(
-        &mut out,
-        "uploads_total",
-        "counter",
-        "Uploads acknowledged with 226.",
-        &one(v.uploads_received.unwrap_or(0) as f64),
-    );
-    metric(
-        &mut out,
-        "received_bytes_total",
-        "counter",
-        "Bytes of acknowledged uploads.",
-        &one(v.bytes_received.unwrap_or(0) as f64),
-    );
-    metric(
-        &mut out,
-        "spool_bytes",
-        "gauge",
-        "Bytes held in the spool.",
-        &one(v.spool_bytes as f64),
-    );
-    metric(
-        &mut out,
+/// Per-Pipe series: name, type, help, and the value of one Pipe.
+type PipeSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&PipeStatus) -> f64,
+);
+
+const PER_PIPE: &[PipeSeries] = &[
+    (
         "backlog_ops",
         "gauge",
         "Operations waiting for delivery.",
-        &per_pipe(&|p| p.backlog_ops as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.backlog_ops as f64,
+    ),
+    (
         "backlog_bytes",
         "gauge",
         "Bytes waiting for delivery.",
-        &per_pipe(&|p| p.backlog_bytes as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.backlog_bytes as f64,
+    ),
+    (
         "oldest_backlog_seconds",
         "gauge",
         "Age of the oldest undelivered operation.",
-        &per_pipe(&|p| p.oldest_secs.unwrap_or(0) as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.oldest_secs.unwrap_or(0) as f64,
+    ),
+    (
         "parked_ops",
         "gauge",
         "Operations parked by a permanent failure.",
-        &per_pipe(&|p| p.parked_ops as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.parked_ops as f64,
+    ),
+    (
         "delivered_ops_total",
         "counter",
         "Operations delivered.",
-        &per_pipe(&|p| p.delivered_ops as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.delivered_ops as f64,
+    ),
+    (
         "delivered_bytes_total",
         "counter",
         "Bytes delivered.",
-        &per_pipe(&|p| p.delivered_bytes as f64),
-    );
-    metric(
-        &mut out,
+        |p| p.delivered_bytes as f64,
+    ),
+    (
         "pipe_online",
         "gauge",
         "1 when the destination answers.",
-        &per_pipe(&|p| f64::from(u8::from(p.state == "online"))),
-    );
+        |p| f64::from(u8::from(p.state == "online")),
+    ),
+];
+
+/// The exposition text (pure).
+pub fn render(v: &StatusView, c: &Counters) -> String {
+    let mut out = String::new();
+    let one = |x: u64| vec![(String::new(), x as f64)];
+    let logins = vec![
+        ("{result=\"ok\"}".to_string(), c.logins_ok as f64),
+        ("{result=\"failed\"}".to_string(), c.logins_failed as f64),
+    ];
+    let gateway = [
+        (
+            "sessions",
+            "gauge",
+            "Sessions open now (FTP and SFTP connections).",
+            one(v.sessions.unwrap_or(0) as u64),
+        ),
+        (
+            "sftp_sessions",
+            "gauge",
+            "Of the sessions, those running SFTP.",
+            one(v.sftp_sessions.unwrap_or(0) as u64),
+        ),
+        (
+            "logins_total",
+            "counter",
+            "Login attempts by outcome.",
+            logins,
+        ),
+        (
+            "uploads_total",
+            "counter",
+            "Uploads acknowledged with 226.",
+            one(v.uploads_received.unwrap_or(0)),
+        ),
+        (
+            "received_bytes_total",
+            "counter",
+            "Bytes of acknowledged uploads.",
+            one(v.bytes_received.unwrap_or(0)),
+        ),
+        (
+            "spool_bytes",
+            "gauge",
+            "Bytes held in the spool.",
+            one(v.spool_bytes),
+        ),
+    ];
+    for (name, kind, help, samples) in &gateway {
+        metric(&mut out, name, kind, help, samples);
+    }
+    for (name, kind, help, f) in PER_PIPE {
+        let samples: Vec<(String, f64)> = v
+            .pipes
+            .iter()
+            .map(|p| (format!("{{pipe=\"{}\"}}", p.id), f(p)))
+            .collect();
+        metric(&mut out, name, kind, help, &samples);
+    }
     out
 }
 
