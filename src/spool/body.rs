@@ -10,7 +10,7 @@ use super::{Error, Spool, new_id};
 use crate::checksum::{Checksum, Hasher};
 use crate::clock::now_secs;
 use crate::store::View;
-use crate::store::catalog::Kind;
+use crate::store::catalog::{Entry, Kind};
 use crate::store::partials::Partial;
 use crate::vfs::VPath;
 
@@ -214,41 +214,7 @@ impl Spool {
             spool.check_room(0)?;
             let r = spool.store.read()?;
             if let Some(p) = r.partial(&pipe, &path)? {
-                let offset = offset.unwrap_or(p.size);
-                if offset > p.size {
-                    return Err(Error::BadOffset {
-                        asked: offset,
-                        have: p.size,
-                    });
-                }
-                spool.claim(&p.body)?;
-                let opened = (|| -> io::Result<(File, Hasher)> {
-                    let mut file = spool.disk.open(&spool.tmp_path(&p.body))?;
-                    file.set_len(offset)?;
-                    let sum = rehash(&mut file, offset)?;
-                    Ok((file, sum))
-                })();
-                let (file, sum) = match opened {
-                    Ok(x) => x,
-                    Err(e) => {
-                        spool.release(&p.body);
-                        return Err(e.into());
-                    }
-                };
-                spool.sub_used(p.size - offset);
-                return Ok(Body {
-                    spool: spool.clone(),
-                    id: p.body,
-                    file,
-                    sum,
-                    size: offset,
-                    sum_stale: false,
-                    behind: Default::default(),
-                    settled: false,
-                    continues: Some((pipe, path)),
-                    first_grant: spool.grant(FIRST_GRANT).ok(),
-                    named: None,
-                });
+                return spool.resume_partial(p, offset, (pipe, path));
             }
             let existing = r.entry(&pipe, &path)?.filter(|e| e.kind == Kind::File);
             drop(r);
@@ -256,38 +222,96 @@ impl Spool {
             if want == 0 {
                 return spool_start_blocking(&spool);
             }
-            let Some(e) = existing else {
-                return Err(Error::BadOffset {
-                    asked: want,
-                    have: 0,
-                });
-            };
-            let Some(src) = e.body else {
-                return Err(Error::AlreadyDelivered(path.to_string()));
-            };
-            if want > e.size {
-                return Err(Error::BadOffset {
-                    asked: want,
-                    have: e.size,
-                });
-            }
-            spool.make_room(want)?;
-            spool.check_room(want)?;
-            let mut body = spool_start_blocking(&spool)?;
-            let _reading = spool.reading(&src);
-            let from = spool.body_path(&src).ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!("spool body {src} is missing"),
-                )
-            })?;
-            // Written like received bytes: counted as they land, cut back on an error.
-            read_exactly(&mut File::open(from)?, want, |chunk| {
-                body.write_chunk(chunk)
-            })?;
-            Ok(body)
+            spool.resume_spooled(existing, want, &path)
         })
         .await
+    }
+}
+
+impl Spool {
+    /// Continues partial `p` at `offset` (its end if `None`), blocking: the file is cut
+    /// there and its checksum taken again over what stays.
+    fn resume_partial(
+        self: &Arc<Self>,
+        p: Partial,
+        offset: Option<u64>,
+        continues: (String, VPath),
+    ) -> Result<Body, Error> {
+        let offset = offset.unwrap_or(p.size);
+        if offset > p.size {
+            return Err(Error::BadOffset {
+                asked: offset,
+                have: p.size,
+            });
+        }
+        self.claim(&p.body)?;
+        let opened = (|| -> io::Result<(File, Hasher)> {
+            let mut file = self.disk.open(&self.tmp_path(&p.body))?;
+            file.set_len(offset)?;
+            let sum = rehash(&mut file, offset)?;
+            Ok((file, sum))
+        })();
+        let (file, sum) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                self.release(&p.body);
+                return Err(e.into());
+            }
+        };
+        self.sub_used(p.size - offset);
+        Ok(Body {
+            spool: self.clone(),
+            id: p.body,
+            file,
+            sum,
+            size: offset,
+            sum_stale: false,
+            behind: Default::default(),
+            settled: false,
+            continues: Some(continues),
+            first_grant: self.grant(FIRST_GRANT).ok(),
+            named: None,
+        })
+    }
+
+    /// Continues a file not yet delivered (`existing`, at `path`) from its first `want`
+    /// bytes, blocking: they are copied from its spooled body into a new one.
+    fn resume_spooled(
+        self: &Arc<Self>,
+        existing: Option<Entry>,
+        want: u64,
+        path: &VPath,
+    ) -> Result<Body, Error> {
+        let Some(e) = existing else {
+            return Err(Error::BadOffset {
+                asked: want,
+                have: 0,
+            });
+        };
+        let Some(src) = e.body else {
+            return Err(Error::AlreadyDelivered(path.to_string()));
+        };
+        if want > e.size {
+            return Err(Error::BadOffset {
+                asked: want,
+                have: e.size,
+            });
+        }
+        self.make_room(want)?;
+        self.check_room(want)?;
+        let mut body = spool_start_blocking(self)?;
+        let _reading = self.reading(&src);
+        let from = self.body_path(&src).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("spool body {src} is missing"),
+            )
+        })?;
+        // Written like received bytes: counted as they land, cut back on an error.
+        read_exactly(&mut File::open(from)?, want, |chunk| {
+            body.write_chunk(chunk)
+        })?;
+        Ok(body)
     }
 }
 
