@@ -198,6 +198,8 @@ fn password(from_stdin: bool) -> Result<(String, bool), Failure> {
     }
 }
 
+/// Runs one `sender` subcommand: one arm each, from the arguments to the request and its
+/// output, so the verbs read as one table.
 pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
     match args.cmd {
         Cmd::Add(a) => {

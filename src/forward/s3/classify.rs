@@ -17,7 +17,8 @@ pub(super) fn permanent(e: impl std::fmt::Display) -> SinkError {
     SinkError::permanent(e.to_string())
 }
 
-/// Transient or permanent, with a sentence that says what is wrong.
+/// Transient or permanent, with a sentence that says what is wrong. One arm per S3 error
+/// code or transport failure, kept together as the one table of what each means.
 pub fn classify(e: S3Error) -> SinkError {
     match e {
         S3Error::Status(status, body) => {

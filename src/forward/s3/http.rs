@@ -209,15 +209,7 @@ impl Client {
         self.signer
             .sign(&signed, UNSIGNED_PAYLOAD, &mut headers, now)
             .map_err(|e| (S3Error::Request(e), None))?;
-        let mut url = format!("{}{path}", self.origin());
-        for (i, (k, v)) in query.iter().enumerate() {
-            url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&uri_encode(k, true));
-            if !v.is_empty() {
-                url.push('=');
-                url.push_str(&uri_encode(v, true));
-            }
-        }
+        let url = format!("{}{path}{}", self.origin(), query_string(query));
         let mut req = ureq::http::Request::builder().method(method).uri(url);
         for (k, v) in &headers {
             req = req.header(k.as_str(), v.as_bytes());
@@ -242,38 +234,53 @@ impl Client {
             .read_to_string()
             .unwrap_or_default();
         if (200..300).contains(&status) && !text.contains("<Error>") {
-            Ok(Answer {
+            return Ok(Answer {
                 headers,
                 body: text,
-            })
-        } else {
-            let status = if (200..300).contains(&status) {
-                500
-            } else {
-                status
-            };
-            // A skew refusal carries the endpoint's time: its `ServerTime` (AWS), else
-            // the answer's `Date`.
-            let server = (status == 403 && text.contains("RequestTimeTooSkewed"))
-                .then(|| {
-                    xml_text(&text, "ServerTime")
-                        .and_then(|t| calendar::parse_iso8601(&t))
-                        .or_else(|| {
-                            headers
-                                .get(http::header::DATE)
-                                .and_then(|d| d.to_str().ok())
-                                .and_then(calendar::parse_http_date)
-                        })
-                })
-                .flatten();
-            Err((S3Error::Status(status, text), server))
+            });
         }
+        let status = if (200..300).contains(&status) {
+            500
+        } else {
+            status
+        };
+        let server = (status == 403 && text.contains("RequestTimeTooSkewed"))
+            .then(|| server_time(&text, &headers))
+            .flatten();
+        Err((S3Error::Status(status, text), server))
     }
 
     /// `scheme://host[:port]` of the bucket's URL.
     fn origin(&self) -> &str {
         &self.base[..self.base.len() - self.base_path.len()]
     }
+}
+
+/// `?name=value&...` of a request's query, each part encoded (empty without one).
+fn query_string(query: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in query.iter().enumerate() {
+        s.push(if i == 0 { '?' } else { '&' });
+        s.push_str(&uri_encode(k, true));
+        if !v.is_empty() {
+            s.push('=');
+            s.push_str(&uri_encode(v, true));
+        }
+    }
+    s
+}
+
+/// The endpoint's time a skew refusal carries: its `ServerTime` (AWS), else the
+/// answer's `Date`.
+fn server_time(body: &str, headers: &HeaderMap) -> Option<i64> {
+    xml_text(body, "ServerTime")
+        .and_then(|t| calendar::parse_iso8601(&t))
+        .or_else(|| {
+            headers
+                .get(http::header::DATE)
+                .and_then(|d| d.to_str().ok())
+                .and_then(calendar::parse_http_date)
+        })
 }
 
 /// The `host[:port]` and the path of a bucket's URL (`http://h:9000/plant`: `h:9000`,

@@ -82,7 +82,8 @@ impl Core {
         &self.settings
     }
 
-    /// Decides what one command does.
+    /// Decides what one command does: one arm per command (most hand over to a
+    /// handler in `ftp::handlers`), so the table of commands stays in one place.
     pub fn handle(&mut self, cmd: Command) -> Action {
         use Command as C;
         if self.login.is_none() && !is_open(&cmd) {

@@ -135,6 +135,8 @@ fn parse_type(arg: &str) -> Result<TransferType, ParseError> {
 }
 
 impl Command {
+    /// Parses one command line. One arm per verb, so the whole FTP surface reads as one
+    /// table (its length is the number of verbs, not logic).
     pub fn parse(line: &[u8]) -> Result<Command, ParseError> {
         let line = std::str::from_utf8(line).map_err(|_| ParseError::NotUtf8)?;
         if line.chars().any(char::is_control) {
