@@ -184,9 +184,24 @@ mod tests {
         time::OffsetDateTime::from_unix_timestamp(1_369_353_600).unwrap()
     }
 
-    fn signature(headers: &HeaderMap) -> String {
-        let auth = headers[http::header::AUTHORIZATION].to_str().unwrap();
-        auth.rsplit_once("Signature=").unwrap().1.to_string()
+    /// Signs one of AWS's examples (an empty payload, 2013-05-24 00:00:00 UTC) and
+    /// returns its `Authorization`.
+    fn sign_example(method: &str, path: &str, query: &[(&str, &str)], mut h: HeaderMap) -> String {
+        let req = Request {
+            method,
+            host: "examplebucket.s3.amazonaws.com",
+            path,
+            query,
+        };
+        let empty = hex(&Sha256::digest(b""));
+        example_signer()
+            .sign(&req, &empty, &mut h, may_24_2013())
+            .unwrap();
+        h[http::header::AUTHORIZATION].to_str().unwrap().to_string()
+    }
+
+    fn signature(auth: &str) -> &str {
+        auth.rsplit_once("Signature=").unwrap().1
     }
 
     /// AWS's example "GET Object" (the S3 API reference, "Examples: Signature
@@ -195,22 +210,12 @@ mod tests {
     fn signs_aws_s_get_object_example() {
         let mut headers = HeaderMap::new();
         headers.insert("range", HeaderValue::from_static("bytes=0-9"));
-        let req = Request {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/test.txt",
-            query: &[],
-        };
-        let empty = hex(&Sha256::digest(b""));
-        example_signer()
-            .sign(&req, &empty, &mut headers, may_24_2013())
-            .unwrap();
-        let auth = headers[http::header::AUTHORIZATION].to_str().unwrap();
+        let auth = sign_example("GET", "/test.txt", &[], headers);
         assert!(auth.starts_with(
             "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,"
         ));
         assert_eq!(
-            signature(&headers),
+            signature(&auth),
             "f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
         );
     }
@@ -218,19 +223,9 @@ mod tests {
     /// AWS's example "GET Bucket Lifecycle": a query parameter without a value.
     #[test]
     fn signs_aws_s_lifecycle_example() {
-        let mut headers = HeaderMap::new();
-        let req = Request {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/",
-            query: &[("lifecycle", "")],
-        };
-        let empty = hex(&Sha256::digest(b""));
-        example_signer()
-            .sign(&req, &empty, &mut headers, may_24_2013())
-            .unwrap();
+        let auth = sign_example("GET", "/", &[("lifecycle", "")], HeaderMap::new());
         assert_eq!(
-            signature(&headers),
+            signature(&auth),
             "fea454ca298b7da1c68078a5d1bdbfbbe0d65c699e0f91ac7a200a0136783543"
         );
     }
@@ -238,19 +233,10 @@ mod tests {
     /// AWS's example "GET Bucket (List Objects)": query values sorted and encoded.
     #[test]
     fn signs_aws_s_list_objects_example() {
-        let mut headers = HeaderMap::new();
-        let req = Request {
-            method: "GET",
-            host: "examplebucket.s3.amazonaws.com",
-            path: "/",
-            query: &[("prefix", "J"), ("max-keys", "2")],
-        };
-        let empty = hex(&Sha256::digest(b""));
-        example_signer()
-            .sign(&req, &empty, &mut headers, may_24_2013())
-            .unwrap();
+        let query = [("prefix", "J"), ("max-keys", "2")];
+        let auth = sign_example("GET", "/", &query, HeaderMap::new());
         assert_eq!(
-            signature(&headers),
+            signature(&auth),
             "34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7"
         );
     }
