@@ -8,10 +8,10 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::BIN;
+use common::{BIN, Helper, free_port};
 
 /// The README's blocks that open with "```sh runnable", in order.
 fn runnable_blocks() -> Vec<String> {
@@ -55,25 +55,8 @@ fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> String {
     text
 }
 
-struct Demo(Child);
-
-impl Drop for Demo {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts the demo in `dir` and returns it with the upload command it printed.
-fn start_demo(dir: &Path) -> (Demo, String) {
+fn start_demo(dir: &Path) -> (Helper, String) {
     let (ftp, sftp) = (free_port().to_string(), free_port().to_string());
     let mut child = Command::new(dir.join("target/release/ftpgate"))
         .args(["demo", "--port", &ftp, "--sftp-port", &sftp])
@@ -84,7 +67,7 @@ fn start_demo(dir: &Path) -> (Demo, String) {
         .spawn()
         .expect("start the demo");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let demo = Demo(child);
+    let demo = Helper(child);
     let mut upload = None;
     for line in lines.by_ref() {
         let line = line.expect("read the demo's output");
