@@ -180,14 +180,9 @@ pub struct DemoArgs {
     sftp_port: u16,
 }
 
-pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
-    let cwd = std::env::current_dir()
-        .map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
-    let state = if explicit_state {
-        ctx.state.clone()
-    } else {
-        crate::state::StateDir::new(cwd.join("demo-state"))
-    };
+/// The demo's Pipe into `STATE/delivered/` and its Sender `demo` with a new password,
+/// applied as a fleet file; returns the folder and the password.
+fn provision_demo(state: &crate::state::StateDir) -> Result<(std::path::PathBuf, String), Failure> {
     let delivered = state.root().join("delivered");
     std::fs::create_dir_all(&delivered)
         .map_err(|e| Failure::runtime(format!("cannot create {}: {e}", delivered.display())))?;
@@ -208,14 +203,21 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         dry_run: false,
         discard_backlog: false,
     })?;
-    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port);
+    Ok((delivered, password))
+}
+
+/// What the demo is and how to try it.
+fn print_demo(
+    state: &crate::state::StateDir,
+    delivered: &std::path::Path,
+    password: &str,
+    addr: SocketAddr,
+    sftp_addr: Option<SocketAddr>,
+) {
     println!("ftpgate demo");
     println!("  state:     {}", state.root().display());
     println!("  pipe:      demo -> file://{}", delivered.display());
     println!("  sender:    demo   password: {password}");
-    // A build without SFTP (the sftp feature) serves FTP alone.
-    let sftp_addr = cfg!(feature = "sftp")
-        .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port));
     match sftp_addr {
         Some(s) => println!("  listening: ftp://{addr}  sftp://{s}"),
         None => println!("  listening: ftp://{addr}"),
@@ -236,6 +238,22 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
         );
     }
     println!("Stop with Ctrl-C.");
+}
+
+pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::runtime(format!("cannot read the current directory: {e}")))?;
+    let state = if explicit_state {
+        ctx.state.clone()
+    } else {
+        crate::state::StateDir::new(cwd.join("demo-state"))
+    };
+    let (delivered, password) = provision_demo(&state)?;
+    let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.port);
+    // A build without SFTP (the sftp feature) serves FTP alone.
+    let sftp_addr = cfg!(feature = "sftp")
+        .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port));
+    print_demo(&state, &delivered, &password, addr, sftp_addr);
     let ftp = FtpConfig {
         listen: vec![addr],
         passive_ports: 52000..=52999,
