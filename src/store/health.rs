@@ -36,25 +36,7 @@ impl Store {
         write: bool,
         f: impl FnOnce(&Database) -> Result<R>,
     ) -> Result<R> {
-        {
-            let mut h = self.health();
-            if h.stale {
-                let failure = h.failed.clone().unwrap_or_default();
-                if Instant::now() < h.retry_at {
-                    // Reads try the handle there is (redb may still serve them); writes
-                    // would only fail again.
-                    if write {
-                        h.failures += 1;
-                        return Err(Error::Reopening(failure));
-                    }
-                } else {
-                    h.retry_at = Instant::now() + REOPEN_EVERY;
-                    drop(h);
-                    self.reopen(failure)?;
-                    self.health().stale = false;
-                }
-            }
-        }
+        self.reopen_if_stale(write)?;
         let db = self.db.read().unwrap_or_else(|e| e.into_inner());
         let Some(db) = db.as_ref() else {
             return Err(Error::Reopening(
@@ -62,47 +44,79 @@ impl Store {
             ));
         };
         let r = f(db);
-        let mut h = self.health();
         match &r {
-            Err(e) if e.is_storage_failure() => {
-                if h.failed.is_none() {
-                    log::error!(
-                        "{}: the disk failed under the database ({e}); until it works again uploads are refused, and the database is reopened every {}s",
-                        self.path.display(),
-                        REOPEN_EVERY.as_secs()
-                    );
-                    h.failed = Some(Failure {
-                        why: e.to_string(),
-                        full: e.is_disk_full(),
-                    });
-                    h.since = Instant::now();
-                    h.failures = 0;
-                }
-                h.failures += 1;
-                if !h.stale {
-                    h.stale = true;
-                    h.retry_at = Instant::now() + REOPEN_EVERY;
-                }
-                if e.is_disk_full()
-                    && let Some(f) = self.on_disk_full.get()
-                {
-                    drop(h);
-                    f();
-                    return r;
-                }
-            }
-            Ok(_) if write && h.failed.is_some() => {
-                log::warn!(
-                    "{}: the database writes again, after {:.0}s and {} refused calls",
-                    self.path.display(),
-                    h.since.elapsed().as_secs_f64(),
-                    h.failures
-                );
-                h.failed = None;
-            }
+            Err(e) if e.is_storage_failure() => self.failed(e),
+            Ok(_) if write => self.wrote(),
             _ => {}
         }
         r
+    }
+
+    /// A database the disk failed under is reopened first, at most once a second; a
+    /// write in between fails at once with the reason (a read tries the handle there is:
+    /// redb may still serve it).
+    fn reopen_if_stale(&self, write: bool) -> Result<()> {
+        let mut h = self.health();
+        if !h.stale {
+            return Ok(());
+        }
+        let failure = h.failed.clone().unwrap_or_default();
+        if Instant::now() < h.retry_at {
+            if write {
+                h.failures += 1;
+                return Err(Error::Reopening(failure));
+            }
+            return Ok(());
+        }
+        h.retry_at = Instant::now() + REOPEN_EVERY;
+        drop(h);
+        self.reopen(failure)?;
+        self.health().stale = false;
+        Ok(())
+    }
+
+    /// A call met storage failure `e`: logged if it is the first, the database marked for
+    /// reopening, and a full disk given the spool's reserve.
+    fn failed(&self, e: &Error) {
+        let mut h = self.health();
+        if h.failed.is_none() {
+            log::error!(
+                "{}: the disk failed under the database ({e}); until it works again uploads are refused, and the database is reopened every {}s",
+                self.path.display(),
+                REOPEN_EVERY.as_secs()
+            );
+            h.failed = Some(Failure {
+                why: e.to_string(),
+                full: e.is_disk_full(),
+            });
+            h.since = Instant::now();
+            h.failures = 0;
+        }
+        h.failures += 1;
+        if !h.stale {
+            h.stale = true;
+            h.retry_at = Instant::now() + REOPEN_EVERY;
+        }
+        drop(h);
+        if e.is_disk_full()
+            && let Some(f) = self.on_disk_full.get()
+        {
+            f();
+        }
+    }
+
+    /// A write worked: a failure before it has ended, and the log says so.
+    fn wrote(&self) {
+        let mut h = self.health();
+        if h.failed.is_some() {
+            log::warn!(
+                "{}: the database writes again, after {:.0}s and {} refused calls",
+                self.path.display(),
+                h.since.elapsed().as_secs_f64(),
+                h.failures
+            );
+            h.failed = None;
+        }
     }
 
     /// Sets what to do when the database meets a full disk (once).
