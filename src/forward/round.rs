@@ -47,19 +47,7 @@ impl Forwarder {
         let now = now_ms();
         let collected = self.spool.take_collected();
         let r = self.store.read()?;
-        let mut due = false;
-        let mut durable = settle;
-        for p in r.pipes()? {
-            let hungry =
-                feed.allowed && self.may_start(&p, running, now) && !feed.queued.contains(&p.id);
-            durable |= hungry && feed.unsynced.contains(&p.id);
-            if self.room(&p, running, now) > 0
-                && r.next_due(&p.id, now)?.is_some_and(|at| at <= now)
-            {
-                due = true;
-                durable |= hungry;
-            }
-        }
+        let (durable, due) = self.decide(&r, settle, feed, running, now)?;
         if !durable && !due && collected.is_empty() {
             return Ok(Round {
                 claimed: Vec::new(),
@@ -107,5 +95,31 @@ impl Forwarder {
             settled: durable,
             unsynced,
         })
+    }
+
+    /// Whether this round's commit must be durable, and whether any Pipe with room has
+    /// an op due; from a read snapshot, so a round with nothing to do writes nothing.
+    fn decide(
+        &self,
+        r: &impl View,
+        settle: bool,
+        feed: &Feed,
+        running: &Running,
+        now: u64,
+    ) -> StoreResult<(bool, bool)> {
+        let mut due = false;
+        let mut durable = settle;
+        for p in r.pipes()? {
+            let hungry =
+                feed.allowed && self.may_start(&p, running, now) && !feed.queued.contains(&p.id);
+            durable |= hungry && feed.unsynced.contains(&p.id);
+            if self.room(&p, running, now) > 0
+                && r.next_due(&p.id, now)?.is_some_and(|at| at <= now)
+            {
+                due = true;
+                durable |= hungry;
+            }
+        }
+        Ok((durable, due))
     }
 }
