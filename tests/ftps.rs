@@ -350,7 +350,12 @@ for label, user, source in [("SAME", "cam1", "127.0.0.1"), ("OTHER-SENDER", "cam
     f.offer = first.sock.session
     try:
         print(label, f.storbinary("STOR " + label + ".bin", io.BytesIO(b"b" * 1000)))
+    except ftplib.Error as e:
+        # The refusal was read as the transfer's own reply (the data connection's
+        # handshake completed before the server refused it).
+        print(label, "REPLY", e)
     except ftplib.all_errors as e:
+        # The data connection failed first: the refusal is the next reply.
         try:
             print(label, "REPLY", f.getresp())
         except ftplib.all_errors as e2:
