@@ -39,6 +39,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod backoff;
 pub mod calendar;
 pub mod cert;
 pub mod checksum;

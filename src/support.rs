@@ -21,6 +21,14 @@ pub fn random_hex(n: usize) -> String {
     hex(&b)
 }
 
+/// Whether `e` says the disk (or the quota) is full: a state that passes, not a fault.
+pub fn is_disk_full(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
+    )
+}
+
 /// fsyncs a directory: the names created, renamed or removed in it are durable after.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     #[cfg(test)]

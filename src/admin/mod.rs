@@ -90,7 +90,7 @@ pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
             .read()?
             .pipe(&id)?
             .ok_or(store::Error::NoSuchPipe(id))?;
-        let probe = crate::forward::sink::for_pipe(&pipe, None).and_then(|s| s.probe());
+        let probe = crate::forward::sink_for(&pipe, None).and_then(|s| s.probe());
         return match probe {
             Ok(msg) => Ok(Response::Done {
                 message: format!("pipe {}: ok: {msg}", pipe.id),

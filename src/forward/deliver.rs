@@ -3,6 +3,7 @@
 
 use super::slots::Running;
 use super::*;
+use crate::backoff;
 
 impl Forwarder {
     /// Turns ended deliveries into outcomes to record, updating health and logs.

@@ -17,11 +17,10 @@
 //!
 //! A transient failure retries the op with backoff and marks its Pipe offline: until
 //! the retry time that Pipe gets no slot, then one (the probe), so a dead endpoint is not
-//! hammered, a live one is used again within [`backoff::CAP`], and other Pipes are not
+//! hammered, a live one is used again within [`crate::backoff::CAP`], and other Pipes are not
 //! held up. A permanent failure parks the op with its reason until `spool retry` or a
 //! changed Pipe.
 
-pub mod backoff;
 mod claims;
 mod deliver;
 pub mod dir;
@@ -50,6 +49,27 @@ use crate::store::outbox::{Action, Op, Outcome};
 use crate::store::{Pipe, Result as StoreResult, Store, View};
 use crate::vfs::VPath;
 use sink::{Meta, Sink, SinkError};
+
+/// The sink for a Pipe's destination; `journal` records its open multipart uploads.
+pub fn sink_for(
+    pipe: &Pipe,
+    journal: Option<std::sync::Arc<journal::Journal>>,
+) -> Result<Box<dyn Sink>, SinkError> {
+    match &pipe.dest {
+        crate::store::destination::Destination::Dir { path } => Ok(Box::new(dir::DirSink::new(
+            path.into(),
+            &pipe.id,
+            pipe.dest_marked,
+        ))),
+        crate::store::destination::Destination::S3 { bucket, .. } => {
+            let s3 = pipe
+                .s3
+                .as_ref()
+                .ok_or_else(|| SinkError::permanent("the pipe has no S3 settings"))?;
+            Ok(Box::new(s3::S3Sink::new(bucket, s3, journal)?))
+        }
+    }
+}
 
 /// Forwarder settings.
 #[derive(Debug, Clone)]
@@ -173,7 +193,7 @@ impl Forwarder {
         {
             return Ok(s.clone());
         }
-        let s: Arc<dyn Sink> = Arc::from(sink::for_pipe(pipe, self.journal(&pipe.id))?);
+        let s: Arc<dyn Sink> = Arc::from(sink_for(pipe, self.journal(&pipe.id))?);
         sinks.insert(pipe.id.clone(), (pipe.clone(), s.clone()));
         Ok(s)
     }

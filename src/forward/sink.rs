@@ -109,25 +109,6 @@ pub trait Sink: Send + Sync {
     }
 }
 
-/// The sink for a Pipe's destination; `journal` records its open multipart uploads.
-pub fn for_pipe(
-    pipe: &Pipe,
-    journal: Option<std::sync::Arc<super::journal::Journal>>,
-) -> Result<Box<dyn Sink>, SinkError> {
-    match &pipe.dest {
-        crate::store::destination::Destination::Dir { path } => Ok(Box::new(
-            super::dir::DirSink::new(path.into(), &pipe.id, pipe.dest_marked),
-        )),
-        crate::store::destination::Destination::S3 { bucket, .. } => {
-            let s3 = pipe
-                .s3
-                .as_ref()
-                .ok_or_else(|| SinkError::permanent("the pipe has no S3 settings"))?;
-            Ok(Box::new(super::s3::S3Sink::new(bucket, s3, journal)?))
-        }
-    }
-}
-
 /// The key prefix of a Pipe's destination (S3 prefix; empty for directories).
 pub fn prefix(pipe: &Pipe) -> &str {
     match &pipe.dest {

@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use super::{Forwarder, INGEST_WINDOW_MS, backoff, claims};
+use super::{Forwarder, INGEST_WINDOW_MS, claims};
+use crate::backoff;
 use crate::store::{Pipe, Result as StoreResult, View};
 
 /// Ops claimed and not settled, and deliveries running now, per Pipe.

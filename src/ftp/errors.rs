@@ -53,7 +53,7 @@ pub fn spool(e: &spool::Error) -> Reply {
             452,
             format!("Insufficient storage: {why}. The upload was not stored."),
         ),
-        Disk(io) if spool::is_disk_full(io) => disk_full(),
+        Disk(io) if crate::support::is_disk_full(io) => disk_full(),
         Store(s) => store(s),
         Busy => Reply::new(450, format!("{e}: try again when it has finished.")),
         BadOffset { .. } => Reply::new(554, format!("{e}.")),

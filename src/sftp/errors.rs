@@ -54,7 +54,7 @@ pub fn spool(e: &spool::Error) -> Refusal {
             Status::Failure,
             format!("insufficient storage: {why}; the upload was not stored"),
         ),
-        Disk(io) if spool::is_disk_full(io) => disk_full(),
+        Disk(io) if crate::support::is_disk_full(io) => disk_full(),
         Store(s) => store(s),
         Busy | BadOffset { .. } | AlreadyDelivered(_) => (Status::Failure, e.to_string()),
         Disk(_) | Commit(_) => {

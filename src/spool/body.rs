@@ -7,6 +7,8 @@ use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use super::{Error, Spool, new_id};
+
+mod offset;
 use crate::checksum::{Checksum, Hasher};
 use crate::clock::now_secs;
 use crate::store::View;
@@ -31,7 +33,7 @@ pub struct Body {
     /// describes the file and is computed again from it before the commit.
     pub(super) sum_stale: bool,
     /// Write-behind for bodies written with [`Body::write_at`].
-    pub(super) behind: super::offset::WriteBehind,
+    pub(super) behind: offset::WriteBehind,
     /// Committed or kept as a partial: nothing to clean up on drop.
     settled: bool,
     /// The partial this body continues (Pipe, path): dropping the body drops its record.

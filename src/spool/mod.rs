@@ -35,7 +35,6 @@ mod body;
 mod commit;
 pub mod disk;
 mod durable_names;
-mod offset;
 pub mod partials;
 mod ready;
 mod receive;
@@ -81,14 +80,6 @@ pub enum Error {
     BadOffset { asked: u64, have: u64 },
     #[error("cannot append: {0} was already delivered and is no longer on this gateway")]
     AlreadyDelivered(String),
-}
-
-/// Whether `e` says the disk (or the quota) is full: a state that passes, not a fault.
-pub fn is_disk_full(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded
-    )
 }
 
 /// What a device is told while the disk is full.

@@ -102,7 +102,7 @@ impl Error {
     /// The disk (or the quota) is full.
     pub fn is_disk_full(&self) -> bool {
         match self {
-            Error::Db(redb::Error::Io(e)) => crate::spool::is_disk_full(e),
+            Error::Db(redb::Error::Io(e)) => crate::support::is_disk_full(e),
             Error::Reopening(f) => f.full,
             _ => false,
         }
@@ -137,7 +137,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 fn db_text(e: &redb::Error) -> String {
     match e {
-        redb::Error::Io(io) if crate::spool::is_disk_full(io) => format!(
+        redb::Error::Io(io) if crate::support::is_disk_full(io) => format!(
             "the gateway's disk is full ({io}): nothing was changed; free space on it and try again"
         ),
         e => format!("database error: {e}"),

@@ -12,7 +12,7 @@ fn a_disk_that_fills_mid_upload_records_nothing_and_gives_the_quota_back() {
     w.disk.room.store(300_000, Ordering::SeqCst);
     let e = w.upload("/b", &bytes(1 << 20)).unwrap_err();
     assert!(
-        matches!(&e, Error::Disk(io) if crate::spool::is_disk_full(io)),
+        matches!(&e, Error::Disk(io) if crate::support::is_disk_full(io)),
         "{e:?}"
     );
     assert_eq!(w.recorded("/b"), None);
@@ -35,7 +35,7 @@ fn a_disk_that_fills_while_append_copies_the_queued_body_gives_the_quota_back() 
     w.disk.room.store(200_000, Ordering::SeqCst);
     let e = w.append("/log", b"more").unwrap_err();
     assert!(
-        matches!(&e, Error::Disk(io) if crate::spool::is_disk_full(io)),
+        matches!(&e, Error::Disk(io) if crate::support::is_disk_full(io)),
         "{e:?}"
     );
     assert_eq!(w.recorded("/log"), Some(600_000));

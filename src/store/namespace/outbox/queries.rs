@@ -75,10 +75,10 @@ pub(crate) fn first_parked(v: &impl View, pipe: &str) -> Result<Option<Op>> {
 }
 
 /// Ready ops of a Pipe that may go at `now_ms`: those due by then, then those due further
-/// ahead than any backoff (the wall clock went back: see [`crate::forward::backoff::due`]).
+/// ahead than any backoff (the wall clock went back: see [`crate::backoff::due`]).
 pub(crate) fn ready(v: &impl View, pipe: &str, now_ms: u64, limit: usize) -> Result<Vec<u64>> {
     let t = v.table(READY)?;
-    let far = now_ms.saturating_add(crate::forward::backoff::FAR_AHEAD_MS);
+    let far = now_ms.saturating_add(crate::backoff::FAR_AHEAD_MS);
     let mut ids = Vec::new();
     let due = t.range((pipe, 0, 0)..=(pipe, now_ms, u64::MAX))?;
     let stranded = t.range((pipe, far.saturating_add(1), 0)..=(pipe, u64::MAX, u64::MAX))?;
@@ -100,7 +100,7 @@ pub(crate) fn next_due(v: &impl View, pipe: &str, now_ms: u64) -> Result<Option<
         .next_back()
         .transpose()?
         .map_or(first, |(k, _)| k.value().1);
-    let due = |at| crate::forward::backoff::due(at, now_ms);
+    let due = |at| crate::backoff::due(at, now_ms);
     Ok(Some(if due(first) || due(last) {
         first.min(now_ms)
     } else {

@@ -4,14 +4,13 @@
 //! stale, and [`Body::fresh_checksum`] reads the file back once before the commit, so the
 //! checksum sent to the destination is always of the final bytes.
 //!
-//! The quota and free space are checked as the body grows, as [`super::receive`] does for
+//! The quota and free space are checked as the body grows, as [`crate::spool::receive`] does for
 //! FTP: over the quota the oldest partials make room first; free space is asked of the
 //! filesystem once per [`STATVFS_EVERY`] bytes.
 
 use std::io::{self, Seek, SeekFrom};
 
-use super::body::rehash;
-use super::{Body, Error};
+use super::{Body, Error, rehash};
 use crate::checksum::Checksum;
 
 /// Free space is checked when the body's end crosses a multiple of this.
