@@ -37,6 +37,7 @@ pub(super) fn recover(
     for id in &garbage {
         disk.delete_body(tmp, ready, id)?;
     }
+    // Partials kept for resumption stay in tmp/; expired ones are forgotten below.
     let mut expired = Vec::new();
     let mut keep = HashSet::new();
     let mut used = 0;
@@ -51,19 +52,7 @@ pub(super) fn recover(
 
     super::ready::adopt(disk, ready)?;
     let r = store.read()?;
-    let (mut recorded, mut removed) = (Vec::new(), 0);
-    for entry in std::fs::read_dir(tmp)? {
-        let name = entry?.file_name().to_string_lossy().into_owned();
-        if keep.contains(&name) {
-            continue;
-        }
-        if r.body_queued(&name)? {
-            recorded.push(name);
-        } else {
-            disk.delete_body(tmp, ready, &name)?;
-            removed += 1;
-        }
-    }
+    let (recorded, removed) = sort_tmp(disk, tmp, ready, &keep, &r)?;
     for b in r.pipes()? {
         used += r.backlog(&b.id)?.bytes;
     }
@@ -92,4 +81,30 @@ pub(super) fn recover(
         );
     }
     Ok(used)
+}
+
+/// The bodies left in `tmp/` other than the partials in `keep`: those an op records
+/// (committed, their move into `ready/` cut short) are returned to finish it; the others
+/// (unfinished uploads) are deleted and counted.
+fn sort_tmp(
+    disk: &dyn Disk,
+    tmp: &Path,
+    ready: &Path,
+    keep: &HashSet<String>,
+    r: &impl View,
+) -> Result<(Vec<String>, usize), Error> {
+    let (mut recorded, mut removed) = (Vec::new(), 0);
+    for entry in std::fs::read_dir(tmp)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if keep.contains(&name) {
+            continue;
+        }
+        if r.body_queued(&name)? {
+            recorded.push(name);
+        } else {
+            disk.delete_body(tmp, ready, &name)?;
+            removed += 1;
+        }
+    }
+    Ok((recorded, removed))
 }
