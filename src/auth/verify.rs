@@ -1,6 +1,6 @@
 //! Password verification for [`Authenticator`]: the verified-credential cache (keys are
 //! HMACs under a per-process key), one argon2 check at a time per credentials
-//! ([`Turn`]), and the bounded pool those checks run in (see the module above).
+//! ([`Turn`]), and the bounded pool those checks run in (see [`crate::auth`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! One round of the forwarder's loop, blocking: a single write transaction that records
-//! the outcomes due and claims what every Pipe has room for (see the module above).
+//! the outcomes due and claims what every Pipe has room for (see [`crate::forward`]).
 
 use std::time::Duration;
 

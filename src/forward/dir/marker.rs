@@ -1,4 +1,4 @@
-//! The marker at a `file://` destination's root (see the module above): proof that the
+//! The marker at a `file://` destination's root (see [`crate::forward::dir`]): proof that the
 //! directory is the file system the Pipe was made for, not an empty mountpoint.
 
 use std::fs;
