@@ -1,5 +1,5 @@
-//! The marker at a `file://` destination's root (see [`crate::forward::dir`]): proof that the
-//! directory is the file system the Pipe was made for, not an empty mountpoint.
+//! The marker at a `file://` destination's root (see [`crate::forward::dir`]): proof
+//! that the directory is the file system the Pipe was made for, not an empty mountpoint.
 
 use std::fs;
 use std::io::{self, Write};
