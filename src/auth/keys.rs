@@ -26,6 +26,41 @@ pub struct SshKey {
     pub fingerprint: String,
 }
 
+/// Reads the key data after its type in `wire`, by the type's layout (RFC 4253, 5656,
+/// 8709); whether it is well formed. Refuses types we do not accept, and RSA below
+/// [`MIN_RSA_BITS`].
+fn key_body(
+    algorithm: &str,
+    wire: &mut Wire,
+    not_a_key: impl Fn(&str) -> Invalid,
+) -> Result<bool, Invalid> {
+    Ok(match algorithm {
+        "ssh-ed25519" => wire.string().is_some_and(|k| k.len() == 32),
+        "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => wire
+            .string()
+            .filter(|curve| algorithm.strip_prefix("ecdsa-sha2-").map(str::as_bytes) == Some(curve))
+            .and_then(|_| wire.string())
+            .is_some(),
+        "ssh-rsa" => {
+            let n = wire.string().and_then(|_| wire.string());
+            let bits = n.map_or(0, mpint_bits);
+            if n.is_some() && bits < MIN_RSA_BITS {
+                return invalid(format!(
+                    "RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed"
+                ));
+            }
+            n.is_some()
+        }
+        "ssh-dss" | "sk-ssh-ed25519@openssh.com" | "sk-ecdsa-sha2-nistp256@openssh.com" => {
+            let name = algorithm.split('@').next().unwrap_or(algorithm);
+            return invalid(format!(
+                "{name} keys are not accepted: use ed25519, ECDSA or RSA"
+            ));
+        }
+        _ => return Err(not_a_key("unknown key type")),
+    })
+}
+
 impl SshKey {
     /// Parses one OpenSSH public key line.
     pub fn parse(line: &str) -> Result<SshKey, Invalid> {
@@ -49,34 +84,8 @@ impl SshKey {
         if inner != algorithm.as_bytes() {
             return Err(not_a_key("its type does not match the key"));
         }
-        let body = match algorithm {
-            "ssh-ed25519" => wire.string().filter(|k| k.len() == 32).map(|_| ()),
-            "ecdsa-sha2-nistp256" | "ecdsa-sha2-nistp384" | "ecdsa-sha2-nistp521" => wire
-                .string()
-                .filter(|curve| {
-                    algorithm.strip_prefix("ecdsa-sha2-").map(str::as_bytes) == Some(curve)
-                })
-                .and_then(|_| wire.string())
-                .map(|_| ()),
-            "ssh-rsa" => {
-                let n = wire.string().and_then(|_| wire.string());
-                let bits = n.map_or(0, mpint_bits);
-                if n.is_some() && bits < MIN_RSA_BITS {
-                    return invalid(format!(
-                        "RSA key of {bits} bits: at least {MIN_RSA_BITS} are needed"
-                    ));
-                }
-                n.map(|_| ())
-            }
-            "ssh-dss" | "sk-ssh-ed25519@openssh.com" | "sk-ecdsa-sha2-nistp256@openssh.com" => {
-                let name = algorithm.split('@').next().unwrap_or(algorithm);
-                return invalid(format!(
-                    "{name} keys are not accepted: use ed25519, ECDSA or RSA"
-                ));
-            }
-            _ => return Err(not_a_key("unknown key type")),
-        };
-        if body.is_none() || !wire.0.is_empty() {
+        let well_formed = key_body(algorithm, &mut wire, not_a_key)?;
+        if !well_formed || !wire.0.is_empty() {
             return Err(not_a_key("the key's data is malformed"));
         }
         let fingerprint = format!(

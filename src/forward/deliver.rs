@@ -21,55 +21,61 @@ impl Forwarder {
                     self.delivered(&op, bytes);
                     Outcome::Done
                 }
-                Err(e) if e.is_transient() => {
-                    let (mut failures, mut wait, mut due_ms) = (0, Duration::ZERO, now);
-                    self.update(&op.pipe, |h| {
-                        h.failures = h.failures.saturating_add(1);
-                        failures = h.failures;
-                        wait = backoff::delay(op.attempts.max(failures), backoff::jitter());
-                        due_ms = now + wait.as_millis() as u64;
-                        h.offline_until_ms = Some(due_ms);
-                        h.last_error = Some(e.message.clone());
-                        h.failed_ops += 1;
-                    });
-                    // Said once when the Pipe goes offline; its probes after that are
-                    // in `status` (and at debug level), not a warning a second.
-                    let level = match failures {
-                        1 => log::Level::Warn,
-                        _ => log::Level::Debug,
-                    };
-                    log::log!(
-                        level,
-                        "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
-                        op.pipe,
-                        op.id,
-                        op.action.name(),
-                        e.message,
-                        wait.as_secs_f64()
-                    );
-                    Outcome::Retry {
-                        due_ms,
-                        error: e.message,
-                    }
-                }
-                Err(e) => {
-                    log::error!(
-                        "pipe {}: op {} {} parked: {}",
-                        op.pipe,
-                        op.id,
-                        op.action.name(),
-                        e.message
-                    );
-                    self.update(&op.pipe, |h| {
-                        h.last_error = Some(e.message.clone());
-                        h.failed_ops += 1;
-                    });
-                    Outcome::Park { reason: e.message }
-                }
+                Err(e) if e.is_transient() => self.will_retry(&op, e, now),
+                Err(e) => self.parked(&op, e),
             };
             out.push((op.id, outcome));
         }
         out
+    }
+
+    /// A transient failure: the op is tried again after the Pipe's backoff, and the Pipe
+    /// is offline until then (said once when it goes offline; its probes after that are
+    /// in `status` and at debug level, not a warning a second).
+    fn will_retry(&self, op: &Op, e: SinkError, now: u64) -> Outcome {
+        let (mut failures, mut wait, mut due_ms) = (0, Duration::ZERO, now);
+        self.update(&op.pipe, |h| {
+            h.failures = h.failures.saturating_add(1);
+            failures = h.failures;
+            wait = backoff::delay(op.attempts.max(failures), backoff::jitter());
+            due_ms = now + wait.as_millis() as u64;
+            h.offline_until_ms = Some(due_ms);
+            h.last_error = Some(e.message.clone());
+            h.failed_ops += 1;
+        });
+        let level = match failures {
+            1 => log::Level::Warn,
+            _ => log::Level::Debug,
+        };
+        log::log!(
+            level,
+            "pipe {} offline: op {} {} failed ({}); retry in {:.1}s",
+            op.pipe,
+            op.id,
+            op.action.name(),
+            e.message,
+            wait.as_secs_f64()
+        );
+        Outcome::Retry {
+            due_ms,
+            error: e.message,
+        }
+    }
+
+    /// A permanent failure: the op is parked with the sentence until someone retries it.
+    fn parked(&self, op: &Op, e: SinkError) -> Outcome {
+        log::error!(
+            "pipe {}: op {} {} parked: {}",
+            op.pipe,
+            op.id,
+            op.action.name(),
+            e.message
+        );
+        self.update(&op.pipe, |h| {
+            h.last_error = Some(e.message.clone());
+            h.failed_ops += 1;
+        });
+        Outcome::Park { reason: e.message }
     }
 
     fn delivered(&self, op: &Op, bytes: u64) {

@@ -32,31 +32,7 @@ impl Session {
         match result {
             Ok(login) => {
                 attempt.succeeded();
-                if let Err(full) = self.slot.promote() {
-                    log::warn!(
-                        "login refused peer={} sender={}: every logged-in session slot is taken",
-                        self.peer,
-                        login.sender.name
-                    );
-                    self.reply(errors::refused(full)).await?;
-                    return Ok(Flow::Close);
-                }
-                self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
-                log::info!(
-                    "login ok peer={} sender={} pipe={}",
-                    self.peer,
-                    login.sender.name,
-                    login.pipe.id
-                );
-                self.access_seen = changes;
-                if self.core.tls() {
-                    let ip = self.peer.ip();
-                    self.tls_sibling =
-                        Some(self.srv.tls_sibling(self.token, &login.sender.name, ip));
-                }
-                let reply = self.core.logged_in(login);
-                self.reply(reply).await?;
-                Ok(Flow::Continue)
+                self.logged_in(login, changes).await
             }
             Err(refusal) => {
                 attempt.refused(&refusal);
@@ -71,6 +47,36 @@ impl Session {
                 Ok(flow)
             }
         }
+    }
+
+    /// A login that passed: it takes a logged-in place in the session limits (or the
+    /// session closes with `421`), and admin changes from `changes` on are checked before
+    /// its next command.
+    async fn logged_in(&mut self, login: crate::auth::Login, changes: u64) -> io::Result<Flow> {
+        if let Err(full) = self.slot.promote() {
+            log::warn!(
+                "login refused peer={} sender={}: every logged-in session slot is taken",
+                self.peer,
+                login.sender.name
+            );
+            self.reply(errors::refused(full)).await?;
+            return Ok(Flow::Close);
+        }
+        self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
+        log::info!(
+            "login ok peer={} sender={} pipe={}",
+            self.peer,
+            login.sender.name,
+            login.pipe.id
+        );
+        self.access_seen = changes;
+        if self.core.tls() {
+            let ip = self.peer.ip();
+            self.tls_sibling = Some(self.srv.tls_sibling(self.token, &login.sender.name, ip));
+        }
+        let reply = self.core.logged_in(login);
+        self.reply(reply).await?;
+        Ok(Flow::Continue)
     }
 
     /// After an admin change, checks the login again before the next command: the

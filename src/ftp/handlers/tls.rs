@@ -94,8 +94,17 @@ impl Session {
             }
             None => return Err(errors::data(&DataError::TlsTimedOut)),
         };
-        // Its own control session's, or a sibling's: the same Sender from the same address.
-        let resumed = match resumed_token(stream.get_ref().1) {
+        let resumed = self.resumed(resumed_token(stream.get_ref().1));
+        if !resumed {
+            self.without_resumption()?;
+        }
+        Ok(Box::new(stream))
+    }
+
+    /// Whether a data connection resumed `token`'s TLS session that may serve this one:
+    /// its own control session's, or a sibling's (the same Sender from the same address).
+    fn resumed(&self, token: Option<&[u8]>) -> bool {
+        match token {
             Some(t) if t == self.token => true,
             Some(t) => self.core.login().is_some_and(|l| {
                 let sibling = self.srv.is_sibling(t, &l.sender.name, self.peer.ip());
@@ -109,27 +118,30 @@ impl Session {
                 sibling
             }),
             None => false,
-        };
-        if !resumed {
-            let sender = self
-                .core
-                .login()
-                .map(|l| (l.sender.name.clone(), l.sender.tls_reuse));
-            let relaxed = self.ftp.tls_reuse == TlsReuse::Optional
-                || sender.as_ref().is_some_and(|s| s.1 == TlsReuse::Optional);
-            let name = sender.map(|s| s.0).unwrap_or_default();
-            if !relaxed {
-                log::warn!(
-                    "refused a data connection from {} (sender {name}): it did not resume the control connection's TLS session; turn on TLS session reuse in the client, or allow it with 'ftpgate sender set {name} --tls-reuse optional'",
-                    self.peer
-                );
-                return Err(errors::data(&DataError::NotResumed { sender: name }));
-            }
-            log::info!(
-                "accepted a data connection from {} without TLS session reuse (sender {name} is relaxed)",
+        }
+    }
+
+    /// A data connection that did not resume a session is refused, unless the Sender or
+    /// the gateway relaxed the check (`--tls-reuse optional`).
+    fn without_resumption(&self) -> Result<(), Reply> {
+        let sender = self
+            .core
+            .login()
+            .map(|l| (l.sender.name.clone(), l.sender.tls_reuse));
+        let relaxed = self.ftp.tls_reuse == TlsReuse::Optional
+            || sender.as_ref().is_some_and(|s| s.1 == TlsReuse::Optional);
+        let name = sender.map(|s| s.0).unwrap_or_default();
+        if !relaxed {
+            log::warn!(
+                "refused a data connection from {} (sender {name}): it did not resume the control connection's TLS session; turn on TLS session reuse in the client, or allow it with 'ftpgate sender set {name} --tls-reuse optional'",
                 self.peer
             );
+            return Err(errors::data(&DataError::NotResumed { sender: name }));
         }
-        Ok(Box::new(stream))
+        log::info!(
+            "accepted a data connection from {} without TLS session reuse (sender {name} is relaxed)",
+            self.peer
+        );
+        Ok(())
     }
 }
