@@ -188,6 +188,32 @@ fn bind(state: &StateDir, opts: &Options) -> Result<Bound, Error> {
     })
 }
 
+/// The parts every session shares: the password checks, the forwarder and the session
+/// table that knows them both.
+fn assemble(
+    state: &StateDir,
+    opts: &Options,
+    store: &Arc<Store>,
+    spool: &Arc<Spool>,
+    tls: &Option<Arc<crate::gateway::tls::Tls>>,
+) -> (Arc<Server>, Arc<Authenticator>, Arc<Forwarder>) {
+    let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
+    let config = forward::Config {
+        multipart_dir: Some(state.root().join("multipart")),
+        ..forward::Config::default()
+    };
+    let forwarder = Forwarder::new(store.clone(), spool.clone(), config);
+    let srv = Server::new(
+        opts.sessions.clone(),
+        store.clone(),
+        auth.clone(),
+        spool.clone(),
+        tls.clone(),
+    );
+    let _ = srv.forwarder.set(forwarder.clone());
+    (srv, auth, forwarder)
+}
+
 /// Runs the daemon until SIGTERM or SIGINT: the state opened (and recovered), every
 /// listener bound, the parts assembled, served, then shut down in order.
 pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
@@ -203,22 +229,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
     let spool = open_spool(state, &store, &opts)?;
     let mut bound = bind(state, &opts)?;
     let tls = load_tls(state, &opts, &bound.ftp)?;
-    let auth = Arc::new(Authenticator::new(store.clone(), AuthConfig::default()));
-    let multipart_dir = Some(state.root().join("multipart"));
-    let config = forward::Config {
-        multipart_dir,
-        ..forward::Config::default()
-    };
-    let forwarder = Forwarder::new(store.clone(), spool.clone(), config);
+    let (srv, auth, forwarder) = assemble(state, &opts, &store, &spool, &tls);
     let ftp = Arc::new(opts.ftp.clone());
-    let srv = Server::new(
-        opts.sessions.clone(),
-        store.clone(),
-        auth.clone(),
-        spool.clone(),
-        tls.clone(),
-    );
-    let _ = srv.forwarder.set(forwarder.clone());
     let sftp_addrs = bound.sftp.as_ref().map(|s| s.addrs.clone());
     let sftp_thread = bound.sftp.take().map(|s| s.start(&srv)).transpose()?;
     let started = std::time::Instant::now();
