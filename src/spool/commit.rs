@@ -17,9 +17,9 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 use super::durable_names::{DurableNames, Ticket};
 use super::{Body, Disk, Error, Spool};
 use crate::checksum::Checksum;
-use crate::store::Store;
 use crate::store::catalog::{Published, Upload};
 use crate::store::namespace::Overwrite;
+use crate::store::{Store, Writer};
 use crate::vfs::VPath;
 
 /// Most uploads recorded in one transaction.
@@ -144,35 +144,7 @@ pub(super) fn commit_batch(
         return None;
     }
     let now_ms = crate::clock::now_ms();
-    let results = store.write(|w| {
-        let mut results = Vec::with_capacity(batch.len());
-        for j in &batch {
-            let p = &j.publish;
-            // A refusal is this upload's answer; a failing database is everyone's: the
-            // whole batch is rolled back.
-            let mut r = match w.publish(
-                &p.pipe,
-                &p.path,
-                p.policy,
-                p.create_dirs,
-                j.upload.clone(),
-                now_ms,
-            ) {
-                Err(e) if e.is_internal() => return Err(e),
-                r => r,
-            };
-            // A partial this upload continued (or superseded) is done with.
-            if let Ok(published) = &mut r
-                && let Some(old) = w.take_partial(&p.pipe, &p.path)?
-                && old.body != j.upload.body
-            {
-                w.discard_bodies(std::slice::from_ref(&old.body))?;
-                published.freed.push(old.body);
-            }
-            results.push(r);
-        }
-        Ok(results)
-    });
+    let results = store.write(|w| record(w, &batch, now_ms));
     match results {
         Ok(results) => {
             // Recorded: from here on each body is the outbox's. Its `tmp/` name is
@@ -200,6 +172,40 @@ pub(super) fn commit_batch(
             None
         }
     }
+}
+
+/// Publishes each job's upload in `w`, one result per job: a refusal is that upload's
+/// answer, a failing database everyone's (the error rolls the whole batch back). A
+/// partial the upload continued (or superseded) is done with.
+fn record(
+    w: &Writer,
+    batch: &[Job],
+    now_ms: u64,
+) -> crate::store::Result<Vec<crate::store::Result<Published>>> {
+    let mut results = Vec::with_capacity(batch.len());
+    for j in batch {
+        let p = &j.publish;
+        let mut r = match w.publish(
+            &p.pipe,
+            &p.path,
+            p.policy,
+            p.create_dirs,
+            j.upload.clone(),
+            now_ms,
+        ) {
+            Err(e) if e.is_internal() => return Err(e),
+            r => r,
+        };
+        if let Ok(published) = &mut r
+            && let Some(old) = w.take_partial(&p.pipe, &p.path)?
+            && old.body != j.upload.body
+        {
+            w.discard_bodies(std::slice::from_ref(&old.body))?;
+            published.freed.push(old.body);
+        }
+        results.push(r);
+    }
+    Ok(results)
 }
 
 impl Spool {

@@ -267,31 +267,7 @@ impl Writer {
                 .insert((pipe, path_arg.as_str()), next)?;
         }
         let old = self.entry(pipe, &path)?;
-        let mut freed = Vec::new();
-        let mut coalesced = false;
-        let put = Action::Put {
-            path: path.to_string(),
-            body: up.body.clone(),
-            size: up.size,
-            sum: up.sum,
-            mtime: up.mtime,
-            sender: up.sender.clone(),
-        };
-        match self.coalescable_put(pipe, &path)? {
-            Some(op) => {
-                if let Action::Put { body, .. } = &op.action {
-                    freed.push(body.clone());
-                }
-                // A put tried before may have reached the destination (a crash can come
-                // between the destination's answer and our record of it).
-                coalesced = op.attempts == 0;
-                self.rewrite_put(op, put)?;
-            }
-            None => {
-                self.enqueue(pipe, put, now_ms)?;
-            }
-        }
-        self.discard_bodies(&freed)?;
+        let (freed, coalesced) = self.queue_put(pipe, &path, &up, now_ms)?;
         // The destination has, or will get, an older version unless we just replaced it.
         let remote = old
             .as_ref()
@@ -311,6 +287,44 @@ impl Writer {
             },
         )?;
         Ok(Published { path, freed })
+    }
+
+    /// Queues the put of `up` at `path`: in place of a queued put of the same path not
+    /// yet started (its body is freed and returned), else at the end of the queue.
+    /// Returns the freed bodies and whether the put replaced one never tried.
+    fn queue_put(
+        &self,
+        pipe: &str,
+        path: &VPath,
+        up: &Upload,
+        now_ms: u64,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut freed = Vec::new();
+        let mut coalesced = false;
+        let put = Action::Put {
+            path: path.to_string(),
+            body: up.body.clone(),
+            size: up.size,
+            sum: up.sum,
+            mtime: up.mtime,
+            sender: up.sender.clone(),
+        };
+        match self.coalescable_put(pipe, path)? {
+            Some(op) => {
+                if let Action::Put { body, .. } = &op.action {
+                    freed.push(body.clone());
+                }
+                // A put tried before may have reached the destination (a crash can come
+                // between the destination's answer and our record of it).
+                coalesced = op.attempts == 0;
+                self.rewrite_put(op, put)?;
+            }
+            None => {
+                self.enqueue(pipe, put, now_ms)?;
+            }
+        }
+        self.discard_bodies(&freed)?;
+        Ok((freed, coalesced))
     }
 
     /// Forgets a Pipe's whole namespace: catalog, queued ops, partial uploads, keep-both
