@@ -16,6 +16,7 @@ use crate::auth::Login;
 pub use crate::ftp::core::Flow;
 use crate::ftp::core::{Action, Core, Settings};
 use crate::ftp::datachan::{Conn, Plan};
+use crate::ftp::deadline::Deadline;
 use crate::ftp::proto::{Command, Frame, LineFramer, Reply};
 use crate::gateway::server::{Server, Slot};
 
@@ -188,67 +189,73 @@ impl Session {
                 self.line_started = Some(Instant::now());
             }
             let (which, at) = self.deadline();
-            let shutdown = self.srv.shutdown.clone();
-            // Only a connection still waiting to log in can be evicted.
-            let evicted = self.slot.evicted.clone();
-            let waiting = self.core.login().is_none();
-            let stop = async {
-                smol::future::or(
-                    async {
-                        smol::Timer::at(at).await;
-                        Input::TimedOut
-                    },
-                    async {
-                        let _ = shutdown.recv().await;
-                        Input::Shutdown
-                    },
-                )
-                .await
-            };
-            let evict = async {
-                if waiting {
-                    let _ = evicted.recv().await;
-                    Input::Evicted
-                } else {
-                    std::future::pending().await
-                }
-            };
-            let input = smol::future::or(
-                async { Input::Read(self.ctl.read(&mut buf).await) },
-                smol::future::or(stop, evict),
-            )
-            .await;
-            match input {
+            match self.wait_for_input(&mut buf, at).await {
                 Input::Read(Ok(0)) => return Ok(None),
                 Input::Read(Ok(n)) => {
                     self.framer.push(&buf[..n]);
                     self.line_started.get_or_insert_with(Instant::now);
                 }
                 Input::Read(Err(e)) => return Err(e),
-                Input::TimedOut => {
-                    let text = self.deadline_text(which);
-                    log::info!("session peer={}: {text}", self.peer);
-                    self.reply(Reply::new(421, text)).await?;
-                    return Ok(None);
-                }
-                Input::Shutdown => {
-                    self.reply(Reply::new(
-                        421,
-                        "The gateway is shutting down; closing the connection.",
-                    ))
-                    .await?;
-                    return Ok(None);
-                }
-                Input::Evicted => {
-                    self.reply(Reply::new(
-                        421,
-                        "Too many connections from your address are waiting to log in; closing this one.",
-                    ))
-                    .await?;
+                other => {
+                    self.close_for(other, which).await?;
                     return Ok(None);
                 }
             }
         }
+    }
+
+    /// Waits for bytes on the control connection, deadline `at`, the gateway's shutdown,
+    /// or (while it waits to log in) its eviction, whichever comes first.
+    async fn wait_for_input(&mut self, buf: &mut [u8], at: Instant) -> Input {
+        let shutdown = self.srv.shutdown.clone();
+        // Only a connection still waiting to log in can be evicted.
+        let evicted = self.slot.evicted.clone();
+        let waiting = self.core.login().is_none();
+        let stop = async {
+            smol::future::or(
+                async {
+                    smol::Timer::at(at).await;
+                    Input::TimedOut
+                },
+                async {
+                    let _ = shutdown.recv().await;
+                    Input::Shutdown
+                },
+            )
+            .await
+        };
+        let evict = async {
+            if waiting {
+                let _ = evicted.recv().await;
+                Input::Evicted
+            } else {
+                std::future::pending().await
+            }
+        };
+        smol::future::or(
+            async { Input::Read(self.ctl.read(buf).await) },
+            smol::future::or(stop, evict),
+        )
+        .await
+    }
+
+    /// Tells the client with `421` why the session ends: deadline `which` ran out, the
+    /// gateway shuts down, or its place was needed.
+    async fn close_for(&mut self, input: Input, which: Deadline) -> io::Result<()> {
+        let text = match input {
+            Input::TimedOut => {
+                let text = self.deadline_text(which);
+                log::info!("session peer={}: {text}", self.peer);
+                text
+            }
+            Input::Shutdown => "The gateway is shutting down; closing the connection.".into(),
+            Input::Evicted => {
+                "Too many connections from your address are waiting to log in; closing this one."
+                    .into()
+            }
+            Input::Read(_) => return Ok(()),
+        };
+        self.reply(Reply::new(421, text)).await
     }
 
     pub(super) async fn reply(&mut self, r: Reply) -> io::Result<()> {
