@@ -9,7 +9,7 @@ use std::time::Instant;
 use super::requests::{DIR_MODE, FILE_MODE, bad_handle, size_change};
 use super::{Handle, Session, handle_number};
 use crate::clock::now_secs;
-use crate::ops::Change;
+use crate::ops::{Change, Stored};
 use crate::sftp::coverage::Coverage;
 use crate::sftp::errors::{self, Refusal};
 use crate::sftp::proto::request::open_flags;
@@ -237,6 +237,13 @@ impl Session {
         };
         self.ops()
             .log_upload("sftp", &stored.path, up.received, secs, "ok");
+        self.stored(id, &up, stored).await;
+        Ok(())
+    }
+
+    /// An upload stored: counted, its `put -p` mtime set, and the client told where it
+    /// landed and its checksum.
+    async fn stored(&mut self, id: u32, up: &Upload, stored: Stored) {
         self.uploads += 1;
         self.bytes += up.received;
         if let Some(mtime) = up.mtime {
@@ -256,7 +263,6 @@ impl Session {
             stored.sum.hex()
         );
         self.status(id, (Status::Ok, text));
-        Ok(())
     }
 
     pub(super) fn fstat(&mut self, id: u32, handle: &[u8]) -> Result<(), Refusal> {
