@@ -33,6 +33,57 @@ pub(super) struct Sent {
 
 type Finished = (Result<Sent, SinkError>, Ticket);
 
+/// The parts of one upload in flight, and what came back: the parts the server has, and
+/// the first failure (after which no part is started).
+struct InFlight {
+    count: usize,
+    sent: Vec<Sent>,
+    failed: Option<SinkError>,
+    finished: mpsc::Receiver<Finished>,
+}
+
+impl InFlight {
+    /// Takes in one part that ended; its buffer goes back to the budget.
+    fn record(&mut self, (result, ticket): Finished) {
+        drop(ticket);
+        self.count -= 1;
+        match result {
+            Ok(part) => self.sent.push(part),
+            Err(e) => {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    /// A buffer for the next part: waits for one if none of ours is out, else takes a
+    /// free one or waits for one of ours to come back. `None` once a part failed.
+    fn ticket(&mut self) -> Option<Ticket> {
+        loop {
+            if self.failed.is_some() {
+                return None;
+            }
+            if self.count == 0 {
+                return Some(MEMORY.take(PART_SIZE as u64));
+            }
+            if self.count < PARTS_IN_FLIGHT
+                && let Some(t) = MEMORY.try_take(PART_SIZE as u64)
+            {
+                return Some(t);
+            }
+            let f = self.finished.recv().ok()?;
+            self.record(f);
+        }
+    }
+
+    /// Waits for every part still out.
+    fn drain(&mut self) {
+        while self.count > 0 {
+            let Ok(f) = self.finished.recv() else { break };
+            self.record(f);
+        }
+    }
+}
+
 impl S3Sink {
     /// Sends the parts of upload `id` from `file`, then completes it.
     pub(super) fn send_parts(
@@ -44,44 +95,20 @@ impl S3Sink {
         only: &http::HeaderMap,
     ) -> Result<(), SinkError> {
         let mut whole = sum.hasher();
-        let mut sent: Vec<Sent> = Vec::new();
-        let mut failed: Option<SinkError> = None;
         let (done, finished) = mpsc::channel::<Finished>();
-        let mut record = |(result, ticket): Finished, failed: &mut Option<SinkError>| {
-            drop(ticket);
-            match result {
-                Ok(part) => sent.push(part),
-                Err(e) => {
-                    failed.get_or_insert(e);
-                }
-            }
+        let mut parts = InFlight {
+            count: 0,
+            sent: Vec::new(),
+            failed: None,
+            finished,
         };
         std::thread::scope(|scope| {
-            let mut in_flight = 0;
             for number in 1.. {
-                // A buffer: wait for one if none of ours is out, else take a free one
-                // or wait for one of ours to come back.
-                let ticket = loop {
-                    if failed.is_some() {
-                        break None;
-                    }
-                    if in_flight == 0 {
-                        break Some(MEMORY.take(PART_SIZE as u64));
-                    }
-                    if in_flight < PARTS_IN_FLIGHT
-                        && let Some(t) = MEMORY.try_take(PART_SIZE as u64)
-                    {
-                        break Some(t);
-                    }
-                    let Ok(f) = finished.recv() else { break None };
-                    in_flight -= 1;
-                    record(f, &mut failed);
-                };
-                let Some(ticket) = ticket else { break };
+                let Some(ticket) = parts.ticket() else { break };
                 let chunk = match read_part(file) {
                     Ok(c) => c,
                     Err(e) => {
-                        failed.get_or_insert(e);
+                        parts.failed.get_or_insert(e);
                         break;
                     }
                 };
@@ -91,7 +118,7 @@ impl S3Sink {
                 whole.update(&chunk);
                 let last = chunk.len() < PART_SIZE;
                 let done = done.clone();
-                in_flight += 1;
+                parts.count += 1;
                 scope.spawn(move || {
                     let r = self.send_part(key, id, number, &chunk, sum);
                     let _ = done.send((r, ticket));
@@ -100,21 +127,17 @@ impl S3Sink {
                     break;
                 }
             }
-            while in_flight > 0 {
-                let Ok(f) = finished.recv() else { break };
-                in_flight -= 1;
-                record(f, &mut failed);
-            }
+            parts.drain();
         });
-        if let Some(e) = failed {
+        if let Some(e) = parts.failed {
             return Err(e);
         }
         let got = whole.finish();
         if got != *sum {
             return Err(corrupted(&got, sum));
         }
-        sent.sort_by_key(|p| p.number);
-        self.complete(key, id, &sent, only)
+        parts.sent.sort_by_key(|p| p.number);
+        self.complete(key, id, &parts.sent, only)
     }
 
     fn send_part(
