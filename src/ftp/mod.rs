@@ -4,7 +4,6 @@ pub mod accept;
 pub mod config;
 pub mod core;
 pub mod datachan;
-mod deadline;
 pub mod errors;
 pub mod handlers;
 pub mod listing;

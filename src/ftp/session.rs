@@ -16,9 +16,12 @@ use crate::auth::Login;
 pub use crate::ftp::core::Flow;
 use crate::ftp::core::{Action, Core, Settings};
 use crate::ftp::datachan::{Conn, Plan};
-use crate::ftp::deadline::Deadline;
 use crate::ftp::proto::{Command, Frame, LineFramer, Reply};
 use crate::gateway::server::{Server, Slot};
+
+mod deadline;
+
+use deadline::Deadline;
 
 /// Most commands kept while a transfer runs (beyond that the client is misbehaving).
 const MAX_PENDING: usize = 16;

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::session::Session;
+use super::Session;
 
 /// Which deadline ran out.
 #[derive(Debug, Clone, Copy)]
