@@ -15,6 +15,8 @@
 //! Checked against AWS's published examples (tests below) and, in every delivery test,
 //! by s3s-fs, which verifies each signature.
 
+use std::fmt::Write;
+
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use sha2::{Digest, Sha256};
@@ -36,7 +38,7 @@ pub fn uri_encode(s: &str, encode_slash: bool) -> String {
         if keep {
             out.push(b as char);
         } else {
-            out.push_str(&format!("%{b:02X}"));
+            let _ = write!(out, "%{b:02X}");
         }
     }
     out
