@@ -425,11 +425,7 @@ fn prometheus_metrics_count_sessions_uploads_and_backlog() {
     let dir = tempfile::tempdir().unwrap();
     let mut s3 = S3Server::start(dir.path());
     let g = Gate::with_s3(&s3, S3_SECRET);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let addr = format!("127.0.0.1:{port}");
     let d = g.serve(&["--metrics", &addr]);
     s3.stop();

@@ -590,11 +590,7 @@ impl S3Server {
     /// Starts s3s-fs with a bucket `plant`, data under `root`.
     pub fn start(root: &Path) -> S3Server {
         std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut s = S3Server {
             child: None,
             port,
