@@ -72,3 +72,43 @@ fn a_body_released_while_it_is_read_is_deleted_not_emptied() {
     assert!(w.state.spool_spare().join(&id2).exists());
     assert_eq!(w.on_disk(), w.spool.used());
 }
+
+#[test]
+fn a_spool_with_a_stock_gives_uploads_files_made_ahead() {
+    let w = World::new();
+    w.spool.stock_spares(8);
+    let spare_dir = w.state.spool_spare();
+    // Made on the blocking pool: wait for the first batch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&spare_dir).unwrap().count() < 8 {
+        assert!(std::time::Instant::now() < deadline, "the stock was made");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let stocked: Vec<u64> = std::fs::read_dir(&spare_dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().ino())
+        .collect();
+    w.upload("/a", &bytes(10_000)).unwrap();
+    let (_, a) = body_of(&w, "/a");
+    assert!(
+        stocked.contains(&std::fs::metadata(&a).unwrap().ino()),
+        "the upload's body is a stocked file"
+    );
+    assert_eq!(std::fs::read(&a).unwrap(), bytes(10_000));
+    // The upload that takes the stock below a quarter (the seventh) has it made again,
+    // never beyond its bound.
+    for i in 0..6 {
+        w.upload(&format!("/b{i}"), &bytes(100)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::read_dir(&spare_dir).unwrap().count() < 8 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stock was made again"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(std::fs::read_dir(&spare_dir).unwrap().count(), 8);
+    assert_eq!(w.on_disk(), w.spool.used());
+}
