@@ -57,6 +57,9 @@ pub struct Session {
     /// The client sent `TYPE` between `PASV`/`EPSV` and its transfer, as libcurl does
     /// (other clients send it first, or once after login).
     pub(super) type_after_passive: bool,
+    /// The client has sent `TYPE` on this connection: libcurl sends it only after its
+    /// first `PASV`/`EPSV` (see [`Session::passive`]).
+    pub(super) type_seen: bool,
     pub(super) uploads: u64,
     pub(super) bytes: u64,
     /// Embedded in this session's TLS tickets; data connections must bring it back.
@@ -105,6 +108,7 @@ impl Session {
             plan: Plan::None,
             after_transfer: false,
             type_after_passive: false,
+            type_seen: false,
             uploads: 0,
             bytes: 0,
             token: crate::gateway::tls::session_token(),
@@ -321,8 +325,9 @@ impl Session {
     /// command replaces the plan; a transfer uses it up, whatever its outcome.
     async fn dispatch(&mut self, cmd: Command) -> io::Result<Flow> {
         use Command as C;
-        if matches!(cmd, C::Type(_)) && matches!(self.plan, Plan::Passive(_)) {
-            self.type_after_passive = true;
+        if matches!(cmd, C::Type(_)) {
+            self.type_after_passive |= matches!(self.plan, Plan::Passive(_));
+            self.type_seen = true;
         }
         if matches!(cmd, C::Pasv | C::Epsv(_) | C::Port(_) | C::Eprt(_)) {
             self.plan = Plan::None;

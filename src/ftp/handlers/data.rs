@@ -20,21 +20,24 @@ pub(crate) const PASSIVE_REPLY_WAIT: Duration = Duration::from_millis(2);
 impl Session {
     /// `PASV`/`EPSV` after the core allowed it: a listener on a free passive port.
     ///
-    /// To a libcurl client, when it follows a transfer, the reply waits
-    /// [`PASSIVE_REPLY_WAIT`]. libcurl before 8.4 (the FTP client of much device
-    /// firmware) looks for the reply once without waiting right after sending
-    /// `PASV`/`EPSV`; if it is already there, it forgets to call itself again and sleeps
-    /// a second before it connects. Our reply beat that look for nearly every file after
-    /// the first of a connection. The wait is a timer: the thread serves other sessions
-    /// meanwhile, and other clients (which send `TYPE` first) never wait.
-    /// `tests/curl_stall.rs`, `curl_sends_many_files_over_one_connection_without_a_stall`.
+    /// To a libcurl client the reply waits [`PASSIVE_REPLY_WAIT`]: when it follows a
+    /// transfer, and before the connection's first transfer while no `TYPE` came yet.
+    /// libcurl before 8.4 (the FTP client of much device firmware) looks for the reply
+    /// once without waiting right after sending `PASV`/`EPSV`; if it is already there, it
+    /// forgets to call itself again and sleeps before it connects: a second for the
+    /// second and later files of a connection, about 0.2 s (its connect phase's timer)
+    /// for the first. Our reply beat that look for nearly every file after the first, and
+    /// for about half the first ones. The wait is a timer: the thread serves other
+    /// sessions meanwhile, and other clients (which send `TYPE` first) never wait.
+    /// `tests/curl_stall.rs`.
     pub(crate) async fn passive(&mut self, announce: Option<Ipv4Addr>) -> Reply {
         let ip = canonical(self.core.settings().local);
         let listener = datachan::listen_passive(ip, &self.ftp.passive_ports).await;
         match listener.and_then(|l| Ok((l.local_addr()?.port(), l))) {
             Ok((port, listener)) => {
                 self.plan = Plan::Passive(listener);
-                if self.after_transfer && self.type_after_passive {
+                let libcurl = (self.after_transfer && self.type_after_passive) || !self.type_seen;
+                if libcurl {
                     smol::Timer::after(PASSIVE_REPLY_WAIT).await;
                 }
                 passive_reply(announce, port)
