@@ -103,7 +103,6 @@ pub(super) fn open_spool(
     opts: &Options,
 ) -> Result<Arc<Spool>, Error> {
     let spool = Spool::open(state, store.clone(), opts.limits.clone())?;
-    spool.stock_spares(crate::spool::SPARE_STOCK);
     {
         let spool = Arc::downgrade(&spool);
         store.on_disk_full(move || {

@@ -324,7 +324,6 @@ fn spool_start_blocking(spool: &Arc<Spool>) -> Result<Body, Error> {
         Some(spare) => spare,
         None => spool.disk.create(&path)?,
     };
-    spool.restock();
     // Alone: nobody else is sending a body now, so no group commit will share the
     // directory fsync (see `durable_names`).
     let alone = spool.receiving() == 0;

@@ -43,7 +43,6 @@ mod remove;
 pub mod reserve;
 mod room;
 mod spares;
-pub use spares::STOCK as SPARE_STOCK;
 #[cfg(test)]
 mod tests;
 mod threads;
@@ -51,7 +50,7 @@ mod threads;
 use std::collections::HashSet;
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -152,9 +151,6 @@ pub struct Spool {
     reserve: reserve::Reserve,
     /// Emptied bodies kept for reuse (see [`spares`]).
     spares: spares::Spares,
-    /// New spares to keep ready ([`Spool::stock_spares`]; 0: none), and whether they are
-    /// being made now.
-    stock: (AtomicUsize, AtomicBool),
     /// Buckets of `ready/` a body left since the last [`Spool::tidy`] (see [`ready`]).
     emptied: Mutex<std::collections::BTreeSet<String>>,
     /// Bodies someone reads now (a delivery, a resumed upload's copy), with how many
@@ -199,7 +195,6 @@ impl Spool {
             disk,
             reserve,
             spares,
-            stock: Default::default(),
             emptied: Mutex::default(),
             readers: Mutex::default(),
             grants: reserve::Grants::default(),

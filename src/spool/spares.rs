@@ -29,12 +29,6 @@
 //!   time until only the listed ones remain: a batch every few seconds while uploads
 //!   arrive, batch after batch once they stop (the daemon's tidy loop), so a pool a
 //!   long outage left behind is gone within a minute of quiet without slowing uploads.
-//! * A daemon also keeps a stock of new empty spares ([`Spares::stock`], up to
-//!   [`STOCK`]), made on the blocking pool whenever an upload leaves fewer than a quarter
-//!   of it: with deliveries held (an outage) no body is released, and each upload created
-//!   its file on its reply's path, 0.5 ms of the inode table scan above on this project's
-//!   test machine, longer than the body's fsync (docs/BENCHMARKS.md, "Where the `150`
-//!   waits"). A stocked spare is listed like any other; the stock never exceeds [`STOCK`].
 //! * Then the directory itself is renewed if it is far larger than the listed spares
 //!   need ([`Spares::renew`]): ext4 never shrinks a directory.
 //! * Reading a batch deletes what is no spare: a file a crash left with its bytes (a
@@ -47,17 +41,13 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use super::Disk;
 
 /// Spare names held in memory at most (about 60 bytes each); more spares stay in the
 /// directory, unlisted.
 pub const LISTED: usize = 4096;
-
-/// New spares a daemon keeps ready at most ([`Spares::stock`]).
-pub const STOCK: usize = 64;
 
 /// Unlisted spares deleted at most per [`Spares::trim`].
 pub const TRIM_BATCH: usize = 500;
@@ -267,57 +257,8 @@ impl Spares {
         Ok(())
     }
 
-    /// Spares listed now.
-    pub(super) fn listed(&self) -> usize {
-        self.lock().names.len()
-    }
-
-    /// Creates empty spares until `up_to` are listed (while the filesystem has room for
-    /// them), so that uploads rename one instead of creating their body file. Blocking.
-    /// Returns how many it made.
-    pub(super) fn stock(&self, disk: &dyn Disk, up_to: usize) -> io::Result<usize> {
-        let up_to = up_to.min(self.listed);
-        let mut made = 0;
-        while self.listed() < up_to && room_in(&self.dir) {
-            let name = super::new_id();
-            drop(disk.create(&self.dir.join(&name))?);
-            self.lock().names.push(name);
-            made += 1;
-        }
-        Ok(made)
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Pool> {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl super::Spool {
-    /// Keeps up to `n` (at most [`STOCK`]) new spares ready from now on; 0, the default,
-    /// none. The daemon asks for [`STOCK`].
-    pub fn stock_spares(self: &Arc<Self>, n: usize) {
-        self.stock.0.store(n.min(STOCK), Ordering::Relaxed);
-        self.restock();
-    }
-
-    /// Makes spares on the blocking pool (one batch at a time) if fewer than a quarter of
-    /// the stock are listed.
-    pub(super) fn restock(self: &Arc<Self>) {
-        let want = self.stock.0.load(Ordering::Relaxed);
-        if want == 0
-            || self.spares.listed() >= want / 4
-            || self.stock.1.swap(true, Ordering::AcqRel)
-        {
-            return;
-        }
-        let spool = self.clone();
-        smol::unblock(move || {
-            if let Err(e) = spool.spares.stock(&*spool.disk, want) {
-                log::debug!("spool: making spares: {e}");
-            }
-            spool.stock.1.store(false, Ordering::Release);
-        })
-        .detach();
     }
 }
 

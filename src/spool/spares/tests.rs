@@ -145,24 +145,3 @@ fn a_spare_name_a_power_cut_kept_beside_its_body_is_dropped() {
     assert!(s.take(&Os, &into).is_some());
     assert!(s.take(&Os, &into).is_none(), "one spare only");
 }
-
-#[test]
-fn the_stock_is_topped_up_to_its_bound_and_taken_like_any_spare() {
-    let dir = tempfile::tempdir().unwrap();
-    let spare = dir.path().join("spare");
-    empty_files(&spare, (0..2).map(|i| format!("e{i}")));
-    let s = Spares::open(&Os, spare.clone(), 10).unwrap();
-    assert_eq!(s.stock(&Os, 6).unwrap(), 4, "two were there already");
-    assert_eq!(count(&spare), 6);
-    assert_eq!(s.stock(&Os, 6).unwrap(), 0, "never beyond the bound");
-    // Never beyond what the pool lists in memory either.
-    assert_eq!(s.stock(&Os, 50).unwrap(), 4);
-    assert_eq!(count(&spare), 10);
-    let taken = dir.path().join("new");
-    for n in 0..10 {
-        let file = s.take(&Os, &taken).unwrap_or_else(|| panic!("spare {n}"));
-        assert_eq!(file.metadata().unwrap().len(), 0);
-        std::fs::remove_file(&taken).unwrap();
-    }
-    assert!(s.take(&Os, &taken).is_none());
-}
