@@ -135,11 +135,10 @@ impl Session {
             };
             s.ctl = BufReader::new(Conn::Tls(Box::new(wrap(config, tcp)?)));
         }
-        s.command(&format!("USER {}", a.user), &[230, 331])
-            .and_then(|code| match code {
-                331 => s.command(&format!("PASS {}", a.pass), &[230]),
-                c => Ok(c),
-            })?;
+        let (code, _) = s.command(&format!("USER {}", a.user), &[230, 331])?;
+        if code == 331 {
+            s.command(&format!("PASS {}", a.pass), &[230])?;
+        }
         if s.tls.is_some() {
             s.command("PBSZ 0", &[200])?;
             s.command("PROT P", &[200])?;
@@ -153,8 +152,9 @@ impl Session {
         Ok(s)
     }
 
-    /// Reads one reply (multi-line aware) and checks its code.
-    fn expect(&mut self, codes: &[u16]) -> Res<u16> {
+    /// Reads one reply (multi-line aware) and checks its code; returns the code and the
+    /// reply's first line.
+    fn expect(&mut self, codes: &[u16]) -> Res<(u16, String)> {
         let mut line = String::new();
         self.ctl.read_line(&mut line).map_err(io("reply"))?;
         let code: u16 = line
@@ -174,13 +174,13 @@ impl Session {
             }
         }
         if codes.contains(&code) {
-            Ok(code)
+            Ok((code, line))
         } else {
             Err(format!("unexpected reply {}", line.trim_end()))
         }
     }
 
-    fn command(&mut self, cmd: &str, codes: &[u16]) -> Res<u16> {
+    fn command(&mut self, cmd: &str, codes: &[u16]) -> Res<(u16, String)> {
         self.ctl
             .get_mut()
             .write_all(format!("{cmd}\r\n").as_bytes())
@@ -190,21 +190,18 @@ impl Session {
 
     /// The passive data address the server announces.
     fn passive(&mut self) -> Res<SocketAddr> {
-        let cmd = if self.pasv { "PASV\r\n" } else { "EPSV\r\n" };
-        self.ctl
-            .get_mut()
-            .write_all(cmd.as_bytes())
-            .map_err(io("send"))?;
-        let mut line = String::new();
-        self.ctl.read_line(&mut line).map_err(io("reply"))?;
+        let (_, line) = match self.pasv {
+            true => self.command("PASV", &[227])?,
+            false => self.command("EPSV", &[229])?,
+        };
         let inner = line.split('(').nth(1).and_then(|r| r.split(')').next());
         let inner = inner.ok_or(format!("bad passive reply {line:?}"))?;
         let port = if self.pasv {
-            let n: Vec<u16> = inner
+            let n: Vec<u8> = inner
                 .split(',')
                 .filter_map(|p| p.trim().parse().ok())
                 .collect();
-            (n.len() == 6).then(|| n[4] * 256 + n[5])
+            (n.len() == 6).then(|| u16::from(n[4]) * 256 + u16::from(n[5]))
         } else {
             inner.trim_matches('|').parse().ok()
         };
