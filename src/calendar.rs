@@ -60,6 +60,46 @@ pub fn format_timeval(secs: u64) -> String {
     )
 }
 
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` (RFC 3339, UTC) for milliseconds since the epoch: the
+/// times of events and of `--json` output.
+pub fn format_rfc3339_ms(ms: u64) -> String {
+    let c = civil(ms / 1000);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        c.year,
+        c.month,
+        c.day,
+        c.hour,
+        c.min,
+        c.sec,
+        ms % 1000
+    )
+}
+
+/// `YYYY-MM-DD HH:MM` for seconds since the epoch already moved to local time.
+pub fn format_minute(local_secs: i64) -> String {
+    let c = civil(local_secs.max(0) as u64);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.min
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` for seconds since the epoch already moved to local time.
+pub fn format_second(local_secs: i64) -> String {
+    let c = civil(local_secs.max(0) as u64);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        c.year, c.month, c.day, c.hour, c.min, c.sec
+    )
+}
+
+/// `YYYY-MM-DD` of a day number (days since 1970-01-01).
+pub fn format_day(day: i64) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
 /// Parses `YYYYMMDDHHMMSS[.sss]` (fractions ignored) into seconds since the epoch.
 pub fn parse_timeval(s: &str) -> Option<u64> {
     let whole = s.split_once('.').map_or(s, |(w, _)| w);
@@ -130,6 +170,16 @@ pub fn ls_date(mtime: u64, now: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_times_are_rfc3339_utc_with_milliseconds() {
+        assert_eq!(
+            format_rfc3339_ms(1_796_597_400_123),
+            "2026-12-06T22:50:00.123Z"
+        );
+        assert_eq!(format_rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_day(1_796_597_400 / 86_400), "2026-12-06");
+    }
 
     #[test]
     fn server_times_read_as_unix_seconds() {

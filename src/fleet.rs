@@ -46,6 +46,9 @@ pub struct SenderSpec {
     /// OpenSSH public keys for SFTP logins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_keys: Vec<String>,
+    /// `sender set --expect-every`, as a duration (`10m`, `1h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_every: Option<String>,
 }
 
 fn yes() -> bool {
@@ -113,6 +116,7 @@ pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
             tls_reuse: s.tls_reuse,
             allow: s.allow,
             ssh_keys: s.ssh_keys,
+            expect_every: s.expect_every.map(crate::duration::format),
         });
     }
     let body = toml::to_string(&fleet).expect("fleet specs serialize to TOML");
@@ -232,6 +236,18 @@ fn put_senders(w: &Writer, fleet: &Fleet, changes: &mut Vec<String>) -> store::R
             allow: spec.allow.clone(),
             created: old.map_or_else(now_secs, |s| s.created),
             ssh_keys: spec.ssh_keys.clone(),
+            expect_every: match spec.expect_every.as_deref() {
+                Some(text) => crate::store::senders::parse_expect_every(text)?,
+                None => None,
+            },
+            expect_since: 0,
+        };
+        let sender = Sender {
+            expect_since: match old {
+                Some(o) if o.expect_every == sender.expect_every => o.expect_since,
+                _ => now_secs(),
+            },
+            ..sender
         };
         match old {
             Some(o) if *o == sender => continue,

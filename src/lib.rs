@@ -24,6 +24,9 @@
 //! * [`admin`]: the admin operations and the control socket. One function,
 //!   [`admin::execute`], carries out every operation, whether the daemon received it over
 //!   `control.sock` or the CLI opened the database itself.
+//! * [`events`]: logins, bans and watched conditions recorded as events in batches (the
+//!   event ring and per-Sender activity themselves are in [`store::events`] and
+//!   [`store::activity`]); [`localtime`]: the gateway's local day.
 //! * [`fleet`]: declarative provisioning (`export` / `apply`).
 //! * [`cert`]: the server certificate (rcgen, ECDSA P-256).
 //! * [`checksum`]: the body checksum (CRC32C; MD5 for ops queued by older versions).
@@ -47,10 +50,12 @@ pub mod cli;
 pub mod clock;
 pub mod daemon;
 pub mod duration;
+pub mod events;
 pub mod fleet;
 pub mod forward;
 pub mod ftp;
 pub mod gateway;
+pub mod localtime;
 pub mod metrics;
 pub mod names;
 pub mod net;

@@ -16,7 +16,8 @@ use crate::checksum::Checksum;
 use crate::clock::now_secs;
 use crate::gateway::server::Server;
 use crate::spool::{self, Body, Publish};
-use crate::store::catalog::{Entry, Kind};
+use crate::store::catalog::{Entry, Kind as EntryKind};
+use crate::store::events::{Event, Kind};
 use crate::store::namespace::Overwrite;
 use crate::store::{self, View};
 use crate::vfs::VPath;
@@ -87,7 +88,7 @@ impl PipeOps<'_> {
                     return Ok(partial.size);
                 }
                 match r.entry(&pipe, &p)? {
-                    Some(e) if e.kind == Kind::File => Ok(e.size),
+                    Some(e) if e.kind == EntryKind::File => Ok(e.size),
                     Some(_) => Err(store::Error::IsADirectory(p.to_string())),
                     None => Err(store::Error::NotFound(p.to_string())),
                 }
@@ -177,12 +178,26 @@ impl PipeOps<'_> {
         );
     }
 
-    /// Keeps a broken upload as a resumable partial; returns the bytes kept.
-    pub async fn keep_partial(&self, body: Body, path: &VPath) -> u64 {
+    /// Keeps a broken upload as a resumable partial; returns the bytes kept. Its
+    /// `upload.broken` event (saying `why`) rides in the partial's commit, or, when
+    /// nothing is kept, goes with the next batch of events.
+    pub async fn keep_partial(&self, body: Body, path: &VPath, why: &str) -> u64 {
         let l = self.login;
-        body.keep_partial(&l.pipe.id, path, &l.sender.name)
+        let kept = body
+            .keep_partial(&l.pipe.id, path, &l.sender.name, why)
             .await
-            .unwrap_or(0)
+            .unwrap_or(0);
+        if kept == 0 {
+            self.srv.events.event(Event {
+                sender: Some(l.sender.name.clone()),
+                pipe: Some(l.pipe.id.clone()),
+                path: Some(path.to_string()),
+                size: Some(0),
+                reason: Some(why.to_string()),
+                ..Event::of(Kind::UploadBroken)
+            });
+        }
+        kept
     }
 
     /// Carries out `change` in one transaction (catalog and outbox together), frees the
@@ -190,11 +205,12 @@ impl PipeOps<'_> {
     pub async fn change(&self, change: &Change) -> store::Result<()> {
         let pipe = self.pipe();
         let c = change.clone();
+        let sender = self.login.sender.name.clone();
         let freed = self
             .srv
             .write(move |w| {
                 let now = now_secs();
-                match &c {
+                let freed = match &c {
                     Change::Mkdir(p) => w.mkdir(&pipe, p, now).map(|_| Vec::new()),
                     Change::Rmdir(p) => w.rmdir(&pipe, p, now).map(|_| Vec::new()),
                     Change::Delete(p) => w.delete(&pipe, p, now),
@@ -202,7 +218,29 @@ impl PipeOps<'_> {
                     Change::SetMtime { path, mtime } => {
                         w.set_mtime(&pipe, path, *mtime).map(|_| Vec::new())
                     }
+                }?;
+                // Its event rides in the same commit.
+                let event = |kind| Event {
+                    sender: Some(sender.clone()),
+                    pipe: Some(pipe.clone()),
+                    ..Event::of(kind)
+                };
+                let event = match &c {
+                    Change::Delete(p) => Some(Event {
+                        path: Some(p.to_string()),
+                        ..event(Kind::FileDeleted)
+                    }),
+                    Change::Rename { from, to } => Some(Event {
+                        path: Some(from.to_string()),
+                        to: Some(to.to_string()),
+                        ..event(Kind::FileRenamed)
+                    }),
+                    _ => None,
+                };
+                if let Some(e) = event {
+                    w.record_event(e, crate::clock::now_ms())?;
                 }
+                Ok(freed)
             })
             .await?;
         self.srv.wake_forwarder();

@@ -12,7 +12,9 @@ mod senders;
 pub mod socket;
 pub mod status;
 
-pub use protocol::{Error, KeyView, PipeChanges, PipeView, Request, Response, SenderView};
+pub use protocol::{
+    ActivityView, Error, KeyView, PipeChanges, PipeView, Request, Response, SenderView,
+};
 
 use crate::auth::keys::SshKey;
 use crate::clock::now_secs;
@@ -26,14 +28,16 @@ fn parse_allow(allow: &[String]) -> Result<Vec<Cidr>, Invalid> {
     allow.iter().map(|a| a.parse()).collect()
 }
 
-fn sender_view(s: &Sender, pipes: Vec<String>) -> SenderView {
-    SenderView {
+fn sender_view(r: &impl View, s: &Sender) -> store::Result<SenderView> {
+    Ok(SenderView {
+        pipes: r.grants_of(&s.name)?,
+        expect_every: s.expect_every.map(crate::duration::format),
+        activity: protocol::ActivityView::of(&r.activity(&s.name)?, crate::clock::now_ms()),
         name: s.name.clone(),
         enabled: s.enabled,
         require_tls: s.require_tls,
         tls_reuse: s.tls_reuse,
         allow: s.allow.iter().map(ToString::to_string).collect(),
-        pipes,
         created: s.created,
         ssh_keys: s
             .ssh_keys
@@ -41,7 +45,7 @@ fn sender_view(s: &Sender, pipes: Vec<String>) -> SenderView {
             .filter_map(|l| SshKey::parse(l).ok())
             .map(|k| k.fingerprint)
             .collect(),
-    }
+    })
 }
 
 fn pipe_view(p: &Pipe, senders: Vec<String>) -> PipeView {
@@ -134,14 +138,14 @@ fn read(r: &impl View, req: Request) -> store::Result<Response> {
         Request::SenderList => {
             let mut out = Vec::new();
             for s in r.senders()? {
-                out.push(sender_view(&s, r.grants_of(&s.name)?));
+                out.push(sender_view(r, &s)?);
             }
             Ok(Response::Senders { senders: out })
         }
         Request::SenderShow { name } => {
             let s = r.existing_sender(&name)?;
             Ok(Response::Sender {
-                sender: sender_view(&s, r.grants_of(&name)?),
+                sender: sender_view(r, &s)?,
             })
         }
         Request::SenderKeyList { name } => {
@@ -182,6 +186,13 @@ fn read(r: &impl View, req: Request) -> store::Result<Response> {
             let (ops, next) = status::ops(r, pipe.as_deref(), after.unwrap_or(0), limit)?;
             Ok(Response::Ops { ops, next })
         }
+        Request::Events { mut query } => {
+            query.limit = query.limit.clamp(1, store::events::RING as usize);
+            Ok(Response::Events {
+                events: r.events(&query)?,
+                last: r.last_event_id()?,
+            })
+        }
         _ => unreachable!("execute() sends requests that change state to run()"),
     }
 }
@@ -205,7 +216,18 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             tls_reuse,
             allow,
             clear_allow,
-        } => senders::set(w, &name, require_tls, tls_reuse, &allow, clear_allow),
+            expect_every,
+        } => senders::set(
+            w,
+            &name,
+            senders::Settings {
+                require_tls,
+                tls_reuse,
+                allow: &allow,
+                clear_allow,
+                expect_every: expect_every.as_deref(),
+            },
+        ),
         Request::SenderKeyAdd { name, keys } => senders::add_keys(w, &name, &keys),
         Request::SenderKeyRemove { name, fingerprint } => {
             senders::remove_key(w, &name, &fingerprint)

@@ -31,6 +31,9 @@ pub enum Request {
         tls_reuse: Option<TlsReuse>,
         allow: Vec<String>,
         clear_allow: bool,
+        /// A duration (`10m`) or `off`.
+        #[serde(default)]
+        expect_every: Option<String>,
     },
     SenderList,
     SenderShow {
@@ -111,6 +114,10 @@ pub enum Request {
     SpoolRetry {
         op_id: Option<u64>,
     },
+    /// Events from the ring (`ftpgate events`).
+    Events {
+        query: crate::store::events::Query,
+    },
 }
 
 impl Request {
@@ -129,6 +136,7 @@ impl Request {
                 | Request::PipeTest { .. }
                 | Request::Status
                 | Request::SpoolList { .. }
+                | Request::Events { .. }
         )
     }
 }
@@ -174,6 +182,69 @@ pub struct SenderView {
     /// Fingerprints of the Sender's SFTP public keys.
     #[serde(default)]
     pub ssh_keys: Vec<String>,
+    /// `sender set --expect-every` (`10m`), if set.
+    #[serde(default)]
+    pub expect_every: Option<String>,
+    #[serde(default)]
+    pub activity: ActivityView,
+}
+
+/// What a Sender has done, as `sender list|show` show it; times in UTC (RFC 3339).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActivityView {
+    pub last_login: Option<LoginView>,
+    pub last_upload: Option<UploadView>,
+    /// On the gateway's local day.
+    pub uploads_today: u64,
+    pub bytes_today: u64,
+    pub uploads_total: u64,
+    pub bytes_total: u64,
+    pub failed_logins_last_hour: u64,
+    /// No upload for longer than `expect_every`.
+    pub silent: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginView {
+    pub time: String,
+    pub address: String,
+    pub proto: String,
+    pub client: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadView {
+    pub time: String,
+    pub pipe: String,
+    pub path: String,
+    pub size: u64,
+}
+
+impl ActivityView {
+    pub fn of(a: &crate::store::activity::Activity, now_ms: u64) -> ActivityView {
+        let time = crate::calendar::format_rfc3339_ms;
+        let (uploads_today, bytes_today) = a.today(crate::localtime::day(now_ms));
+        ActivityView {
+            last_login: a.last_login.as_ref().map(|l| LoginView {
+                time: time(l.time_ms),
+                address: l.address.clone(),
+                proto: l.proto.clone(),
+                client: l.client.clone(),
+            }),
+            last_upload: a.last_upload.as_ref().map(|u| UploadView {
+                time: time(u.time_ms),
+                pipe: u.pipe.clone(),
+                path: u.path.clone(),
+                size: u.size,
+            }),
+            uploads_today,
+            bytes_today,
+            uploads_total: a.uploads_total,
+            bytes_total: a.bytes_total,
+            failed_logins_last_hour: a.failed_last_hour(now_ms),
+            silent: a.silent,
+        }
+    }
 }
 
 /// A Pipe as shown by `list`/`show`: whether a secret is set, never the secret.
@@ -240,6 +311,11 @@ pub enum Response {
     },
     Status {
         status: status::StatusView,
+    },
+    Events {
+        events: Vec<crate::store::events::Event>,
+        /// The newest event's id: where `--follow` continues from.
+        last: u64,
     },
     Ops {
         ops: Vec<status::OpView>,

@@ -32,6 +32,8 @@ pub(super) fn add(
         allow,
         created: now_secs(),
         ssh_keys: Vec::new(),
+        expect_every: None,
+        expect_since: 0,
     })?;
     done(format!("added sender {name}"))
 }
@@ -43,17 +45,31 @@ pub(super) fn passwd(w: &Writer, name: &str, password_hash: Secret) -> store::Re
     done(format!("changed the password of sender {name}"))
 }
 
+/// What `sender set` changes; `None` keeps the current value.
+pub(super) struct Settings<'a> {
+    pub require_tls: Option<bool>,
+    pub tls_reuse: Option<TlsReuse>,
+    pub allow: &'a [String],
+    pub clear_allow: bool,
+    /// A duration or `off`.
+    pub expect_every: Option<&'a str>,
+}
+
 /// `sender set`: allowed networks are added to (or cleared first), the rest replaced.
-pub(super) fn set(
-    w: &Writer,
-    name: &str,
-    require_tls: Option<bool>,
-    tls_reuse: Option<TlsReuse>,
-    allow: &[String],
-    clear_allow: bool,
-) -> store::Result<Response> {
+pub(super) fn set(w: &Writer, name: &str, set: Settings) -> store::Result<Response> {
+    let Settings {
+        require_tls,
+        tls_reuse,
+        allow,
+        clear_allow,
+        expect_every,
+    } = set;
     let mut s = w.existing_sender(name)?;
     let allow = parse_allow(allow)?;
+    if let Some(text) = expect_every {
+        s.expect_every = crate::store::senders::parse_expect_every(text)?;
+        s.expect_since = now_secs();
+    }
     if clear_allow {
         s.allow.clear();
     }

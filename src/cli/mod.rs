@@ -3,6 +3,7 @@
 //! Errors are one line on stderr that names the problem and the fix.
 
 mod cert;
+mod events;
 mod fleet;
 mod pipe;
 mod route;
@@ -39,6 +40,7 @@ enum Command {
     Sender(sender::SenderArgs),
     Pipe(pipe::PipeArgs),
     Status(status::StatusArgs),
+    Events(events::EventsArgs),
     Spool(status::SpoolArgs),
     Cert(cert::CertArgs),
     Export(fleet::ExportArgs),
@@ -226,6 +228,7 @@ pub fn main() -> ExitCode {
         Command::Sender(a) => sender::run(&ctx, a),
         Command::Pipe(a) => pipe::run(&ctx, a),
         Command::Status(a) => status::status(&ctx, a),
+        Command::Events(a) => events::run(&ctx, a),
         Command::Spool(a) => status::spool(&ctx, a),
         Command::Cert(a) => cert::run(&ctx, a),
         Command::Export(a) => fleet::export(&ctx, a),

@@ -123,6 +123,10 @@ struct Set {
     /// remove every allowed network first (then anywhere is allowed unless --allow)
     #[argh(switch)]
     clear_allow: bool,
+    /// a duration (10m, 1h) without an upload after which the Sender is reported silent
+    /// (event sender.silent), or off
+    #[argh(option)]
+    expect_every: Option<String>,
 }
 
 /// list Senders
@@ -238,10 +242,14 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
                 && a.tls_reuse.is_none()
                 && a.allow.is_empty()
                 && !a.clear_allow
+                && a.expect_every.is_none()
             {
                 return Err(Failure::usage(
-                    "nothing to change: give --require-tls, --tls-reuse, --allow or --clear-allow",
+                    "nothing to change: give --require-tls, --tls-reuse, --allow, --clear-allow or --expect-every",
                 ));
+            }
+            if let Some(text) = &a.expect_every {
+                crate::store::senders::parse_expect_every(text).map_err(|e| Failure::usage(e.0))?;
             }
             ctx.change(Request::SenderSet {
                 name: a.name,
@@ -249,6 +257,7 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
                 tls_reuse: a.tls_reuse,
                 allow: a.allow,
                 clear_allow: a.clear_allow,
+                expect_every: a.expect_every,
             })
         }
         Cmd::List(a) => match ctx.request(Request::SenderList)? {
@@ -264,6 +273,7 @@ pub fn run(ctx: &Ctx, args: SenderArgs) -> Outcome {
                 println!("allow:       {}", list_or(&s.allow, "anywhere"));
                 println!("pipes:       {}", list_or(&s.pipes, "none"));
                 println!("ssh keys:    {}", list_or(&s.ssh_keys, "none"));
+                print_activity(s);
             }),
             other => Err(unexpected(other)),
         },
@@ -340,18 +350,86 @@ pub fn list_or(items: &[String], empty: &str) -> String {
     }
 }
 
+/// A time from `--json` output (RFC 3339, UTC) in the gateway's local time.
+fn local(rfc3339: &str) -> String {
+    match crate::calendar::parse_iso8601(rfc3339) {
+        Some(secs) => crate::localtime::format_minute(secs.max(0) as u64 * 1000),
+        None => rfc3339.to_string(),
+    }
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1_048_576.0)
+}
+
+fn print_activity(s: &SenderView) {
+    let a = &s.activity;
+    let login = a.last_login.as_ref().map_or("never".to_string(), |l| {
+        let client = l
+            .client
+            .as_deref()
+            .map_or(String::new(), |c| format!(", {c}"));
+        format!(
+            "{} from {} ({}{client})",
+            local(&l.time),
+            l.address,
+            l.proto
+        )
+    });
+    let upload = a.last_upload.as_ref().map_or("never".to_string(), |u| {
+        format!(
+            "{} {} ({} bytes, pipe {})",
+            local(&u.time),
+            u.path,
+            u.size,
+            u.pipe
+        )
+    });
+    println!("last login:  {login}");
+    println!("last upload: {upload}");
+    println!(
+        "today:       {} uploads, {}",
+        a.uploads_today,
+        mib(a.bytes_today)
+    );
+    println!(
+        "in total:    {} uploads, {}",
+        a.uploads_total,
+        mib(a.bytes_total)
+    );
+    println!(
+        "failed logins in the last hour: {}",
+        a.failed_logins_last_hour
+    );
+    match &s.expect_every {
+        Some(every) if a.silent => println!("expected every {every}: SILENT"),
+        Some(every) => println!("expected every {every}: uploading"),
+        None => {}
+    }
+}
+
 fn print_table(senders: &[SenderView]) {
     if senders.is_empty() {
         println!("no senders yet: add one with 'ftpgate sender add NAME'");
         return;
     }
     println!(
-        "{:<24} {:<8} {:<8} {:<24} ALLOW",
-        "NAME", "ENABLED", "TLS", "PIPES"
+        "{:<20} {:<7} {:<8} {:<16} {:<18} {:>7} {:>10} {:>6}  ALLOW",
+        "NAME", "ENABLED", "TLS", "PIPES", "LAST UPLOAD", "TODAY", "BYTES", "FAILED"
     );
     for s in senders {
+        let a = &s.activity;
+        let last = a
+            .last_upload
+            .as_ref()
+            .map_or("never".to_string(), |u| local(&u.time));
+        let last = if a.silent {
+            format!("{last} SILENT")
+        } else {
+            last
+        };
         println!(
-            "{:<24} {:<8} {:<8} {:<24} {}",
+            "{:<20} {:<7} {:<8} {:<16} {:<18} {:>7} {:>10} {:>6}  {}",
             s.name,
             yes_no(s.enabled),
             if s.require_tls {
@@ -360,6 +438,10 @@ fn print_table(senders: &[SenderView]) {
                 "optional"
             },
             list_or(&s.pipes, "-"),
+            last,
+            a.uploads_today,
+            mib(a.bytes_today),
+            a.failed_logins_last_hour,
             list_or(&s.allow, "anywhere")
         );
     }

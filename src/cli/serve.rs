@@ -59,6 +59,10 @@ pub struct ServeArgs {
     /// (default 150000; each Pipe's --keep-delivered window applies below it)
     #[argh(option, default = "crate::store::catalog::expire::DEFAULT_CAP")]
     keep_delivered_max: u64,
+    /// how long a Pipe's destination fails before the event pipe.offline, e.g. 10m
+    /// (default 5m)
+    #[argh(option, from_str_fn(duration), default = "300")]
+    offline_grace: u64,
     /// off|optional|required: explicit FTPS (AUTH TLS) policy (default optional)
     #[argh(option, default = "crate::gateway::tls::Policy::Optional")]
     tls: crate::gateway::tls::Policy,
@@ -95,6 +99,10 @@ fn port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
 }
 
 /// Parses a byte count with an optional K, M, G or T suffix (powers of 1024).
+fn duration(s: &str) -> Result<u64, String> {
+    crate::duration::parse(s).map_err(|e| e.0)
+}
+
 pub fn bytes(s: &str) -> Result<u64, String> {
     let bad = || format!("invalid size {s:?}: use a number of bytes, optionally with K, M, G or T");
     let s = s.trim();
@@ -162,6 +170,7 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             sftp_listen: a.sftp_listen,
             sftp_host_key: a.sftp_host_key,
             keep_delivered_max: a.keep_delivered_max,
+            offline_grace: std::time::Duration::from_secs(a.offline_grace),
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))
@@ -274,6 +283,7 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             sftp_listen: sftp_addr.into_iter().collect(),
             sftp_host_key: None,
             keep_delivered_max: crate::store::catalog::expire::DEFAULT_CAP,
+            offline_grace: std::time::Duration::from_secs(300),
         },
     )
     .map_err(|e| Failure::runtime(e.to_string()))

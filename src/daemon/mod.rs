@@ -72,6 +72,8 @@ pub struct Options {
     pub sftp_host_key: Option<std::path::PathBuf>,
     /// `--keep-delivered-max`: remembered delivered entries the gateway keeps at most.
     pub keep_delivered_max: u64,
+    /// `--offline-grace`: how long a Pipe fails before `pipe.offline`.
+    pub offline_grace: Duration,
 }
 
 /// The FTPS certificate and ticket keys, unless TLS is off: `--cert`/`--key`, else
@@ -256,12 +258,25 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             serve_metrics(listener, store, srv, fwd, started, opts.keep_delivered_max);
         }
         let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
+        let events_task = smol::spawn(crate::events::run(crate::events::Watch {
+            server: srv.clone(),
+            forwarder: forwarder.clone(),
+            spool: spool.clone(),
+            store: store.clone(),
+            offline_grace: opts.offline_grace,
+        }));
         let grace = opts.sessions.shutdown_grace;
         wait_for_stop(&mut bound.signals, tls.as_ref(), grace).await;
         notify_systemd("STOPPING=1");
         srv.begin_shutdown();
         server::drain(&srv, grace).await;
-        drop((control_task, forward_task, housekeeping));
+        drop((control_task, forward_task, housekeeping, events_task));
+        // What sessions recorded while draining (their failed logins, say).
+        let srv_events = srv.clone();
+        let store_events = store.clone();
+        if let Err(e) = smol::unblock(move || srv_events.events.flush(&store_events)).await {
+            log::warn!("recording the last events: {e}");
+        }
     });
     shut_down(state, &store, sftp_thread);
     Ok(())

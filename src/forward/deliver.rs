@@ -5,6 +5,23 @@ use super::slots::Running;
 use super::*;
 use crate::backoff;
 
+/// What a delivery that succeeded did: the bytes sent and, for a put, where the object
+/// landed and its ETag (for the `upload.delivered` event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Sent {
+    pub(super) bytes: u64,
+    pub(super) put: Option<(String, Option<String>)>,
+}
+
+impl Sent {
+    fn other() -> Sent {
+        Sent {
+            bytes: 0,
+            put: None,
+        }
+    }
+}
+
 impl Forwarder {
     /// Turns ended deliveries into outcomes to record, updating health and logs.
     pub(super) fn outcomes(
@@ -17,9 +34,12 @@ impl Forwarder {
         for (op, result) in ended.drain(..) {
             running.released(&op.pipe, true);
             let outcome = match result {
-                Ok(bytes) => {
-                    self.delivered(&op, bytes);
-                    Outcome::Done
+                Ok(sent) => {
+                    self.delivered(&op, sent.bytes);
+                    match sent.put {
+                        Some((key, etag)) => Outcome::Delivered { key, etag },
+                        None => Outcome::Done,
+                    }
                 }
                 Err(e) if e.is_transient() => self.will_retry(&op, e, now),
                 Err(e) => self.parked(&op, e),
@@ -109,7 +129,7 @@ impl Forwarder {
     }
 
     /// The blocking part: one call to the sink.
-    pub(super) fn execute(&self, pipe: &Pipe, op: &Op) -> Result<u64, SinkError> {
+    pub(super) fn execute(&self, pipe: &Pipe, op: &Op) -> Result<Sent, SinkError> {
         let sink = self.sink(pipe)?;
         let prefix = sink::prefix(pipe);
         let key = |p: &str| VPath::from_normalised(p).key(prefix);
@@ -146,7 +166,7 @@ impl Forwarder {
                     }
                     done => done,
                 };
-                match put(&meta) {
+                let etag = match put(&meta) {
                     // What stands there is this name's earlier version, sent by this
                     // gateway (a put tried, then replaced by a resumed upload): the
                     // policy keeps other objects, not the file's own older bytes.
@@ -155,13 +175,16 @@ impl Forwarder {
                         ..meta.clone()
                     })?,
                     done => done?,
-                }
-                Ok(*size)
+                };
+                Ok(Sent {
+                    bytes: *size,
+                    put: Some((key(path), etag)),
+                })
             }
-            Action::Delete { path } => sink.delete(&key(path)).map(|_| 0),
-            Action::Rename { from, to } => sink.rename(&key(from), &key(to)).map(|_| 0),
-            Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| 0),
-            Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| 0),
+            Action::Delete { path } => sink.delete(&key(path)).map(|_| Sent::other()),
+            Action::Rename { from, to } => sink.rename(&key(from), &key(to)).map(|_| Sent::other()),
+            Action::MkDir { path } => sink.mkdir(&key(path)).map(|_| Sent::other()),
+            Action::RmDir { path } => sink.rmdir(&key(path)).map(|_| Sent::other()),
         }
     }
 

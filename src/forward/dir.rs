@@ -264,7 +264,7 @@ impl Sink for DirSink {
         _size: u64,
         sum: &Checksum,
         meta: &Meta,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         self.root_ready()?;
         let dest = self.path(key);
         let dir = dest.parent().unwrap_or(&self.root).to_path_buf();
@@ -283,7 +283,8 @@ impl Sink for DirSink {
             r => r,
         };
         match placed {
-            Ok(Ok(())) => Ok(()),
+            // A directory has no ETag.
+            Ok(Ok(())) => Ok(None),
             Ok(Err(got)) => Err(corrupted(&got, sum)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(SinkError::exists(key)),
             Err(e) => Err(classify(&format!("writing {}", dest.display()), e)),

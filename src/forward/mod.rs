@@ -138,7 +138,7 @@ fn claims_timer(waited: Option<Duration>) -> Option<Duration> {
 type CachedSink = (Pipe, Arc<dyn Sink>);
 
 /// A delivery that ended: the op and what the sink said (bytes sent, or the error).
-type Ended = (Op, Result<u64, SinkError>);
+type Ended = (Op, Result<deliver::Sent, SinkError>);
 
 impl Forwarder {
     pub fn new(store: Arc<Store>, spool: Arc<Spool>, config: Config) -> Arc<Forwarder> {

@@ -77,7 +77,8 @@ impl SinkError {
 pub trait Sink: Send + Sync {
     /// Stores `body` (`size` bytes, checksum `sum` as taken on receipt) under `key`. The
     /// bytes read from the spool are checked against `sum` before the destination may
-    /// keep them: a body damaged on the gateway's disk is never delivered.
+    /// keep them: a body damaged on the gateway's disk is never delivered. Returns the
+    /// object's ETag when the destination gives one.
     fn put(
         &self,
         key: &str,
@@ -85,7 +86,7 @@ pub trait Sink: Send + Sync {
         size: u64,
         sum: &Checksum,
         meta: &Meta,
-    ) -> Result<(), SinkError>;
+    ) -> Result<Option<String>, SinkError>;
     fn delete(&self, key: &str) -> Result<(), SinkError>;
     /// Moves `from` to `to` (server-side copy, then delete). Done already counts as done.
     fn rename(&self, from: &str, to: &str) -> Result<(), SinkError>;

@@ -266,7 +266,11 @@ fn a_dead_endpoint_is_probed_less_and_less_often_whatever_op_is_the_probe() {
     let op = w.store.read().unwrap().op(id).unwrap().unwrap();
     running.claimed("cams");
     running.started("cams");
-    f.outcomes(&mut vec![(op.clone(), Ok(1))], &mut running);
+    let sent = super::deliver::Sent {
+        bytes: 1,
+        put: None,
+    };
+    f.outcomes(&mut vec![(op.clone(), Ok(sent))], &mut running);
     running.claimed("cams");
     running.started("cams");
     let before = super::now_ms();

@@ -76,6 +76,8 @@ pub struct Server {
     pub tls: Option<Arc<crate::gateway::tls::Tls>>,
     pub bans: Mutex<Bans>,
     pub stats: Stats,
+    /// Logins, failures and bans, recorded as events and activity in batches.
+    pub events: crate::events::Recorder,
     /// Each connection's place; its token closes the session when dropped (eviction).
     limits: Mutex<Limits<smol::channel::Sender<()>>>,
     /// Password checks running per address (at most [`VERIFYING_PER_IP`] each).
@@ -178,6 +180,9 @@ pub struct LoginAttempt {
     server: Arc<Server>,
     ip: IpAddr,
     permit: Option<smol::lock::SemaphoreGuardArc>,
+    /// This attempt's point took the address to the ban threshold: if it fails, the
+    /// address is banned (said once, though checks of one address run in parallel).
+    bans_if_failed: bool,
 }
 
 impl LoginAttempt {
@@ -204,8 +209,13 @@ impl LoginAttempt {
             .stats
             .logins_failed
             .fetch_add(1, Ordering::Relaxed);
-        if self.server.bans().score(self.ip, Instant::now()) >= self.server.config.bans.threshold {
+        if self.bans_if_failed {
             log::warn!("{} is banned for now: too many failed logins", self.ip);
+            self.server.events.event(crate::store::events::Event {
+                address: Some(self.ip.to_string()),
+                reason: Some("too many failed logins".into()),
+                ..crate::store::events::Event::of(crate::store::events::Kind::AddressBanned)
+            });
         }
     }
 }
@@ -250,6 +260,7 @@ impl Server {
             spool,
             tls,
             stats: Stats::default(),
+            events: crate::events::Recorder::default(),
             limits: Mutex::new(Limits::new(caps)),
             verifying: Mutex::new(HashMap::new()),
             tls_sessions: Mutex::new(HashMap::new()),
@@ -322,15 +333,20 @@ impl Server {
             .entry(ip)
             .or_insert_with(|| Arc::new(Semaphore::new(VERIFYING_PER_IP)))
             .clone();
-        let attempt = LoginAttempt {
+        let mut attempt = LoginAttempt {
             server: self.clone(),
             ip,
             permit: Some(semaphore.acquire_arc().await),
+            bans_if_failed: false,
         };
         drop(semaphore);
-        if !self.bans().attempt(ip, Instant::now()) {
+        let mut bans = self.bans();
+        let now = Instant::now();
+        if !bans.attempt(ip, now) {
             return Err(Refused::Banned);
         }
+        attempt.bans_if_failed = bans.is_banned(ip, now);
+        drop(bans);
         Ok(attempt)
     }
 

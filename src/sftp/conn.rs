@@ -77,6 +77,12 @@ impl Conn {
             }
             Err(refusal) => {
                 attempt.refused(&refusal);
+                self.srv.events.login_failed(
+                    user,
+                    &self.peer.ip().to_string(),
+                    "sftp",
+                    &refusal.to_string(),
+                );
                 log::warn!(
                     "sftp login failed peer={} user={:?} with={how} reason: {refusal}",
                     self.peer,
@@ -104,6 +110,20 @@ impl Conn {
 
 impl russh::server::Handler for Conn {
     type Error = russh::Error;
+
+    /// The login is recorded here, where the client's version string is known.
+    async fn auth_succeeded(&mut self, session: &mut SshSession) -> Result<(), Self::Error> {
+        if let Some(login) = &self.login {
+            let client = String::from_utf8_lossy(session.remote_sshid()).into_owned();
+            self.srv.events.login_ok(
+                &login.sender.name,
+                &self.peer.ip().to_string(),
+                "sftp",
+                Some(&client),
+            );
+        }
+        Ok(())
+    }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let (auth, ip) = (self.srv.auth.clone(), self.peer.ip());

@@ -103,14 +103,22 @@ impl Body {
     }
 
     /// Keeps a broken upload as a resumable partial: fsync, then record it (within the
-    /// bounds for partials, see [`super::partials`]). Returns the bytes kept: 0 when
-    /// there were none, or when this one alone is over the bound (it is dropped).
-    pub async fn keep_partial(self, pipe: &str, path: &VPath, sender: &str) -> Result<u64, Error> {
+    /// bounds for partials, see [`super::partials`]) with its `upload.broken` event,
+    /// which says `why`. Returns the bytes kept: 0 when there were none, or when this
+    /// one alone is over the bound (it is dropped).
+    pub async fn keep_partial(
+        self,
+        pipe: &str,
+        path: &VPath,
+        sender: &str,
+        why: &str,
+    ) -> Result<u64, Error> {
         if self.size == 0 {
             self.discard().await;
             return Ok(0);
         }
         let (pipe, path, sender) = (pipe.to_string(), path.clone(), sender.to_string());
+        let why = why.to_string();
         let ttl = self.spool.limits.partial_ttl.as_secs();
         let (mut body, result) = smol::unblock(move || {
             let r = (|| -> Result<bool, Error> {
@@ -121,7 +129,7 @@ impl Body {
                     expires: now_secs() + ttl,
                     sender,
                 };
-                self.spool.record_partial(&pipe, &path, &p)
+                self.spool.record_partial(&pipe, &path, &p, &why)
             })();
             (self, r)
         })

@@ -17,6 +17,7 @@ use smol::channel::{Receiver, Sender, bounded, unbounded};
 use super::durable_names::{DurableNames, Ticket};
 use super::{Body, Disk, Error, Spool};
 use crate::checksum::Checksum;
+use crate::store::activity::Received;
 use crate::store::catalog::{Published, Upload};
 use crate::store::namespace::Overwrite;
 use crate::store::{Store, Writer};
@@ -183,6 +184,7 @@ fn record(
     now_ms: u64,
 ) -> crate::store::Result<Vec<crate::store::Result<Published>>> {
     let mut results = Vec::with_capacity(batch.len());
+    let day = crate::localtime::day(now_ms);
     for j in batch {
         let p = &j.publish;
         let mut r = match w.publish(
@@ -196,6 +198,18 @@ fn record(
             Err(e) if e.is_internal() => return Err(e),
             r => r,
         };
+        if let Ok(published) = &r {
+            // Its event and its Sender's activity ride in this same commit.
+            let received = Received {
+                sender: &p.sender,
+                pipe: &p.pipe,
+                path: published.path.as_str(),
+                size: j.upload.size,
+                crc32c: j.upload.sum.hex(),
+                proto: None,
+            };
+            w.note_upload(&received, now_ms, day)?;
+        }
         if let Ok(published) = &mut r
             && let Some(old) = w.take_partial(&p.pipe, &p.path)?
             && old.body != j.upload.body

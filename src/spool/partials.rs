@@ -11,6 +11,7 @@
 //! The choices are pure functions over the list of partials (oldest first by expiry);
 //! [`Spool`] applies them in one write transaction.
 
+use crate::store::events::{Event, Kind};
 use std::collections::HashMap;
 
 use super::{Error, Spool};
@@ -137,6 +138,7 @@ impl Spool {
         pipe: &str,
         path: &VPath,
         p: &Partial,
+        why: &str,
     ) -> Result<bool, Error> {
         let caps = self.partial_caps();
         let outcome = self.store.write(|w| {
@@ -160,6 +162,17 @@ impl Spool {
             if let Some(old) = w.put_partial(pipe, path, p)? {
                 gone.push(old);
             }
+            w.record_event(
+                Event {
+                    sender: Some(p.sender.clone()),
+                    pipe: Some(pipe.to_string()),
+                    path: Some(path.to_string()),
+                    size: Some(p.size),
+                    reason: Some(why.to_string()),
+                    ..Event::of(Kind::UploadBroken)
+                },
+                crate::clock::now_ms(),
+            )?;
             Ok(Some(gone))
         })?;
         match outcome {

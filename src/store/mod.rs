@@ -9,8 +9,10 @@
 //! Every call here blocks on disk I/O: async code calls it through `smol::unblock`, and
 //! no transaction outlives the closure that uses it, so none is held across an `.await`.
 
+pub mod activity;
 pub mod destination;
 mod error;
+pub mod events;
 mod health;
 mod idle;
 pub mod namespace;

@@ -14,8 +14,9 @@ use super::{Error, Writer};
 /// (ops per key, dependencies, ready queue, per-Pipe ops, parked, in flight), per-Pipe
 /// counters, spool bodies and garbage, keep-both suffixes; the put index is gone;
 /// 4 = the catalog keyed by directory (`entries`, compact records) with the index of
-/// remembered entries that expire (`remembered`); the JSON `catalog` is gone.
-pub const SCHEMA_VERSION: u64 = 4;
+/// remembered entries that expire (`remembered`); the JSON `catalog` is gone;
+/// 5 = the event ring (`events`) and per-Sender activity (`activity`).
+pub const SCHEMA_VERSION: u64 = 5;
 
 /// `schema_version` (decimal) and `written_by` (`ftpgate X.Y.Z`).
 pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
@@ -57,7 +58,11 @@ pub const GARBAGE: TableDefinition<&str, ()> = TableDefinition::new("garbage");
 pub const KEEP_BOTH: TableDefinition<(&str, &str), u64> = TableDefinition::new("keep_both");
 /// (Pipe id, path) → JSON [`super::partials::Partial`]: resumable broken uploads.
 pub const PARTIALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("partials");
-/// Named counters (`next_op`, `steady_ms`: the steady clock, see [`super::Store`]).
+/// Event id → JSON [`super::events::Event`]: the newest [`super::events::RING`] events.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+/// Sender name → JSON [`super::activity::Activity`].
+pub const ACTIVITY: TableDefinition<&str, &[u8]> = TableDefinition::new("activity");
+/// Named counters (`next_op`, `next_event`, `steady_ms`: the steady clock, see [`super::Store`]).
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
 /// Version 2's index of coalescable puts, dropped by the migration to version 3.
@@ -107,6 +112,10 @@ pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
                 txn.open_table(REMEMBERED)?;
                 w.move_catalog_v3()?;
                 txn.delete_table(CATALOG_V3)?;
+            }
+            4 => {
+                txn.open_table(EVENTS)?;
+                txn.open_table(ACTIVITY)?;
             }
             _ => unreachable!("every version below SCHEMA_VERSION has a step"),
         }

@@ -27,6 +27,31 @@ pub struct Sender {
     /// OpenSSH public key lines for SFTP logins (see [`crate::auth::keys`]).
     #[serde(default)]
     pub ssh_keys: Vec<String>,
+    /// Seconds without an upload after which the Sender is silent (`sender.silent`);
+    /// `None`: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_every: Option<u64>,
+    /// When `expect_every` was last set (Unix seconds): a silence is counted from it at
+    /// the earliest.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expect_since: u64,
+}
+
+/// `sender set --expect-every`: a duration (`10m`, `1h`), or `off`.
+pub fn parse_expect_every(text: &str) -> Result<Option<u64>, Invalid> {
+    if text == "off" {
+        return Ok(None);
+    }
+    match crate::duration::parse(text)? {
+        0 => invalid(format!(
+            "--expect-every {text}: give a duration such as 10m or 1h, or off"
+        )),
+        secs => Ok(Some(secs)),
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Sender {
@@ -100,7 +125,7 @@ impl Writer {
         for pipe in granted(&grants, name)? {
             grants.remove((name, pipe.as_str()))?;
         }
-        Ok(())
+        self.remove_activity(name)
     }
 
     /// Grants `pipe` to `name`; both must exist. Granting twice is not an error.

@@ -61,6 +61,26 @@ pub trait View: Sized {
         senders::all(self)
     }
 
+    /// What Sender `name` has done (all zero for one that has done nothing yet).
+    fn activity(&self, name: &str) -> Result<super::activity::Activity> {
+        super::activity::get(self, name)
+    }
+
+    /// Every Sender's activity record, by name.
+    fn activities(&self) -> Result<Vec<(String, super::activity::Activity)>> {
+        super::activity::all(self)
+    }
+
+    /// The events `q` asks for, oldest first.
+    fn events(&self, q: &super::events::Query) -> Result<Vec<super::events::Event>> {
+        super::events::list(self, q)
+    }
+
+    /// The id of the newest event (0: none yet).
+    fn last_event_id(&self) -> Result<u64> {
+        super::events::last_id(self)
+    }
+
     /// Pipe ids granted to `name`, in id order.
     fn grants_of(&self, name: &str) -> Result<Vec<String>> {
         senders::grants_of(self, name)

@@ -99,7 +99,9 @@ fn every_name_a_delivery_changes_has_its_directory_synced() {
         f();
         SYNCED.with(|s| s.borrow().clone())
     };
-    let put = synced(&|| sink.put("a/b/c.jpg", &body, 5, &sum, &meta()).unwrap());
+    let put = synced(&|| {
+        sink.put("a/b/c.jpg", &body, 5, &sum, &meta()).unwrap();
+    });
     for dir in [r.to_path_buf(), r.join("a"), r.join("a/b")] {
         assert!(put.contains(&dir), "{} not synced: {put:?}", dir.display());
     }

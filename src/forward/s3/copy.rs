@@ -56,6 +56,7 @@ impl S3Sink {
                 parts.push(self.copy_part_of(from, to, &id, i + 1, start, end)?);
             }
             self.complete(to, &id, &parts, &http::HeaderMap::new())
+                .map(|_| ())
         })?;
         Ok(true)
     }

@@ -115,7 +115,7 @@ impl S3Sink {
         sum: &Checksum,
         meta: &Meta,
         only: &HeaderMap,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         // Counted against the deliveries' memory budget while it is held.
         let _held = budget::MEMORY.take(size);
         let content = std::fs::read(body).map_err(unreadable)?;
@@ -132,7 +132,7 @@ impl S3Sink {
             .send("PUT", key, &[], headers, &content)
             .map_err(classify)?;
         self.puts_verified.saw(sum, &answer.headers, &self.where_);
-        Ok(())
+        Ok(etag_of(&answer.headers))
     }
 
     /// One PUT.
@@ -180,7 +180,7 @@ impl S3Sink {
         sum: &Checksum,
         meta: &Meta,
         only: &HeaderMap,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let mut file = std::fs::File::open(body).map_err(unreadable)?;
         let id = self.initiate(key, sum, meta).map_err(classify)?;
         self.in_multipart(key, &id, || self.send_parts(key, &id, &mut file, sum, only))
@@ -195,7 +195,7 @@ impl S3Sink {
         sum: &Checksum,
         meta: &Meta,
         only: &HeaderMap,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         if size > MULTIPART_THRESHOLD {
             self.put_multipart(key, body, sum, meta, only)
         } else {
@@ -214,7 +214,7 @@ impl S3Sink {
         size: u64,
         sum: &Checksum,
         meta: &Meta,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let head = self
             .client
             .send("HEAD", key, &[], HeaderMap::new(), &[])
@@ -229,7 +229,7 @@ impl S3Sink {
             return Err(SinkError::exists(key));
         }
         if header("x-amz-meta-mtime") == Some(meta.mtime.to_string()) {
-            return Ok(());
+            return Ok(etag_of(&head.headers));
         }
         let mut only = HeaderMap::new();
         if let Some(v) = head.headers.get(::http::header::ETAG) {
@@ -246,12 +246,12 @@ impl S3Sink {
     /// Runs `work` on the multipart upload `id` of `key` just opened: written down in the
     /// journal first, aborted if `work` fails (or left for the forwarder to abort once S3
     /// answers), crossed out when closed either way.
-    fn in_multipart(
+    fn in_multipart<T>(
         &self,
         key: &str,
         id: &str,
-        work: impl FnOnce() -> Result<(), SinkError>,
-    ) -> Result<(), SinkError> {
+        work: impl FnOnce() -> Result<T, SinkError>,
+    ) -> Result<T, SinkError> {
         let id = id.to_string();
         let open = Open {
             key: key.to_string(),
@@ -268,7 +268,7 @@ impl S3Sink {
         }
         let result = work();
         let closed = match &result {
-            Ok(()) => true,
+            Ok(_) => true,
             // If the abort fails too (S3 is down), the journal keeps the upload and the
             // forwarder aborts it once S3 answers.
             Err(_) => match self.abort(key, &id) {
@@ -294,6 +294,14 @@ impl S3Sink {
     }
 }
 
+/// An answer's `ETag`, without its quotes.
+fn etag_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(::http::header::ETAG)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim_matches('"').to_string())
+}
+
 impl Sink for S3Sink {
     fn put(
         &self,
@@ -302,7 +310,7 @@ impl Sink for S3Sink {
         size: u64,
         sum: &Checksum,
         meta: &Meta,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let mut only = HeaderMap::new();
         if meta.only_new {
             only.insert(::http::header::IF_NONE_MATCH, HeaderValue::from_static("*"));

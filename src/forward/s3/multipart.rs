@@ -93,7 +93,7 @@ impl S3Sink {
         file: &mut std::fs::File,
         sum: &Checksum,
         only: &http::HeaderMap,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let mut whole = sum.hasher();
         let (done, finished) = mpsc::channel::<Finished>();
         let mut parts = InFlight {
@@ -183,7 +183,7 @@ impl S3Sink {
         id: &str,
         parts: &[Sent],
         only: &http::HeaderMap,
-    ) -> Result<(), SinkError> {
+    ) -> Result<Option<String>, SinkError> {
         let mut xml = String::from("<CompleteMultipartUpload>");
         for p in parts {
             let etag = p.etag.replace('&', "&amp;").replace('<', "&lt;");
@@ -200,7 +200,8 @@ impl S3Sink {
             xml.push_str("</Part>");
         }
         xml.push_str("</CompleteMultipartUpload>");
-        self.client
+        let answer = self
+            .client
             .send(
                 "POST",
                 key,
@@ -209,7 +210,9 @@ impl S3Sink {
                 xml.as_bytes(),
             )
             .map_err(classify)?;
-        Ok(())
+        // The whole object's ETag (`"...-N"`), for the delivery's event.
+        Ok(super::xml_text(&answer.body, "ETag")
+            .map(|e| e.replace("&quot;", "").trim_matches('"').to_string()))
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Core {
     tls: bool,
     /// `PROT P`: data connections are TLS.
     prot_p: bool,
+    /// What the client called itself (`CLNT`), for the Sender's last login.
+    client: Option<String>,
 }
 
 impl Core {
@@ -59,7 +61,13 @@ impl Core {
             epsv_all: false,
             tls: false,
             prot_p: false,
+            client: None,
         }
+    }
+
+    /// The client's name, if it sent `CLNT`.
+    pub fn client(&self) -> Option<&str> {
+        self.client.as_deref()
     }
 
     pub fn login(&self) -> Option<&Login> {
@@ -114,6 +122,11 @@ impl Core {
             C::Prot(level) => self.prot(&level),
             C::Feat => Action::Reply(replies::feat(self.settings.tls_available)),
             C::Opts(arg) => Action::Reply(replies::opts(&arg)),
+            C::Clnt(name) => {
+                // Kept short: it is shown, never trusted.
+                self.client = Some(name.trim().chars().take(128).collect());
+                Action::Reply(Reply::new(200, "Noted."))
+            }
             C::Help => Action::Reply(replies::help()),
             C::Stat(None) => Action::Status,
             C::Pwd => Action::Reply(replies::pwd(&self.cwd)),
@@ -218,6 +231,7 @@ fn is_open(cmd: &Command) -> bool {
             | C::Ccc
             | C::Feat
             | C::Opts(_)
+            | C::Clnt(_)
             | C::Syst
             | C::Noop
             | C::Help

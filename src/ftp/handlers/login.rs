@@ -36,6 +36,12 @@ impl Session {
             }
             Err(refusal) => {
                 attempt.refused(&refusal);
+                let proto = if self.core.tls() { "ftps" } else { "ftp" };
+                let address = self.peer.ip().to_string();
+                let reason = refusal.to_string();
+                self.srv
+                    .events
+                    .login_failed(&user, &address, proto, &reason);
                 log::warn!(
                     "login failed peer={} user={:?} reason: {refusal}",
                     self.peer,
@@ -63,6 +69,13 @@ impl Session {
             return Ok(Flow::Close);
         }
         self.srv.stats.logins_ok.fetch_add(1, Ordering::Relaxed);
+        let proto = if self.core.tls() { "ftps" } else { "ftp" };
+        self.srv.events.login_ok(
+            &login.sender.name,
+            &self.peer.ip().to_string(),
+            proto,
+            self.core.client(),
+        );
         log::info!(
             "login ok peer={} sender={} pipe={}",
             self.peer,

@@ -167,7 +167,7 @@ impl Session {
     /// `ABOR`, `226` for the abort itself).
     async fn broken(&mut self, body: Body, t: &Transfer, why: String) -> io::Result<Reply> {
         self.log_upload(t, &t.path, &format!("broken ({why})"));
-        let kept = self.ops().keep_partial(body, &t.path).await;
+        let kept = self.ops().keep_partial(body, &t.path, &why).await;
         let text = format!(
             "Transfer aborted ({why}); {kept} bytes kept: resume with REST {kept} and STOR, or APPE."
         );
@@ -187,7 +187,9 @@ impl Session {
     /// goes.
     async fn drop_or_keep(&self, body: Body, path: &VPath) {
         if body.size() > 0 {
-            self.ops().keep_partial(body, path).await;
+            self.ops()
+                .keep_partial(body, path, "the transfer never started")
+                .await;
         } else {
             body.discard().await;
         }

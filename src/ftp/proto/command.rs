@@ -31,6 +31,8 @@ pub enum Command {
     Ccc,
     Feat,
     Opts(String),
+    /// The client's name (`CLNT`, sent by NcFTP, WS_FTP and some cameras).
+    Clnt(String),
     Syst,
     Noop,
     Help,
@@ -57,7 +59,10 @@ pub enum Command {
     Dele(String),
     Rnfr(String),
     Rnto(String),
-    Mfmt { mtime: u64, path: String },
+    Mfmt {
+        mtime: u64,
+        path: String,
+    },
     Pasv,
     Epsv(Option<String>),
     Port(SocketAddr),
@@ -164,6 +169,7 @@ impl Command {
             "CCC" => Command::Ccc,
             "FEAT" => Command::Feat,
             "OPTS" => Command::Opts(required("OPTS", arg)?),
+            "CLNT" => Command::Clnt(required("CLNT", arg)?),
             "SYST" => Command::Syst,
             "NOOP" => Command::Noop,
             "HELP" => Command::Help,

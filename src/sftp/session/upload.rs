@@ -213,7 +213,8 @@ impl Session {
             return Err(refusal);
         }
         if let Some((from, to)) = up.coverage.first_gap(body.size()) {
-            let kept = self.ops().keep_partial(body, &up.path).await;
+            let gap = format!("bytes {from} to {to} were never written");
+            let kept = self.ops().keep_partial(body, &up.path, &gap).await;
             let why = format!(
                 "bytes {from} to {to} of {} were never written; the file was not stored ({kept} bytes kept for resuming)",
                 up.path
@@ -311,7 +312,10 @@ impl Session {
             let Handle::Write(mut up) = h else { continue };
             let Some(body) = up.body.take() else { continue };
             let secs = up.started.elapsed().as_secs_f64();
-            let kept = self.ops().keep_partial(body, &up.path).await;
+            let kept = self
+                .ops()
+                .keep_partial(body, &up.path, "the session ended before CLOSE")
+                .await;
             let why = format!("broken (the session ended before CLOSE; {kept} bytes kept)");
             self.ops()
                 .log_upload("sftp", &up.path, up.received, secs, &why);

@@ -216,7 +216,7 @@ impl World {
             let (_abort_tx, abort) = smol::channel::bounded(1);
             let data = smol::io::Cursor::new(bytes(n));
             let (body, _, _) = receive(body, data, Duration::from_secs(5), abort).await;
-            body.keep_partial(PIPE, &VPath::from_normalised(path), "cam")
+            body.keep_partial(PIPE, &VPath::from_normalised(path), "cam", "broke")
                 .await
                 .unwrap()
         })

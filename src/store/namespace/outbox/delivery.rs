@@ -3,6 +3,7 @@
 //! releasing the claims a crash left.
 
 use super::*;
+use crate::store::events::{Event, Kind};
 use crate::vfs::VPath;
 
 impl Writer {
@@ -27,13 +28,14 @@ impl Writer {
     /// that completed puts no longer need (already in `GARBAGE`). An op that is gone
     /// (its Pipe was removed meanwhile) is skipped.
     pub fn settle(&self, outcomes: &[(u64, Outcome)]) -> Result<Vec<String>> {
+        let now_ms = crate::clock::now_ms();
         let mut freed = Vec::new();
         for (id, outcome) in outcomes {
             let Some(mut op) = self.op(*id)? else {
                 continue;
             };
             match outcome {
-                Outcome::Done => {
+                Outcome::Done | Outcome::Delivered { .. } => {
                     let holder = self.put_holder(&op)?;
                     if let (Some(e), Action::Put { mtime, .. }) = (&holder, &mut op.action)
                         && e.mtime != *mtime
@@ -51,18 +53,74 @@ impl Writer {
                         }
                         freed.push(body.clone());
                     }
+                    self.delivered_event(&op, outcome, now_ms)?;
                 }
                 Outcome::Retry { due_ms, error } => {
                     op.due_ms = *due_ms;
                     op.last_error = Some(error.clone());
                     self.release(op)?;
                 }
-                Outcome::Park { reason } => self.park(op, reason)?,
+                Outcome::Park { reason } => {
+                    if op.parked.is_none() {
+                        self.parked_event(&op, reason, now_ms)?;
+                    }
+                    self.park(op, reason)?
+                }
                 Outcome::Unclaim => self.release(op)?,
             }
         }
         self.discard_bodies(&freed)?;
         Ok(freed)
+    }
+
+    /// `upload.delivered` for a put, in the transaction that settles it.
+    fn delivered_event(&self, op: &Op, outcome: &Outcome, now_ms: u64) -> Result<()> {
+        let Action::Put {
+            path,
+            size,
+            sum,
+            sender,
+            ..
+        } = &op.action
+        else {
+            return Ok(());
+        };
+        let (key, etag) = match outcome {
+            Outcome::Delivered { key, etag } => (Some(key.clone()), etag.clone()),
+            _ => (None, None),
+        };
+        self.record_event(
+            Event {
+                sender: Some(sender.clone()),
+                pipe: Some(op.pipe.clone()),
+                path: Some(path.clone()),
+                size: Some(*size),
+                crc32c: Some(sum.hex()),
+                key,
+                etag,
+                ..Event::of(Kind::UploadDelivered)
+            },
+            now_ms,
+        )
+        .map(|_| ())
+    }
+
+    /// `upload.parked` for a put, the first time it is parked.
+    fn parked_event(&self, op: &Op, reason: &str, now_ms: u64) -> Result<()> {
+        let Action::Put { path, sender, .. } = &op.action else {
+            return Ok(());
+        };
+        self.record_event(
+            Event {
+                sender: Some(sender.clone()),
+                pipe: Some(op.pipe.clone()),
+                path: Some(path.clone()),
+                reason: Some(reason.to_string()),
+                ..Event::of(Kind::UploadParked)
+            },
+            now_ms,
+        )
+        .map(|_| ())
     }
 
     /// The catalog entry at a put's path, if it still holds the put's body (a newer upload

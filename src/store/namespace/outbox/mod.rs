@@ -140,6 +140,9 @@ pub struct Backlog {
 pub enum Outcome {
     /// The destination confirmed it.
     Done,
+    /// The destination confirmed a put: where it landed (the S3 key, or the path under a
+    /// directory) and its ETag, for the `upload.delivered` event.
+    Delivered { key: String, etag: Option<String> },
     /// Worth trying again at this time (ms since the epoch).
     Retry { due_ms: u64, error: String },
     /// Cannot succeed until a person changes something.
