@@ -16,7 +16,63 @@ use crate::admin::status::{PipeStatus, StatusView};
 pub struct Counters {
     pub logins_ok: u64,
     pub logins_failed: u64,
+    /// Each Sender's activity, by name.
+    pub senders: Vec<(String, crate::store::activity::Activity)>,
+    /// Now (ms since the epoch), for the failed logins of the last hour.
+    pub now_ms: u64,
 }
+
+/// A label value, escaped as the exposition format wants.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Per-Sender series: name, type, help, and the value of one Sender's activity.
+type SenderSeries = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&crate::store::activity::Activity, u64) -> f64,
+);
+
+const PER_SENDER: &[SenderSeries] = &[
+    (
+        "sender_uploads_total",
+        "counter",
+        "Uploads acknowledged, per Sender.",
+        |a, _| a.uploads_total as f64,
+    ),
+    (
+        "sender_received_bytes_total",
+        "counter",
+        "Bytes of acknowledged uploads, per Sender.",
+        |a, _| a.bytes_total as f64,
+    ),
+    (
+        "sender_last_upload_timestamp_seconds",
+        "gauge",
+        "When the Sender's last upload was acknowledged (Unix time; 0: never).",
+        |a, _| {
+            a.last_upload
+                .as_ref()
+                .map_or(0.0, |u| (u.time_ms / 1000) as f64)
+        },
+    ),
+    (
+        "sender_failed_logins_last_hour",
+        "gauge",
+        "Failed logins naming the Sender in the last hour.",
+        |a, now| a.failed_last_hour(now) as f64,
+    ),
+    (
+        "sender_silent",
+        "gauge",
+        "1 while the Sender has not uploaded for longer than --expect-every.",
+        |a, _| f64::from(u8::from(a.silent)),
+    ),
+];
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
     let _ = writeln!(out, "# HELP ftpgate_{name} {help}");
@@ -136,6 +192,14 @@ pub fn render(v: &StatusView, c: &Counters) -> String {
             .collect();
         metric(&mut out, name, kind, help, &samples);
     }
+    for (name, kind, help, f) in PER_SENDER {
+        let samples: Vec<(String, f64)> = c
+            .senders
+            .iter()
+            .map(|(s, a)| (format!("{{sender=\"{}\"}}", label(s)), f(a, c.now_ms)))
+            .collect();
+        metric(&mut out, name, kind, help, &samples);
+    }
     out
 }
 
@@ -195,11 +259,24 @@ mod tests {
             &Counters {
                 logins_ok: 7,
                 logins_failed: 2,
+                senders: vec![(
+                    "cam\"1".into(),
+                    crate::store::activity::Activity {
+                        uploads_total: 5,
+                        bytes_total: 500,
+                        silent: true,
+                        ..Default::default()
+                    },
+                )],
+                now_ms: 0,
             },
         );
         assert!(text.contains("# TYPE ftpgate_sessions gauge\nftpgate_sessions 3\n"));
         assert!(text.contains("ftpgate_logins_total{result=\"failed\"} 2\n"));
         assert!(text.contains("ftpgate_backlog_ops{pipe=\"cloud\"} 4\n"));
         assert!(text.contains("ftpgate_pipe_online{pipe=\"cloud\"} 1\n"));
+        assert!(text.contains("ftpgate_sender_uploads_total{sender=\"cam\\\"1\"} 5\n"));
+        assert!(text.contains("ftpgate_sender_silent{sender=\"cam\\\"1\"} 1\n"));
+        assert!(text.contains("# TYPE ftpgate_sender_received_bytes_total counter\n"));
     }
 }

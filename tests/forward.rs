@@ -144,6 +144,16 @@ fn wrong_credentials_park_with_a_reason_until_the_pipe_is_fixed() {
     }
     assert!(g.run(&["spool", "list"]).ok().contains("parked"));
     assert!(g.run(&["status"]).ok().contains("parked"));
+    let parked: serde_json::Value =
+        serde_json::from_str(g.run(&["events", "--kind", "upload.parked", "--json"]).ok()).unwrap();
+    assert_eq!(parked.as_array().unwrap().len(), 1, "parked once: {parked}");
+    assert_eq!(parked[0]["path"], "/a.txt");
+    assert!(
+        parked[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("secret key is wrong") || r.contains("access denied")),
+        "{parked}"
+    );
     let r = g.run(&["pipe", "test", "cloud"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(s3.get("cell4/a.txt").is_none());
@@ -311,6 +321,17 @@ fn a_200_mib_upload_goes_multipart_with_flat_memory() {
     g.wait_delivered(120);
     assert_eq!(sha256(&s3.get("cell4/big.bin").unwrap()), sha256(&body));
     let after_big = hwm();
+    // A multipart object's ETag (`...-N`) is in its delivery's event.
+    let delivered: serde_json::Value = serde_json::from_str(
+        g.run(&["events", "--kind", "upload.delivered", "--json"])
+            .ok(),
+    )
+    .unwrap();
+    let (head, _) = s3.bucket().head_object("/cell4/big.bin").unwrap();
+    let big = &delivered.as_array().unwrap()[1];
+    assert_eq!(big["key"], "cell4/big.bin", "{delivered}");
+    assert_eq!(big["etag"], head.e_tag.unwrap().trim_matches('"'), "{big}");
+    assert!(big["etag"].as_str().unwrap().contains('-'), "{big}");
     eprintln!("daemon VmHWM: {after_small} KiB after 20 MiB, {after_big} KiB after 200 MiB");
     assert!(
         after_big < after_small + 8 * 1024,
@@ -450,6 +471,9 @@ fn prometheus_metrics_count_sessions_uploads_and_backlog() {
         "ftpgate_logins_total{result=\"ok\"} 1",
         "ftpgate_logins_total{result=\"failed\"} 1",
         "ftpgate_backlog_ops{pipe=\"cloud\"} 1",
+        "ftpgate_sender_uploads_total{sender=\"cam1\"} 1",
+        "ftpgate_sender_received_bytes_total{sender=\"cam1\"} 1000",
+        "ftpgate_sender_silent{sender=\"cam1\"} 0",
     ] {
         assert!(m.lines().any(|l| l == line), "{line} in\n{m}");
     }
@@ -464,6 +488,12 @@ fn prometheus_metrics_count_sessions_uploads_and_backlog() {
     assert!(
         m.lines()
             .any(|l| l == "ftpgate_delivered_ops_total{pipe=\"cloud\"} 1"),
+        "{m}"
+    );
+    // Failed logins reach the Sender's activity with the next batch of events.
+    assert!(
+        m.lines()
+            .any(|l| l == "ftpgate_sender_failed_logins_last_hour{sender=\"cam1\"} 1"),
         "{m}"
     );
 }

@@ -115,15 +115,28 @@ fn serve_metrics(
     cap: u64,
 ) {
     let view = Arc::new(move || {
+        use crate::store::View;
         use std::sync::atomic::Ordering;
-        let mut v = store
-            .read()
-            .and_then(|r| crate::admin::status::from_store(&r))
+        let read = store.read();
+        let mut v = match &read {
+            Ok(r) => crate::admin::status::from_store(r).unwrap_or_default(),
+            Err(_) => Default::default(),
+        };
+        // Only Senders that exist (a removed one's activity goes with it).
+        let senders = read
+            .and_then(|r| {
+                let names: std::collections::HashSet<String> =
+                    r.senders()?.into_iter().map(|s| s.name).collect();
+                let all = r.activities()?;
+                Ok(all.into_iter().filter(|(n, _)| names.contains(n)).collect())
+            })
             .unwrap_or_default();
         control::live_status(&mut v, &srv, &fwd, started, cap);
         let c = crate::metrics::Counters {
             logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
             logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
+            senders,
+            now_ms: crate::clock::now_ms(),
         };
         (v, c)
     });
