@@ -13,6 +13,7 @@ use crate::auth::check_hash;
 use crate::clock::now_secs;
 use crate::names::{Invalid, check_sender_name};
 use crate::net::Cidr;
+use crate::store::hooks::{Hook, Target};
 use crate::store::pipes::PipeSpec;
 use crate::store::senders::TlsReuse;
 use crate::store::{self, Sender, View, Writer};
@@ -25,6 +26,30 @@ pub struct Fleet {
     pub pipes: Vec<PipeSpec>,
     #[serde(default, rename = "sender")]
     pub senders: Vec<SenderSpec>,
+    /// URL hooks. Command hooks run programs on the box: they are set up there, never
+    /// carried by a fleet file.
+    #[serde(default, rename = "hook", skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookSpec>,
+}
+
+/// A URL hook in a fleet file; its secret only with `export --include-secrets` (left
+/// out, `apply` keeps the secret the hook has).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookSpec {
+    pub name: String,
+    pub url: String,
+    /// Kinds it sends; empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<crate::store::events::Kind>,
+    #[serde(default = "default_max_pending")]
+    pub max_pending: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<crate::secret::Secret>,
+}
+
+fn default_max_pending() -> u64 {
+    crate::store::hooks::DEFAULT_MAX_PENDING
 }
 
 /// A Sender in a fleet file; `pipes` are its Grants.
@@ -96,7 +121,39 @@ impl Fleet {
                 )));
             }
         }
+        let mut hooks = BTreeSet::new();
+        for h in &fleet.hooks {
+            if !hooks.insert(h.name.as_str()) {
+                return Err(Invalid(format!(
+                    "fleet file: hook {:?} appears twice",
+                    h.name
+                )));
+            }
+            h.to_hook(None)
+                .check()
+                .map_err(|e| Invalid(format!("fleet file: hook {}: {}", h.name, e.0)))?;
+        }
         Ok(fleet)
+    }
+}
+
+impl HookSpec {
+    /// The hook this spec describes; without a secret of its own it keeps `old`'s.
+    fn to_hook(&self, old: Option<&Hook>) -> Hook {
+        let kept = old.and_then(|h| match &h.target {
+            Target::Url { secret, .. } => Some(secret.clone()),
+            Target::Command { .. } => None,
+        });
+        Hook {
+            name: self.name.clone(),
+            target: Target::Url {
+                url: self.url.clone(),
+                secret: self.secret.clone().or(kept).unwrap_or_default(),
+            },
+            events: self.events.clone(),
+            max_pending: self.max_pending,
+            created: old.map_or_else(now_secs, |h| h.created),
+        }
     }
 }
 
@@ -119,11 +176,22 @@ pub fn export(w: &impl View, include_secrets: bool) -> store::Result<String> {
             expect_every: s.expect_every.map(crate::duration::format),
         });
     }
+    for h in w.hooks()? {
+        if let Target::Url { url, secret } = h.target {
+            fleet.hooks.push(HookSpec {
+                name: h.name,
+                url,
+                events: h.events,
+                max_pending: h.max_pending,
+                secret: (include_secrets && !secret.is_empty()).then_some(secret),
+            });
+        }
+    }
     let body = toml::to_string(&fleet).expect("fleet specs serialize to TOML");
     let secrets = if include_secrets {
-        "S3 secret keys included: keep this file private"
+        "S3 secret keys and hook secrets included: keep this file private"
     } else {
-        "S3 secret keys left out (use --include-secrets to carry them)"
+        "S3 secret keys and hook secrets left out (use --include-secrets to carry them)"
     };
     Ok(format!(
         "# ftpgate fleet file, {}. Password hashes are argon2id; {secrets}.\n\n{body}",
@@ -163,7 +231,45 @@ pub fn apply(w: &Writer, fleet: &Fleet, discard_backlog: bool) -> store::Result<
             format!("- pipe {id}")
         });
     }
+    put_hooks(w, fleet, &mut changes)?;
     Ok(changes)
+}
+
+/// Makes the URL hooks match the file's; command hooks are the box's own and stay.
+fn put_hooks(w: &Writer, fleet: &Fleet, changes: &mut Vec<String>) -> store::Result<()> {
+    let old: BTreeMap<String, Hook> = w
+        .hooks()?
+        .into_iter()
+        .map(|h| (h.name.clone(), h))
+        .collect();
+    for spec in &fleet.hooks {
+        let before = old.get(&spec.name);
+        if let Some(Hook {
+            target: Target::Command { .. },
+            ..
+        }) = before
+        {
+            return Err(store::Error::Invalid(Invalid(format!(
+                "fleet file: hook {:?} is a command hook on this gateway: remove it there first, or name the URL hook differently",
+                spec.name
+            ))));
+        }
+        let hook = spec.to_hook(before);
+        match before {
+            Some(b) if *b == hook => continue,
+            Some(_) => changes.push(format!("~ hook {}", spec.name)),
+            None => changes.push(format!("+ hook {}", spec.name)),
+        }
+        w.put_hook(&hook)?;
+    }
+    for (name, h) in &old {
+        let in_file = fleet.hooks.iter().any(|s| s.name == *name);
+        if !in_file && matches!(h.target, Target::Url { .. }) {
+            w.remove_hook(name)?;
+            changes.push(format!("- hook {name}"));
+        }
+    }
+    Ok(())
 }
 
 /// Adds or changes the file's Pipes; returns the ids there were before.

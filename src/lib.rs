@@ -55,6 +55,7 @@ pub mod fleet;
 pub mod forward;
 pub mod ftp;
 pub mod gateway;
+pub mod hooks;
 pub mod localtime;
 pub mod metrics;
 pub mod names;

@@ -82,6 +82,43 @@ fn senders_of(r: &impl View, id: &str) -> store::Result<Vec<String>> {
         .collect())
 }
 
+fn no_hook(name: &str) -> Error {
+    Error::from(Invalid(format!(
+        "no hook {name:?}: see 'ftpgate hook list'"
+    )))
+}
+
+fn hook_view(r: &impl View, h: &store::hooks::Hook) -> store::Result<protocol::HookView> {
+    use store::hooks::Target;
+    let state = r.hook_state(&h.name)?;
+    let pending = r
+        .events(&store::events::Query {
+            after: Some(state.cursor),
+            kinds: h.events.clone(),
+            limit: store::events::RING as usize,
+            ..Default::default()
+        })?
+        .len() as u64;
+    let (url, command, secret_set) = match &h.target {
+        Target::Url { url, secret } => (Some(url.clone()), None, !secret.is_empty()),
+        Target::Command { path } => (None, Some(path.clone()), false),
+    };
+    Ok(protocol::HookView {
+        name: h.name.clone(),
+        url,
+        command,
+        secret_set,
+        events: h.events.iter().map(|k| k.as_str().to_string()).collect(),
+        max_pending: h.max_pending,
+        pending: pending.min(h.max_pending),
+        sent: state.sent,
+        dropped: state.dropped,
+        failures: state.failures,
+        last_error: state.last_error,
+        last_sent: state.last_sent_ms.map(crate::calendar::format_rfc3339_ms),
+    })
+}
+
 fn done(message: String) -> store::Result<Response> {
     Ok(Response::Done { message })
 }
@@ -89,6 +126,16 @@ fn done(message: String) -> store::Result<Response> {
 /// Carries out `req` against `store`. Blocking: the daemon calls it through
 /// `smol::unblock`. Every change is one transaction, committed only if it succeeds.
 pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
+    if let Request::HookTest { name } = req {
+        let hook = store.read()?.hook(&name)?.ok_or_else(|| no_hook(&name))?;
+        return match crate::hooks::send(&hook, &crate::hooks::test_event(), &crate::hooks::agent())
+        {
+            Ok(()) => Ok(Response::Done {
+                message: format!("hook {name}: the test event was taken"),
+            }),
+            Err(e) => Err(Error::runtime(format!("hook {name}: {e}"))),
+        };
+    }
     if let Request::PipeTest { id } = req {
         let pipe = store
             .read()?
@@ -186,6 +233,13 @@ fn read(r: &impl View, req: Request) -> store::Result<Response> {
             let (ops, next) = status::ops(r, pipe.as_deref(), after.unwrap_or(0), limit)?;
             Ok(Response::Ops { ops, next })
         }
+        Request::HookList => {
+            let mut hooks = Vec::new();
+            for h in r.hooks()? {
+                hooks.push(hook_view(r, &h)?);
+            }
+            Ok(Response::Hooks { hooks })
+        }
         Request::Events { mut query } => {
             query.limit = query.limit.clamp(1, store::events::RING as usize);
             Ok(Response::Events {
@@ -235,6 +289,26 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
         Request::SenderRemove { name } => {
             w.remove_sender(&name)?;
             done(format!("removed sender {name}"))
+        }
+        Request::HookAdd { mut hook } => {
+            let replaced = w.hook(&hook.name)?;
+            if let Some(old) = &replaced {
+                hook.created = old.created;
+            }
+            w.put_hook(&hook)?;
+            done(match replaced {
+                Some(_) => format!("replaced hook {}", hook.name),
+                None => format!("added hook {}: it sends the events from now on", hook.name),
+            })
+        }
+        Request::HookRemove { name } => {
+            if w.hook(&name)?.is_none() {
+                return Err(store::Error::Invalid(Invalid(format!(
+                    "no hook {name:?}: see 'ftpgate hook list'"
+                ))));
+            }
+            w.remove_hook(&name)?;
+            done(format!("removed hook {name}"))
         }
         Request::SenderEnable { name, enabled } => senders::enable(w, &name, enabled),
         Request::Grant { name, pipe } => {

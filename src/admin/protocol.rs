@@ -118,6 +118,18 @@ pub enum Request {
     Events {
         query: crate::store::events::Query,
     },
+    /// Adds a hook, or replaces the one of that name.
+    HookAdd {
+        hook: crate::store::hooks::Hook,
+    },
+    HookList,
+    HookRemove {
+        name: String,
+    },
+    /// Sends a `hook.test` event to the hook now.
+    HookTest {
+        name: String,
+    },
 }
 
 impl Request {
@@ -137,6 +149,8 @@ impl Request {
                 | Request::Status
                 | Request::SpoolList { .. }
                 | Request::Events { .. }
+                | Request::HookList
+                | Request::HookTest { .. }
         )
     }
 }
@@ -312,6 +326,9 @@ pub enum Response {
     Status {
         status: status::StatusView,
     },
+    Hooks {
+        hooks: Vec<HookView>,
+    },
     Events {
         events: Vec<crate::store::events::Event>,
         /// The newest event's id: where `--follow` continues from.
@@ -358,6 +375,26 @@ impl From<Invalid> for Error {
             usage: true,
         }
     }
+}
+
+/// A hook as `hook list` shows it: whether a secret is set, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HookView {
+    pub name: String,
+    pub url: Option<String>,
+    pub command: Option<String>,
+    pub secret_set: bool,
+    /// Kinds it sends; empty: all.
+    pub events: Vec<String>,
+    pub max_pending: u64,
+    /// Events it still has to send (at most `max_pending`).
+    pub pending: u64,
+    pub sent: u64,
+    pub dropped: u64,
+    pub failures: u32,
+    pub last_error: Option<String>,
+    /// When it last sent an event (RFC 3339, UTC).
+    pub last_sent: Option<String>,
 }
 
 /// One of a Sender's public keys, as `sender key list` shows it.

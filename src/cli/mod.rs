@@ -5,6 +5,7 @@
 mod cert;
 mod events;
 mod fleet;
+mod hook;
 mod pipe;
 mod route;
 mod sender;
@@ -41,6 +42,7 @@ enum Command {
     Pipe(pipe::PipeArgs),
     Status(status::StatusArgs),
     Events(events::EventsArgs),
+    Hook(hook::HookArgs),
     Spool(status::SpoolArgs),
     Cert(cert::CertArgs),
     Export(fleet::ExportArgs),
@@ -229,6 +231,7 @@ pub fn main() -> ExitCode {
         Command::Pipe(a) => pipe::run(&ctx, a),
         Command::Status(a) => status::status(&ctx, a),
         Command::Events(a) => events::run(&ctx, a),
+        Command::Hook(a) => hook::run(&ctx, a),
         Command::Spool(a) => status::spool(&ctx, a),
         Command::Cert(a) => cert::run(&ctx, a),
         Command::Export(a) => fleet::export(&ctx, a),

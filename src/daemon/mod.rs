@@ -258,6 +258,8 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         opts.keep_delivered_max,
     );
     log_ready(state, &bound.ftp, sftp_addrs.unwrap_or_default(), &spool);
+    let hook_threads = crate::hooks::Hooks::start(store.clone())
+        .map_err(io_err("cannot start the hooks' thread"))?;
 
     notify_systemd("READY=1");
     smol::block_on(async {
@@ -291,6 +293,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             log::warn!("recording the last events: {e}");
         }
     });
+    drop(hook_threads);
     shut_down(state, &store, sftp_thread);
     Ok(())
 }

@@ -51,10 +51,13 @@ pub enum Kind {
     SpoolOk,
     #[serde(rename = "state.large")]
     StateLarge,
+    /// Sent by `ftpgate hook test` only; never in the ring.
+    #[serde(rename = "hook.test")]
+    HookTest,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 15] = [
+    pub const ALL: [Kind; 16] = [
         Kind::UploadReceived,
         Kind::UploadDelivered,
         Kind::UploadParked,
@@ -70,6 +73,7 @@ impl Kind {
         Kind::SpoolHigh,
         Kind::SpoolOk,
         Kind::StateLarge,
+        Kind::HookTest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -89,6 +93,7 @@ impl Kind {
             Kind::SpoolHigh => "spool.high",
             Kind::SpoolOk => "spool.ok",
             Kind::StateLarge => "state.large",
+            Kind::HookTest => "hook.test",
         }
     }
 }

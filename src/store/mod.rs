@@ -14,6 +14,7 @@ pub mod destination;
 mod error;
 pub mod events;
 mod health;
+pub mod hooks;
 mod idle;
 pub mod namespace;
 mod open;

@@ -15,7 +15,8 @@ use super::{Error, Writer};
 /// counters, spool bodies and garbage, keep-both suffixes; the put index is gone;
 /// 4 = the catalog keyed by directory (`entries`, compact records) with the index of
 /// remembered entries that expire (`remembered`); the JSON `catalog` is gone;
-/// 5 = the event ring (`events`) and per-Sender activity (`activity`).
+/// 5 = the event ring (`events`), per-Sender activity (`activity`), hooks (`hooks`,
+/// `hook_state`).
 pub const SCHEMA_VERSION: u64 = 5;
 
 /// `schema_version` (decimal) and `written_by` (`ftpgate X.Y.Z`).
@@ -62,6 +63,10 @@ pub const PARTIALS: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new(
 pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Sender name → JSON [`super::activity::Activity`].
 pub const ACTIVITY: TableDefinition<&str, &[u8]> = TableDefinition::new("activity");
+/// Hook name → JSON [`super::hooks::Hook`].
+pub const HOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("hooks");
+/// Hook name → JSON [`super::hooks::HookState`]: how far it has got.
+pub const HOOK_STATE: TableDefinition<&str, &[u8]> = TableDefinition::new("hook_state");
 /// Named counters (`next_op`, `next_event`, `steady_ms`: the steady clock, see [`super::Store`]).
 pub const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters");
 
@@ -116,6 +121,8 @@ pub(super) fn migrate(w: &Writer, found: u64) -> Result<(), Error> {
             4 => {
                 txn.open_table(EVENTS)?;
                 txn.open_table(ACTIVITY)?;
+                txn.open_table(HOOKS)?;
+                txn.open_table(HOOK_STATE)?;
             }
             _ => unreachable!("every version below SCHEMA_VERSION has a step"),
         }

@@ -81,6 +81,20 @@ pub trait View: Sized {
         super::events::last_id(self)
     }
 
+    /// Every hook, by name.
+    fn hooks(&self) -> Result<Vec<super::hooks::Hook>> {
+        super::hooks::all(self)
+    }
+
+    fn hook(&self, name: &str) -> Result<Option<super::hooks::Hook>> {
+        super::hooks::get(self, name)
+    }
+
+    /// How far hook `name` has got.
+    fn hook_state(&self, name: &str) -> Result<super::hooks::HookState> {
+        super::hooks::state(self, name)
+    }
+
     /// Pipe ids granted to `name`, in id order.
     fn grants_of(&self, name: &str) -> Result<Vec<String>> {
         senders::grants_of(self, name)
