@@ -179,9 +179,7 @@ fn write_pending(w: &Writer, p: &Pending) -> store::Result<()> {
             w.put_activity(name, &a)?;
         }
     }
-    for (e, at) in &p.events {
-        w.record_event(e.clone(), *at)?;
-    }
+    w.record_events(p.events.iter().cloned())?;
     Ok(())
 }
 

@@ -198,18 +198,6 @@ fn record(
             Err(e) if e.is_internal() => return Err(e),
             r => r,
         };
-        if let Ok(published) = &r {
-            // Its event and its Sender's activity ride in this same commit.
-            let received = Received {
-                sender: &p.sender,
-                pipe: &p.pipe,
-                path: published.path.as_str(),
-                size: j.upload.size,
-                crc32c: j.upload.sum.hex(),
-                proto: None,
-            };
-            w.note_upload(&received, now_ms, day)?;
-        }
         if let Ok(published) = &mut r
             && let Some(old) = w.take_partial(&p.pipe, &p.path)?
             && old.body != j.upload.body
@@ -219,6 +207,23 @@ fn record(
         }
         results.push(r);
     }
+    // Their events and their Senders' activity ride in this same commit.
+    let paths: Vec<String> = results
+        .iter()
+        .map(|r| r.as_ref().map_or(String::new(), |p| p.path.to_string()))
+        .collect();
+    let received: Vec<Received> = (batch.iter().zip(&results).zip(&paths))
+        .filter(|((_, r), _)| r.is_ok())
+        .map(|((j, _), path)| Received {
+            sender: &j.publish.sender,
+            pipe: &j.publish.pipe,
+            path,
+            size: j.upload.size,
+            crc32c: j.upload.sum.hex(),
+            proto: None,
+        })
+        .collect();
+    w.note_uploads(&received, now_ms, day)?;
     Ok(results)
 }
 

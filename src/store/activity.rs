@@ -155,42 +155,59 @@ impl Writer {
     /// An acknowledged upload: its Sender's activity, its `upload.received` event, and
     /// `sender.back` if the Sender was silent. Part of the upload's own commit.
     pub fn note_upload(&self, r: &Received, now_ms: u64, day: i64) -> Result<()> {
-        let mut a = self.activity(r.sender)?;
-        let was_silent = a.upload(
-            day,
-            LastUpload {
+        self.note_uploads(std::slice::from_ref(r), now_ms, day)
+    }
+
+    /// The uploads of one group commit, in order: each Sender's activity read and
+    /// written once, the events numbered together.
+    pub fn note_uploads(&self, uploads: &[Received], now_ms: u64, day: i64) -> Result<()> {
+        let mut activities: Vec<(&str, Activity)> = Vec::new();
+        let mut events = Vec::with_capacity(uploads.len());
+        for r in uploads {
+            let i = match activities.iter().position(|(s, _)| *s == r.sender) {
+                Some(i) => i,
+                None => {
+                    activities.push((r.sender, self.activity(r.sender)?));
+                    activities.len() - 1
+                }
+            };
+            let last = LastUpload {
                 time_ms: now_ms,
                 pipe: r.pipe.to_string(),
                 path: r.path.to_string(),
                 size: r.size,
-            },
-        );
-        // A Sender removed while its upload was on its way has no record to keep.
-        if self.sender(r.sender)?.is_some() {
-            self.put_activity(r.sender, &a)?;
-        }
-        self.record_event(
-            Event {
-                sender: Some(r.sender.to_string()),
-                pipe: Some(r.pipe.to_string()),
-                path: Some(r.path.to_string()),
-                size: Some(r.size),
-                crc32c: Some(r.crc32c.clone()),
-                proto: r.proto.map(str::to_string),
-                ..Event::of(Kind::UploadReceived)
-            },
-            now_ms,
-        )?;
-        if was_silent {
-            self.record_event(
+            };
+            let was_silent = activities[i].1.upload(day, last);
+            events.push((
                 Event {
                     sender: Some(r.sender.to_string()),
                     pipe: Some(r.pipe.to_string()),
-                    ..Event::of(Kind::SenderBack)
+                    path: Some(r.path.to_string()),
+                    size: Some(r.size),
+                    crc32c: Some(r.crc32c.clone()),
+                    proto: r.proto.map(str::to_string),
+                    ..Event::of(Kind::UploadReceived)
                 },
                 now_ms,
-            )?;
+            ));
+            if was_silent {
+                events.push((
+                    Event {
+                        sender: Some(r.sender.to_string()),
+                        pipe: Some(r.pipe.to_string()),
+                        ..Event::of(Kind::SenderBack)
+                    },
+                    now_ms,
+                ));
+            }
         }
+        for (name, a) in &activities {
+            // A Sender removed while its upload was on its way has no record to keep.
+            if self.sender(name)?.is_some() {
+                self.put_activity(name, a)?;
+            }
+        }
+        self.record_events(events)?;
         Ok(())
     }
 }

@@ -253,18 +253,30 @@ pub(super) fn last_id(v: &impl View) -> Result<u64> {
 
 impl Writer {
     /// Records `e` (its id and time set here) and drops the oldest beyond [`RING`].
-    pub fn record_event(&self, mut e: Event, now_ms: u64) -> Result<u64> {
+    pub fn record_event(&self, e: Event, now_ms: u64) -> Result<u64> {
+        self.record_events(std::iter::once((e, now_ms)))
+    }
+
+    /// Records events (each with its time), numbered in order; returns the last id. The
+    /// counter is read and written once for all of them (a group commit's uploads).
+    pub fn record_events(&self, events: impl IntoIterator<Item = (Event, u64)>) -> Result<u64> {
         let mut counters = self.txn.open_table(COUNTERS)?;
-        let id = counters.get("next_event")?.map_or(1, |n| n.value());
-        counters.insert("next_event", id + 1)?;
-        e.id = id;
-        e.time = crate::calendar::format_rfc3339_ms(now_ms);
+        let first = counters.get("next_event")?.map_or(1, |n| n.value());
         let mut t = self.txn.open_table(EVENTS)?;
-        t.insert(id, encode(&e).as_slice())?;
-        if id > RING {
-            t.remove(id - RING)?;
+        let mut next = first;
+        for (mut e, at) in events {
+            e.id = next;
+            e.time = crate::calendar::format_rfc3339_ms(at);
+            t.insert(next, encode(&e).as_slice())?;
+            if next > RING {
+                t.remove(next - RING)?;
+            }
+            next += 1;
         }
-        Ok(id)
+        if next != first {
+            counters.insert("next_event", next)?;
+        }
+        Ok(next - 1)
     }
 }
 

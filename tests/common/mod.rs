@@ -563,6 +563,10 @@ pub struct S3Server {
     /// Runs the server under `faketime` with this offset (`+3h`): its clock, not the
     /// machine's, is moved.
     pub clock: Option<String>,
+    /// While stopped: the port, bound but not listening, so connections are refused and
+    /// no other test's server (tests run in parallel) is given it meanwhile. Without it,
+    /// another test's s3s-fs could take the port and a stopped S3 would answer.
+    hold: Option<socket2::Socket>,
 }
 
 pub const S3_ACCESS: &str = "AKIDFTPGATETEST";
@@ -597,6 +601,7 @@ impl S3Server {
             root: root.to_path_buf(),
             secret: S3_SECRET.into(),
             clock: None,
+            hold: None,
         };
         s.resume();
         s
@@ -614,6 +619,7 @@ impl S3Server {
 
     /// Starts it again on the same port and data (after [`S3Server::stop`]).
     pub fn resume(&mut self) {
+        drop(self.hold.take());
         let mut cmd = match &self.clock {
             Some(offset) => {
                 let mut c = Command::new("faketime");
@@ -650,6 +656,14 @@ impl S3Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+            let s =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            s.set_reuse_address(true).unwrap();
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], self.port).into();
+            // Not listening: a connection is refused, as with no server at all.
+            if s.bind(&addr.into()).is_ok() {
+                self.hold = Some(s);
+            }
         }
     }
 
