@@ -246,6 +246,14 @@ pub async fn run(watch: Watch) {
         smol::Timer::after(Duration::from_secs(1)).await;
         tick += 1;
         let now = now_ms();
+        let health = watch.forwarder.health();
+        let delivered: u64 = health.values().map(|h| h.delivered_ops).sum();
+        let received = watch
+            .server
+            .stats
+            .uploads
+            .load(std::sync::atomic::Ordering::Relaxed);
+        watch.server.minutes.record(received, delivered, now);
         watch_pipes(&watch, &mut said, now);
         if tick.is_multiple_of(5) {
             let (spool, store) = (watch.spool.clone(), watch.store.clone());

@@ -19,7 +19,8 @@
 //! * [`ftp`]: the FTP/FTPS source: protocol layer, sessions, data channels.
 //! * `sftp` (feature `sftp`): the SFTP source: SSH transport, SFTP protocol, sessions.
 //! * [`ops`]: the namespace operations both sources call.
-//! * [`vfs`]: path normalisation and confinement; [`metrics`]: Prometheus text.
+//! * [`vfs`]: path normalisation and confinement; [`metrics`]: Prometheus text;
+//!   [`web`]: the HTTP listener (the status page and `/metrics`).
 //! * [`auth`]: argon2id password hashing, the verified-credential cache, login resolution.
 //! * [`admin`]: the admin operations and the control socket. One function,
 //!   [`admin::execute`], carries out every operation, whether the daemon received it over
@@ -70,3 +71,4 @@ pub mod state;
 pub mod store;
 pub mod support;
 pub mod vfs;
+pub mod web;

@@ -1,13 +1,8 @@
-//! Prometheus metrics on `--metrics ADDR` (text exposition format 0.0.4), rendered from
-//! the same view as `ftpgate status`. A minimal HTTP/1.0 responder: `GET /metrics`
-//! only, requests bounded in size and time.
+//! Prometheus metrics (text exposition format 0.0.4), rendered from the same view as
+//! `ftpgate status`, with a series per Pipe and per Sender; served at `/metrics` by the
+//! HTTP listener (`crate::web`).
 
 use std::fmt::Write;
-use std::sync::Arc;
-use std::time::Duration;
-
-use smol::io::{AsyncReadExt, AsyncWriteExt};
-use smol::net::TcpListener;
 
 use crate::admin::status::{PipeStatus, StatusView};
 
@@ -201,39 +196,6 @@ pub fn render(v: &StatusView, c: &Counters) -> String {
         metric(&mut out, name, kind, help, &samples);
     }
     out
-}
-
-/// Serves `GET /metrics`; `view` builds the current status (blocking, run off the
-/// executor).
-pub async fn serve(
-    listener: TcpListener,
-    view: Arc<dyn Fn() -> (StatusView, Counters) + Send + Sync>,
-) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            smol::Timer::after(Duration::from_millis(100)).await;
-            continue;
-        };
-        let view = view.clone();
-        smol::spawn(async move {
-            let mut req = vec![0u8; 4096];
-            let read = smol::future::or(async { stream.read(&mut req).await.ok() }, async {
-                smol::Timer::after(Duration::from_secs(5)).await;
-                None
-            })
-            .await;
-            let Some(n) = read else { return };
-            let response = if req[..n].starts_with(b"GET /metrics ") || req[..n].starts_with(b"GET /metrics\r") {
-                let (v, c) = smol::unblock(move || view()).await;
-                let body = render(&v, &c);
-                format!("HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n{body}", body.len())
-            } else {
-                "HTTP/1.0 404 Not Found\r\nContent-Length: 20\r\n\r\nonly /metrics here.\n".to_string()
-            };
-            let _ = stream.write_all(response.as_bytes()).await;
-        })
-        .detach();
-    }
 }
 
 #[cfg(test)]

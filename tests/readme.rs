@@ -56,10 +56,18 @@ fn run_block(script: &str, dir: &Path, env: &[(&str, &str)]) -> String {
 }
 
 /// Starts the demo in `dir` and returns it with the upload command it printed.
-fn start_demo(dir: &Path) -> (Helper, String) {
+fn start_demo(dir: &Path, http: &str) -> (Helper, String) {
     let (ftp, sftp) = (free_port().to_string(), free_port().to_string());
     let mut child = Command::new(dir.join("target/release/ftpgate"))
-        .args(["demo", "--port", &ftp, "--sftp-port", &sftp])
+        .args([
+            "demo",
+            "--port",
+            &ftp,
+            "--sftp-port",
+            &sftp,
+            "--http-port",
+            http,
+        ])
         .current_dir(dir)
         .env_remove("FTPGATE_STATE")
         .stdout(Stdio::piped())
@@ -102,7 +110,8 @@ fn the_readme_s_commands_work_as_written() {
         std::os::unix::fs::symlink(BIN, &at).unwrap();
     }
 
-    let (demo, upload) = start_demo(root);
+    let http = free_port();
+    let (demo, upload) = start_demo(root, &http.to_string());
     // The demo's own suggestion, with a file of ours in place of /etc/hostname.
     std::fs::write(root.join("hello.txt"), b"hello from the README\n").unwrap();
     let upload = upload.replacen("/etc/hostname", "hello.txt", 1);
@@ -125,6 +134,16 @@ fn the_readme_s_commands_work_as_written() {
         status.contains("demo"),
         "status shows no demo Pipe:\n{status}"
     );
+    // The demo's status page lists the upload.
+    let page = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+        s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(page.contains("/hello.txt"), "{page}");
     drop(demo);
 
     // On a box: `ftpgate` on PATH, its own state directory, a secret in the environment.

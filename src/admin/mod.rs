@@ -301,6 +301,10 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
                 None => format!("added hook {}: it sends the events from now on", hook.name),
             })
         }
+        Request::HttpToken { digest } => {
+            w.set_http_token_digest(&digest)?;
+            done("made a new HTTP token (the one before no longer works)".into())
+        }
         Request::HookRemove { name } => {
             if w.hook(&name)?.is_none() {
                 return Err(store::Error::Invalid(Invalid(format!(

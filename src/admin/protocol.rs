@@ -130,6 +130,10 @@ pub enum Request {
     HookTest {
         name: String,
     },
+    /// Keeps the digest of a new token for the HTTP listener (`ftpgate http-token`).
+    HttpToken {
+        digest: String,
+    },
 }
 
 impl Request {

@@ -156,3 +156,18 @@ fn add(ctx: &Ctx, a: Add) -> Outcome {
     }
     Ok(())
 }
+
+/// make a new token for the HTTP listener (needed off loopback: ?token= or a bearer
+/// header) and print it once; the one before stops working
+#[derive(FromArgs)]
+#[argh(subcommand, name = "http-token")]
+pub struct HttpTokenArgs {}
+
+pub fn http_token(ctx: &Ctx, _: HttpTokenArgs) -> Outcome {
+    let token = crate::support::random_hex(24);
+    ctx.change(Request::HttpToken {
+        digest: crate::web::digest(&token),
+    })?;
+    println!("token (shown once): {token}");
+    Ok(())
+}

@@ -52,7 +52,11 @@ pub struct ServeArgs {
     /// free space to keep on the spool's filesystem, e.g. 512M (default 64M)
     #[argh(option, from_str_fn(bytes), default = "64 << 20")]
     spool_min_free: u64,
-    /// serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9121
+    /// serve the status page at http://ADDR/ and Prometheus metrics at /metrics, e.g.
+    /// 127.0.0.1:9121 (off a loopback address, requests need 'ftpgate http-token')
+    #[argh(option)]
+    http: Option<SocketAddr>,
+    /// the same as --http (the name of earlier releases)
     #[argh(option)]
     metrics: Option<SocketAddr>,
     /// delivered files remembered at most, all Pipes together, oldest forgotten first
@@ -165,7 +169,14 @@ pub fn run(ctx: &Ctx, a: ServeArgs) -> Outcome {
             ftp,
             sessions,
             limits,
-            metrics: a.metrics,
+            http: match (a.http, a.metrics) {
+                (Some(_), Some(_)) => {
+                    return Err(Failure::usage(
+                        "--http and --metrics name the same listener: give one",
+                    ));
+                }
+                (h, m) => h.or(m),
+            },
             cert,
             sftp_listen: a.sftp_listen,
             sftp_host_key: a.sftp_host_key,
@@ -187,6 +198,9 @@ pub struct DemoArgs {
     /// port to serve SFTP on at 127.0.0.1 (default 2222)
     #[argh(option, default = "2222")]
     sftp_port: u16,
+    /// port of the status page at 127.0.0.1 (default 2180)
+    #[argh(option, default = "2180")]
+    http_port: u16,
 }
 
 /// The demo's Pipe into `STATE/delivered/` and its Sender `demo` with a new password,
@@ -263,6 +277,11 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
     let sftp_addr = cfg!(feature = "sftp")
         .then(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), a.sftp_port));
     print_demo(&state, &delivered, &password, addr, sftp_addr);
+    println!(
+        "Watch it at http://127.0.0.1:{}/ or with: ftpgate --state {} events --follow",
+        a.http_port,
+        state.root().display()
+    );
     let ftp = FtpConfig {
         listen: vec![addr],
         passive_ports: 52000..=52999,
@@ -278,7 +297,10 @@ pub fn demo(ctx: &Ctx, a: DemoArgs, explicit_state: bool) -> Outcome {
             ftp,
             sessions,
             limits: Limits::default(),
-            metrics: None,
+            http: Some(SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                a.http_port,
+            )),
             cert: None,
             sftp_listen: sftp_addr.into_iter().collect(),
             sftp_host_key: None,

@@ -7,6 +7,7 @@
 //! running transfers finish within the grace period, and exit.
 
 mod control;
+mod http;
 mod loops;
 mod open;
 mod sftp;
@@ -62,8 +63,8 @@ pub struct Options {
     /// What every session, FTP or SFTP, is held to.
     pub sessions: server::Config,
     pub limits: spool::Limits,
-    /// Where to serve Prometheus metrics, if anywhere.
-    pub metrics: Option<std::net::SocketAddr>,
+    /// Where to serve the status page and Prometheus metrics (`--http`, `--metrics`).
+    pub http: Option<std::net::SocketAddr>,
     /// `--cert` and `--key`; without them `state/tls/` is used (generated if missing).
     pub cert: Option<(std::path::PathBuf, std::path::PathBuf)>,
     /// `--sftp-listen`: SFTP is off when empty.
@@ -105,44 +106,6 @@ fn load_tls(
     })
 }
 
-/// Serves Prometheus metrics on `listener`: the status view and the login counters.
-fn serve_metrics(
-    listener: smol::net::TcpListener,
-    store: Arc<Store>,
-    srv: Arc<Server>,
-    fwd: Arc<Forwarder>,
-    started: std::time::Instant,
-    cap: u64,
-) {
-    let view = Arc::new(move || {
-        use crate::store::View;
-        use std::sync::atomic::Ordering;
-        let read = store.read();
-        let mut v = match &read {
-            Ok(r) => crate::admin::status::from_store(r).unwrap_or_default(),
-            Err(_) => Default::default(),
-        };
-        // Only Senders that exist (a removed one's activity goes with it).
-        let senders = read
-            .and_then(|r| {
-                let names: std::collections::HashSet<String> =
-                    r.senders()?.into_iter().map(|s| s.name).collect();
-                let all = r.activities()?;
-                Ok(all.into_iter().filter(|(n, _)| names.contains(n)).collect())
-            })
-            .unwrap_or_default();
-        control::live_status(&mut v, &srv, &fwd, started, cap);
-        let c = crate::metrics::Counters {
-            logins_ok: srv.stats.logins_ok.load(Ordering::Relaxed),
-            logins_failed: srv.stats.logins_failed.load(Ordering::Relaxed),
-            senders,
-            now_ms: crate::clock::now_ms(),
-        };
-        (v, c)
-    });
-    smol::spawn(crate::metrics::serve(listener, view)).detach();
-}
-
 /// Waits for SIGTERM or SIGINT; SIGHUP meanwhile reloads the TLS certificate.
 async fn wait_for_stop(
     signals: &mut Signals,
@@ -177,7 +140,7 @@ async fn wait_for_stop(
 /// fails the start with a sentence, not the first connection.
 struct Bound {
     ftp: Vec<smol::net::TcpListener>,
-    metrics: Option<smol::net::TcpListener>,
+    http: Option<smol::net::TcpListener>,
     sftp: Option<sftp::Bound>,
     control: smol::net::unix::UnixListener,
     signals: Signals,
@@ -185,17 +148,17 @@ struct Bound {
 
 fn bind(state: &StateDir, opts: &Options) -> Result<Bound, Error> {
     let ftp = server::bind(&opts.ftp.listen).map_err(io_err("FTP listener"))?;
-    let metrics = match opts.metrics {
+    let http = match opts.http {
         Some(addr) => Some(
             server::bind(&[addr])
-                .map_err(io_err("metrics listener"))?
+                .map_err(io_err("HTTP listener (--http)"))?
                 .remove(0),
         ),
         None => None,
     };
     Ok(Bound {
         ftp,
-        metrics,
+        http,
         sftp: sftp::bind(state, opts)?,
         control: control::bind_control(state)?,
         signals: Signals::new([Signal::Term, Signal::Int, Signal::Hup])
@@ -268,9 +231,15 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
         }
         let control_task = smol::spawn(control::control_loop(bound.control, store.clone(), hooks));
         let forward_task = smol::spawn(forwarder.clone().run());
-        if let Some(listener) = bound.metrics {
-            let (store, srv, fwd) = (store.clone(), srv.clone(), forwarder.clone());
-            serve_metrics(listener, store, srv, fwd, started, opts.keep_delivered_max);
+        if let Some(listener) = bound.http.take() {
+            let site = http::DaemonSite {
+                store: store.clone(),
+                srv: srv.clone(),
+                fwd: forwarder.clone(),
+                started,
+                cap: opts.keep_delivered_max,
+            };
+            smol::spawn(crate::web::serve(listener, Arc::new(site))).detach();
         }
         let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
         let events_task = smol::spawn(crate::events::run(crate::events::Watch {

@@ -78,6 +78,8 @@ pub struct Server {
     pub stats: Stats,
     /// Logins, failures and bans, recorded as events and activity in batches.
     pub events: crate::events::Recorder,
+    /// Files received and delivered per minute, the last hour (the status page's chart).
+    pub minutes: crate::web::minutes::Minutes,
     /// Each connection's place; its token closes the session when dropped (eviction).
     limits: Mutex<Limits<smol::channel::Sender<()>>>,
     /// Password checks running per address (at most [`VERIFYING_PER_IP`] each).
@@ -261,6 +263,7 @@ impl Server {
             tls,
             stats: Stats::default(),
             events: crate::events::Recorder::default(),
+            minutes: crate::web::minutes::Minutes::default(),
             limits: Mutex::new(Limits::new(caps)),
             verifying: Mutex::new(HashMap::new()),
             tls_sessions: Mutex::new(HashMap::new()),

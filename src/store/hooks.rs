@@ -117,6 +117,14 @@ pub(super) fn state(v: &impl View, name: &str) -> Result<HookState> {
 }
 
 impl Writer {
+    /// Keeps the digest of a new HTTP token (the token itself is never stored).
+    pub fn set_http_token_digest(&self, digest: &str) -> Result<()> {
+        self.txn
+            .open_table(super::schema::META)?
+            .insert("http_token_sha256", digest)?;
+        Ok(())
+    }
+
     /// Adds or replaces a hook. A new hook starts after the newest event: it sends
     /// what happens from now on.
     pub fn put_hook(&self, h: &Hook) -> Result<()> {

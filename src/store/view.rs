@@ -81,6 +81,14 @@ pub trait View: Sized {
         super::events::last_id(self)
     }
 
+    /// The SHA-256 (hex) of the HTTP listener's token, if `ftpgate http-token` made one.
+    fn http_token_digest(&self) -> Result<Option<String>> {
+        Ok(self
+            .table(schema::META)?
+            .get("http_token_sha256")?
+            .map(|v| v.value().to_string()))
+    }
+
     /// Every hook, by name.
     fn hooks(&self) -> Result<Vec<super::hooks::Hook>> {
         super::hooks::all(self)
