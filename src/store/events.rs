@@ -213,32 +213,34 @@ pub(super) fn list(v: &impl View, q: &Query) -> Result<Vec<Event>> {
     let t = v.table(EVENTS)?;
     let mut out = Vec::new();
     let limit = q.limit.max(1);
+    // Keeps one event if it matches; true once there are enough.
+    let mut keep = |id: u64, bytes: &[u8]| -> Result<bool> {
+        let e: Event = decode("events", &id.to_string(), bytes)?;
+        if q.matches(&e) {
+            out.push(e);
+        }
+        Ok(out.len() == limit)
+    };
     match q.after {
         Some(after) => {
             for row in t.range(after.saturating_add(1)..)? {
                 let (k, val) = row?;
-                let e: Event = decode("events", &k.value().to_string(), val.value())?;
-                if q.matches(&e) {
-                    out.push(e);
-                    if out.len() == limit {
-                        break;
-                    }
+                if keep(k.value(), val.value())? {
+                    break;
                 }
             }
         }
         None => {
             for row in t.iter()?.rev() {
                 let (k, val) = row?;
-                let e: Event = decode("events", &k.value().to_string(), val.value())?;
-                if q.matches(&e) {
-                    out.push(e);
-                    if out.len() == limit {
-                        break;
-                    }
+                if keep(k.value(), val.value())? {
+                    break;
                 }
             }
-            out.reverse();
         }
+    }
+    if q.after.is_none() {
+        out.reverse();
     }
     Ok(out)
 }
