@@ -274,3 +274,74 @@ fn events_arguments_are_checked() {
     let out = g.run(&["events"]).ok().to_string();
     assert!(out.contains("no events yet"), "{out}");
 }
+
+/// A destination failing for longer than `--offline-grace` is `pipe.offline`, and
+/// `pipe.online` once it delivers again; a spool past 80 % of `--spool-max-bytes` is
+/// `spool.high`, and `spool.ok` once delivered.
+#[test]
+fn an_offline_pipe_and_a_filling_spool_are_events_and_so_is_their_end() {
+    let g = Gate::provisioned();
+    g.hold_deliveries();
+    let d = g.serve(&["--offline-grace", "1s", "--spool-max-bytes", "1M"]);
+    let mut c = Raw::login(d.ftp());
+    assert_eq!(c.stor("big.bin", &data(900_000, 5)).code, 226);
+    wait_for(20, "pipe.offline and spool.high", || {
+        let all = events(&g, &[]);
+        !of_kind(&all, "pipe.offline").is_empty() && !of_kind(&all, "spool.high").is_empty()
+    });
+    let all = events(&g, &[]);
+    let offline = of_kind(&all, "pipe.offline")[0];
+    assert_eq!(offline["pipe"], "line1");
+    assert!(
+        offline["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{offline}"
+    );
+    assert!(of_kind(&all, "spool.high")[0]["bytes"].as_u64() >= Some(900_000));
+    g.resume_deliveries();
+    wait_for(40, "pipe.online and spool.ok", || {
+        let all = events(&g, &[]);
+        !of_kind(&all, "pipe.online").is_empty() && !of_kind(&all, "spool.ok").is_empty()
+    });
+    let all = events(&g, &[]);
+    assert_eq!(of_kind(&all, "pipe.offline").len(), 1, "said once: {all:?}");
+    assert_eq!(of_kind(&all, "spool.high").len(), 1, "said once: {all:?}");
+    drop(c);
+}
+
+/// A state file that would not fit twice in the free space beside it is `state.large`
+/// (on a small file system of the test's own; needs root to mount it).
+#[test]
+fn a_state_file_with_no_room_to_grow_is_an_event() {
+    let Some(g) = Gate::on_small_disk(16) else {
+        return;
+    };
+    g.provision(&g.state().join("delivered"));
+    let d = g.serve(&[]);
+    let state_bytes = std::fs::metadata(g.state().join("ftpgate.redb"))
+        .unwrap()
+        .len();
+    // Leave less than twice the state file free.
+    let free = {
+        let out = Command::new("df")
+            .args(["-B1", "--output=avail"])
+            .arg(g.state())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let filler = g.state().join("filler");
+    std::fs::write(&filler, vec![0u8; (free - state_bytes) as usize]).unwrap();
+    wait_for(20, "state.large", || {
+        !of_kind(&events(&g, &[]), "state.large").is_empty()
+    });
+    let e = &of_kind(&events(&g, &[]), "state.large")[0].clone();
+    assert!(e["bytes"].as_u64() >= Some(state_bytes), "{e}");
+    std::fs::remove_file(&filler).unwrap();
+    drop(d);
+}
