@@ -1,12 +1,11 @@
 //! Events and activity with no commit of their own: logins (failed or not), bans,
 //! silent Senders, Pipes offline, a spool or state file filling up. Sessions hand them to
-//! the [`Recorder`] without waiting; [`run`] writes whatever gathered in one commit at
-//! most once a second, so a password-guessing bot costs one commit a second, not one
-//! per guess. Upload events ride in the commits that already happen (`store::events`).
+//! the [`Recorder`] without waiting; the daemon's watch (`daemon::watch`) writes whatever
+//! gathered in one commit at most once a second, so a password-guessing bot costs one
+//! commit a second, not one per guess. Upload events ride in the commits that already
+//! happen (`store::events`).
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Mutex;
 
 use crate::clock::now_ms;
 use crate::store::activity::LastLogin;
@@ -106,7 +105,7 @@ impl Recorder {
     }
 
     /// Whether anything waits for a commit.
-    fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         let p = self.pending();
         p.len() == 0 && p.dropped == 0
     }
@@ -131,7 +130,7 @@ impl Recorder {
 
     /// Marks Senders silent that have not uploaded for longer than they are expected
     /// to: read first, written only when one turned silent.
-    fn check_silence(&self, store: &Store, now: u64) -> store::Result<()> {
+    pub fn check_silence(&self, store: &Store, now: u64) -> store::Result<()> {
         let due = {
             let r = store.read()?;
             silent_now(&r, self.started_ms, now)?
@@ -213,154 +212,4 @@ fn silent_now(v: &impl View, started_ms: u64, now: u64) -> store::Result<Vec<Str
         }
     }
     Ok(out)
-}
-
-/// What [`run`] watches besides the recorder: transitions said once each.
-pub struct Watch {
-    /// The sessions' recorder lives in the server (`Server::events`).
-    pub server: Arc<crate::gateway::server::Server>,
-    pub forwarder: Arc<crate::forward::Forwarder>,
-    pub spool: Arc<crate::spool::Spool>,
-    pub store: Arc<Store>,
-    /// How long a Pipe fails before `pipe.offline`.
-    pub offline_grace: Duration,
-}
-
-/// Conditions already reported, so each change is said once.
-#[derive(Default)]
-struct Said {
-    offline: HashSet<String>,
-    spool_high: bool,
-    state_large: bool,
-    /// When each failing Pipe was first seen failing (ms).
-    failing_since: HashMap<String, u64>,
-}
-
-/// Writes the recorder's batches (at most one commit a second) and watches for silent
-/// Senders, offline Pipes, a filling spool and a large state file.
-pub async fn run(watch: Watch) {
-    let mut said = Said::default();
-    let mut failing = crate::repeated::Repeated::default();
-    let mut tick: u64 = 0;
-    loop {
-        smol::Timer::after(Duration::from_secs(1)).await;
-        tick += 1;
-        let now = now_ms();
-        let health = watch.forwarder.health();
-        let delivered: u64 = health.values().map(|h| h.delivered_ops).sum();
-        let received = watch
-            .server
-            .stats
-            .uploads
-            .load(std::sync::atomic::Ordering::Relaxed);
-        watch.server.minutes.record(received, delivered, now);
-        watch_pipes(&watch, &mut said, now);
-        if tick.is_multiple_of(5) {
-            let (spool, store) = (watch.spool.clone(), watch.store.clone());
-            let fill = smol::unblock(move || Fill::measure(&spool, &store)).await;
-            fill.report(&watch.server.events, &mut said);
-        }
-        let (srv, store) = (watch.server.clone(), watch.store.clone());
-        if srv.events.is_empty() && !tick.is_multiple_of(5) {
-            continue;
-        }
-        let done = smol::unblock(move || {
-            srv.events.flush(&store)?;
-            srv.events.check_silence(&store, now)
-        })
-        .await;
-        match done {
-            Ok(()) => failing.clear(),
-            Err(e) => {
-                failing.error(format!("recording events: {e}"));
-            }
-        }
-    }
-}
-
-/// `pipe.offline` once a Pipe has failed for longer than the grace, `pipe.online` when
-/// it delivers again.
-fn watch_pipes(watch: &Watch, said: &mut Said, now: u64) {
-    let grace = watch.offline_grace.as_millis() as u64;
-    for (pipe, h) in watch.forwarder.health() {
-        if h.failures > 0 {
-            let since = *said.failing_since.entry(pipe.clone()).or_insert(now);
-            if now.saturating_sub(since) >= grace && said.offline.insert(pipe.clone()) {
-                watch.server.events.event(Event {
-                    pipe: Some(pipe.clone()),
-                    reason: h.last_error.clone(),
-                    seconds: Some(now.saturating_sub(since) / 1000),
-                    ..Event::of(Kind::PipeOffline)
-                });
-            }
-        } else {
-            let since = said.failing_since.remove(&pipe);
-            if said.offline.remove(&pipe) {
-                watch.server.events.event(Event {
-                    pipe: Some(pipe.clone()),
-                    seconds: since.map(|s| now.saturating_sub(s) / 1000),
-                    ..Event::of(Kind::PipeOnline)
-                });
-            }
-        }
-    }
-}
-
-/// How full the spool and the state file's disk are.
-struct Fill {
-    spool_bytes: u64,
-    high: bool,
-    state: Option<(u64, u64)>,
-}
-
-impl Fill {
-    fn measure(spool: &crate::spool::Spool, store: &Store) -> Fill {
-        let limits = spool.limits();
-        let used = spool.used();
-        let free = spool.free_space().ok();
-        let over_max = limits.max_bytes > 0 && used.saturating_mul(5) >= limits.max_bytes * 4;
-        let low_disk = free.is_some_and(|f| f < limits.min_free.saturating_mul(2));
-        let state_bytes = store.file_bytes();
-        let state_free = store
-            .path()
-            .parent()
-            .and_then(|dir| rustix::fs::statvfs(dir).ok())
-            .map(|st| st.f_bavail.saturating_mul(st.f_frsize));
-        Fill {
-            spool_bytes: used,
-            high: over_max || low_disk,
-            state: state_free.map(|f| (state_bytes, f)),
-        }
-    }
-
-    /// `spool.high` at 80 % of `--spool-max-bytes` or with free disk below twice
-    /// `--spool-min-free`, `spool.ok` when neither holds; `state.large` when the state
-    /// file would not fit twice in the free space beside it (see `status`).
-    fn report(&self, r: &Recorder, said: &mut Said) {
-        if self.high != said.spool_high {
-            said.spool_high = self.high;
-            let kind = if self.high {
-                Kind::SpoolHigh
-            } else {
-                Kind::SpoolOk
-            };
-            r.event(Event {
-                bytes: Some(self.spool_bytes),
-                ..Event::of(kind)
-            });
-        }
-        let large = self
-            .state
-            .is_some_and(|(size, free)| free < size.saturating_mul(2));
-        if large && !said.state_large {
-            r.event(Event {
-                bytes: self.state.map(|(size, _)| size),
-                reason: Some(
-                    "the state file would not fit twice in the free space on its disk".into(),
-                ),
-                ..Event::of(Kind::StateLarge)
-            });
-        }
-        said.state_large = large;
-    }
 }

@@ -11,6 +11,7 @@ mod http;
 mod loops;
 mod open;
 mod sftp;
+mod watch;
 
 use std::io;
 use std::sync::Arc;
@@ -242,7 +243,7 @@ pub fn run(state: &StateDir, opts: Options) -> Result<(), Error> {
             smol::spawn(crate::web::serve(listener, Arc::new(site))).detach();
         }
         let housekeeping = loops::start(&store, &spool, opts.keep_delivered_max);
-        let events_task = smol::spawn(crate::events::run(crate::events::Watch {
+        let events_task = smol::spawn(watch::run(watch::Watch {
             server: srv.clone(),
             forwarder: forwarder.clone(),
             spool: spool.clone(),
