@@ -76,15 +76,6 @@ pub fn format_rfc3339_ms(ms: u64) -> String {
     )
 }
 
-/// `YYYY-MM-DD HH:MM` for seconds since the epoch already moved to local time.
-pub fn format_minute(local_secs: i64) -> String {
-    let c = civil(local_secs.max(0) as u64);
-    format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}",
-        c.year, c.month, c.day, c.hour, c.min
-    )
-}
-
 /// `YYYY-MM-DD HH:MM:SS` for seconds since the epoch already moved to local time.
 pub fn format_second(local_secs: i64) -> String {
     let c = civil(local_secs.max(0) as u64);

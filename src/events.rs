@@ -140,23 +140,19 @@ impl Recorder {
         }
         store.write(|w| {
             // Checked again inside the transaction: an upload may have come meanwhile.
-            for name in silent_now(w, self.started_ms, now)? {
-                let mut a = w.activity(&name)?;
-                let since = silence_start(w, &name, &a, self.started_ms)?;
+            for (name, mut a, since) in silent_now(w, self.started_ms, now)? {
+                let silent_secs = now.saturating_sub(since) / 1000;
                 a.silent = true;
                 w.put_activity(&name, &a)?;
                 w.record_event(
                     Event {
                         sender: Some(name.clone()),
-                        seconds: Some(now.saturating_sub(since) / 1000),
+                        seconds: Some(silent_secs),
                         ..Event::of(Kind::SenderSilent)
                     },
                     now,
                 )?;
-                log::warn!(
-                    "sender {name} is silent: no upload for {}s",
-                    now.saturating_sub(since) / 1000
-                );
+                log::warn!("sender {name} is silent: no upload for {silent_secs}s");
             }
             Ok(())
         })
@@ -182,21 +178,20 @@ fn write_pending(w: &Writer, p: &Pending) -> store::Result<()> {
     Ok(())
 }
 
-/// When the current silence of `name` began: its last upload, when `--expect-every`
-/// was set, or when this daemon started, whichever is latest.
-fn silence_start(
-    v: &impl View,
-    name: &str,
-    a: &store::activity::Activity,
-    started_ms: u64,
-) -> store::Result<u64> {
-    let since = v.existing_sender(name)?.expect_since.saturating_mul(1000);
+/// When a Sender's current silence began (ms): its last upload, when `--expect-every`
+/// was set (`expect_since`, seconds), or when this daemon started, whichever is latest.
+fn silence_start(expect_since: u64, a: &store::activity::Activity, started_ms: u64) -> u64 {
     let last = a.last_upload.as_ref().map_or(0, |u| u.time_ms);
-    Ok(since.max(last).max(started_ms))
+    expect_since.saturating_mul(1000).max(last).max(started_ms)
 }
 
-/// Senders with `--expect-every` that are not yet marked silent and should be.
-fn silent_now(v: &impl View, started_ms: u64, now: u64) -> store::Result<Vec<String>> {
+/// Senders with `--expect-every` that are not yet marked silent and should be, with
+/// their activity and when their silence began.
+fn silent_now(
+    v: &impl View,
+    started_ms: u64,
+    now: u64,
+) -> store::Result<Vec<(String, store::activity::Activity, u64)>> {
     let mut out = Vec::new();
     for s in v.senders()? {
         let Some(every) = s.expect_every else {
@@ -206,9 +201,9 @@ fn silent_now(v: &impl View, started_ms: u64, now: u64) -> store::Result<Vec<Str
         if a.silent {
             continue;
         }
-        let since = silence_start(v, &s.name, &a, started_ms)?;
+        let since = silence_start(s.expect_since, &a, started_ms);
         if now.saturating_sub(since) > every.saturating_mul(1000) {
-            out.push(s.name);
+            out.push((s.name, a, since));
         }
     }
     Ok(out)

@@ -32,8 +32,9 @@ pub fn day(unix_ms: u64) -> i64 {
 
 /// `YYYY-MM-DD HH:MM` in the gateway's zone, for tables a person reads.
 pub fn format_minute(unix_ms: u64) -> String {
-    let secs = unix_ms / 1000;
-    crate::calendar::format_minute(secs as i64 + offset_secs(secs))
+    let mut text = format_second(unix_ms);
+    text.truncate("YYYY-MM-DD HH:MM".len());
+    text
 }
 
 /// `YYYY-MM-DD HH:MM:SS` in the gateway's zone.

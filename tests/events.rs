@@ -321,20 +321,7 @@ fn a_state_file_with_no_room_to_grow_is_an_event() {
         .unwrap()
         .len();
     // Leave less than twice the state file free.
-    let free = {
-        let out = Command::new("df")
-            .args(["-B1", "--output=avail"])
-            .arg(g.state())
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .parse::<u64>()
-            .unwrap()
-    };
+    let free = free_bytes(g.state());
     let filler = g.state().join("filler");
     std::fs::write(&filler, vec![0u8; (free - state_bytes) as usize]).unwrap();
     wait_for(20, "state.large", || {

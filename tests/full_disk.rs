@@ -221,18 +221,3 @@ fn spool_min_free_holds_while_many_sessions_upload_at_once() {
         st >> 20
     );
 }
-
-fn free_bytes(dir: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("df")
-        .args(["-B1", "--output=avail"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}

@@ -28,6 +28,12 @@ fn chromium(args: &[&str], url: &str) -> std::process::Output {
         .expect("run chromium")
 }
 
+/// Makes a new token for the HTTP listener and returns what `http-token` printed.
+fn http_token(g: &Gate) -> String {
+    let out = g.run(&["http-token"]).ok().to_string();
+    out.trim().rsplit(' ').next().unwrap().to_string()
+}
+
 fn get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -55,14 +61,7 @@ fn the_status_page_shows_the_upload_and_its_sender_in_a_real_browser() {
         hook_secret,
     )
     .ok();
-    let token = g
-        .run(&["http-token"])
-        .ok()
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = http_token(&g);
     let addr = format!("127.0.0.1:{}", free_port());
     let d = g.serve(&["--http", &addr]);
     let mut c = Raw::login(d.ftp());
@@ -132,14 +131,7 @@ fn the_status_page_shows_the_upload_and_its_sender_in_a_real_browser() {
 fn off_loopback_the_page_and_metrics_need_the_token() {
     assert!(have("unshare") && have("ip"), "util-linux and iproute2");
     let g = Gate::provisioned();
-    let token = g
-        .run(&["http-token"])
-        .ok()
-        .trim()
-        .rsplit(' ')
-        .next()
-        .unwrap()
-        .to_string();
+    let token = http_token(&g);
     let script = format!(
         r#"set -e
 ip link set lo up

@@ -82,12 +82,6 @@ fn senders_of(r: &impl View, id: &str) -> store::Result<Vec<String>> {
         .collect())
 }
 
-fn no_hook(name: &str) -> Error {
-    Error::from(Invalid(format!(
-        "no hook {name:?}: see 'ftpgate hook list'"
-    )))
-}
-
 fn hook_view(r: &impl View, h: &store::hooks::Hook) -> store::Result<protocol::HookView> {
     use store::hooks::Target;
     let state = r.hook_state(&h.name)?;
@@ -127,7 +121,10 @@ fn done(message: String) -> store::Result<Response> {
 /// `smol::unblock`. Every change is one transaction, committed only if it succeeds.
 pub fn execute(store: &Store, req: Request) -> Result<Response, Error> {
     if let Request::HookTest { name } = req {
-        let hook = store.read()?.hook(&name)?.ok_or_else(|| no_hook(&name))?;
+        let hook = store
+            .read()?
+            .hook(&name)?
+            .ok_or_else(|| store::hooks::no_such_hook(&name))?;
         return match crate::hooks::send(&hook, &crate::hooks::test_event(), &crate::hooks::agent())
         {
             Ok(()) => Ok(Response::Done {
@@ -306,11 +303,6 @@ fn run(w: &Writer, req: Request) -> store::Result<Response> {
             done("made a new HTTP token (the one before no longer works)".into())
         }
         Request::HookRemove { name } => {
-            if w.hook(&name)?.is_none() {
-                return Err(store::Error::Invalid(Invalid(format!(
-                    "no hook {name:?}: see 'ftpgate hook list'"
-                ))));
-            }
             w.remove_hook(&name)?;
             done(format!("removed hook {name}"))
         }

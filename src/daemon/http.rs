@@ -15,6 +15,13 @@ use crate::store::{Store, View};
 /// Events the page lists.
 const PAGE_EVENTS: usize = 25;
 
+/// The status view, the Senders with their `--expect-every` and activity, and events.
+type Picture = (
+    StatusView,
+    Vec<(String, Option<u64>, Activity)>,
+    Vec<crate::store::events::Event>,
+);
+
 pub(super) struct DaemonSite {
     pub store: Arc<Store>,
     pub srv: Arc<Server>,
@@ -24,32 +31,40 @@ pub(super) struct DaemonSite {
 }
 
 impl DaemonSite {
-    /// The status view, and each existing Sender with its `--expect-every` and activity.
-    fn view(&self) -> (StatusView, Vec<(String, Option<u64>, Activity)>) {
+    /// The status view, each existing Sender with its `--expect-every` and activity, and
+    /// the newest `events` events, from one read snapshot.
+    fn view(&self, events: usize) -> Picture {
         let read = self.store.read();
         let mut v = match &read {
             Ok(r) => crate::admin::status::from_store(r).unwrap_or_default(),
             Err(_) => StatusView::default(),
         };
         crate::admin::status::state_file(&self.store, &mut v);
-        let senders = read
+        let (senders, newest) = read
             .and_then(|r| {
                 let mut out = Vec::new();
                 for s in r.senders()? {
                     let a = r.activity(&s.name)?;
                     out.push((s.name, s.expect_every, a));
                 }
-                Ok(out)
+                let newest = match events {
+                    0 => Vec::new(),
+                    limit => r.events(&crate::store::events::Query {
+                        limit,
+                        ..Default::default()
+                    })?,
+                };
+                Ok((out, newest))
             })
             .unwrap_or_default();
         control::live_status(&mut v, &self.srv, &self.fwd, self.started, self.cap);
-        (v, senders)
+        (v, senders, newest)
     }
 }
 
 impl crate::web::Site for DaemonSite {
     fn metrics(&self) -> String {
-        let (v, senders) = self.view();
+        let (v, senders, _) = self.view(0);
         let c = crate::metrics::Counters {
             logins_ok: self.srv.stats.logins_ok.load(Ordering::Relaxed),
             logins_failed: self.srv.stats.logins_failed.load(Ordering::Relaxed),
@@ -60,18 +75,8 @@ impl crate::web::Site for DaemonSite {
     }
 
     fn page(&self) -> String {
-        let (status, senders) = self.view();
+        let (status, senders, events) = self.view(PAGE_EVENTS);
         let now_ms = crate::clock::now_ms();
-        let events = self
-            .store
-            .read()
-            .and_then(|r| {
-                r.events(&crate::store::events::Query {
-                    limit: PAGE_EVENTS,
-                    ..Default::default()
-                })
-            })
-            .unwrap_or_default();
         let host = rustix::system::uname()
             .nodename()
             .to_string_lossy()

@@ -51,7 +51,7 @@ pub(super) async fn run(watch: Watch) {
             .uploads
             .load(std::sync::atomic::Ordering::Relaxed);
         watch.server.minutes.record(received, delivered, now);
-        watch_pipes(&watch, &mut said, now);
+        watch_pipes(&watch, &health, &mut said, now);
         if tick.is_multiple_of(5) {
             let (spool, store) = (watch.spool.clone(), watch.store.clone());
             let fill = smol::unblock(move || Fill::measure(&spool, &store)).await;
@@ -77,9 +77,14 @@ pub(super) async fn run(watch: Watch) {
 
 /// `pipe.offline` once a Pipe has failed for longer than the grace, `pipe.online` when
 /// it delivers again.
-fn watch_pipes(watch: &Watch, said: &mut Said, now: u64) {
+fn watch_pipes(
+    watch: &Watch,
+    health: &HashMap<String, crate::forward::Health>,
+    said: &mut Said,
+    now: u64,
+) {
     let grace = watch.offline_grace.as_millis() as u64;
-    for (pipe, h) in watch.forwarder.health() {
+    for (pipe, h) in health {
         if h.failures > 0 {
             let since = *said.failing_since.entry(pipe.clone()).or_insert(now);
             if now.saturating_sub(since) >= grace && said.offline.insert(pipe.clone()) {
@@ -91,8 +96,8 @@ fn watch_pipes(watch: &Watch, said: &mut Said, now: u64) {
                 });
             }
         } else {
-            let since = said.failing_since.remove(&pipe);
-            if said.offline.remove(&pipe) {
+            let since = said.failing_since.remove(pipe);
+            if said.offline.remove(pipe) {
                 watch.server.events.event(Event {
                     pipe: Some(pipe.clone()),
                     seconds: since.map(|s| now.saturating_sub(s) / 1000),
@@ -107,7 +112,9 @@ fn watch_pipes(watch: &Watch, said: &mut Said, now: u64) {
 struct Fill {
     spool_bytes: u64,
     high: bool,
-    state: Option<(u64, u64)>,
+    state_bytes: u64,
+    /// What `status` warns of when the state file would not fit twice beside itself.
+    state_warning: Option<String>,
 }
 
 impl Fill {
@@ -117,22 +124,19 @@ impl Fill {
         let free = spool.free_space().ok();
         let over_max = limits.max_bytes > 0 && used.saturating_mul(5) >= limits.max_bytes * 4;
         let low_disk = free.is_some_and(|f| f < limits.min_free.saturating_mul(2));
-        let state_bytes = store.file_bytes();
-        let state_free = store
-            .path()
-            .parent()
-            .and_then(|dir| rustix::fs::statvfs(dir).ok())
-            .map(|st| st.f_bavail.saturating_mul(st.f_frsize));
+        let mut view = crate::admin::status::StatusView::default();
+        crate::admin::status::state_file(store, &mut view);
         Fill {
             spool_bytes: used,
             high: over_max || low_disk,
-            state: state_free.map(|f| (state_bytes, f)),
+            state_bytes: view.state_bytes,
+            state_warning: view.state_warning,
         }
     }
 
     /// `spool.high` at 80 % of `--spool-max-bytes` or with free disk below twice
-    /// `--spool-min-free`, `spool.ok` when neither holds; `state.large` when the state
-    /// file would not fit twice in the free space beside it (see `status`).
+    /// `--spool-min-free`, `spool.ok` when neither holds; `state.large` when `status`
+    /// warns that the state file would not fit twice in the free space beside it.
     fn report(&self, r: &Recorder, said: &mut Said) {
         if self.high != said.spool_high {
             said.spool_high = self.high;
@@ -146,18 +150,15 @@ impl Fill {
                 ..Event::of(kind)
             });
         }
-        let large = self
-            .state
-            .is_some_and(|(size, free)| free < size.saturating_mul(2));
-        if large && !said.state_large {
+        if let Some(warning) = &self.state_warning
+            && !said.state_large
+        {
             r.event(Event {
-                bytes: self.state.map(|(size, _)| size),
-                reason: Some(
-                    "the state file would not fit twice in the free space on its disk".into(),
-                ),
+                bytes: Some(self.state_bytes),
+                reason: Some(warning.clone()),
                 ..Event::of(Kind::StateLarge)
             });
         }
-        said.state_large = large;
+        said.state_large = self.state_warning.is_some();
     }
 }

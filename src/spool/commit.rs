@@ -208,19 +208,17 @@ fn record(
         results.push(r);
     }
     // Their events and their Senders' activity ride in this same commit.
-    let paths: Vec<String> = results
-        .iter()
-        .map(|r| r.as_ref().map_or(String::new(), |p| p.path.to_string()))
-        .collect();
-    let received: Vec<Received> = (batch.iter().zip(&results).zip(&paths))
-        .filter(|((_, r), _)| r.is_ok())
-        .map(|((j, _), path)| Received {
-            sender: &j.publish.sender,
-            pipe: &j.publish.pipe,
-            path,
-            size: j.upload.size,
-            crc32c: j.upload.sum.hex(),
-            proto: None,
+    let received: Vec<Received> = (batch.iter().zip(&results))
+        .filter_map(|(j, r)| {
+            let published = r.as_ref().ok()?;
+            Some(Received {
+                sender: &j.publish.sender,
+                pipe: &j.publish.pipe,
+                path: published.path.as_str(),
+                size: j.upload.size,
+                crc32c: j.upload.sum.hex(),
+                proto: None,
+            })
         })
         .collect();
     w.note_uploads(&received, now_ms, day)?;

@@ -104,6 +104,13 @@ pub struct HookState {
     pub last_sent_ms: Option<u64>,
 }
 
+/// What asking for a hook that does not exist gets.
+pub fn no_such_hook(name: &str) -> Error {
+    Error::Invalid(Invalid(format!(
+        "no hook {name:?}: see 'ftpgate hook list'"
+    )))
+}
+
 pub(super) fn all(v: &impl View) -> Result<Vec<Hook>> {
     all_records(&v.table(HOOKS)?, "hooks")
 }
@@ -145,9 +152,7 @@ impl Writer {
 
     pub fn remove_hook(&self, name: &str) -> Result<()> {
         if self.txn.open_table(HOOKS)?.remove(name)?.is_none() {
-            return Err(Error::Invalid(Invalid(format!(
-                "no hook {name:?}: see 'ftpgate hook list'"
-            ))));
+            return Err(no_such_hook(name));
         }
         self.txn.open_table(HOOK_STATE)?.remove(name)?;
         Ok(())

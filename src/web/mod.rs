@@ -199,7 +199,8 @@ async fn read_request(stream: &mut smol::net::TcpStream) -> Option<Result<Asked,
             match parse(&buf) {
                 Ok(None) if buf.len() < MAX_REQUEST => continue,
                 Ok(None) => return Some(Err(Refusal::Bad)),
-                done => return Some(done.map(|a| a.expect("complete"))),
+                Ok(Some(asked)) => return Some(Ok(asked)),
+                Err(refused) => return Some(Err(refused)),
             }
         }
     };

@@ -768,6 +768,22 @@ impl Gate {
 }
 
 /// Whether `tool` is on `PATH`.
+/// Bytes free for an unprivileged writer on the file system holding `dir` (`df`).
+pub fn free_bytes(dir: &Path) -> u64 {
+    let out = Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
 pub fn have(tool: &str) -> bool {
     Command::new("sh")
         .arg("-c")
